@@ -1,0 +1,1 @@
+"""The `unitaf-data` and `unitaf` command lines (installed as `unitaf_cli`)."""

@@ -1,0 +1,340 @@
+"""`unitaf-data build` on Ray: wires the stage functions of `unitaf_data` into a resumable run.
+
+Units of work, each written under a temporary name, renamed, and only then marked done:
+1. demo corpus (only for `--source demo` without `--input`): one synthesis task per recording;
+2. transcribe: one recording → `.build/recordings/{id}.json` (load task → ASR actor pool →
+   plan task);
+3. write: one shard → `data/{split}/{split}-NNNNNN.tar` + `.build/shards/{name}.json`;
+4. finish: manifest, rejected, unitaf.json and dataset card from the markers.
+A rerun with the same settings skips every unit already marked, so a killed build resumes
+and ends with the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unitaf_pipelines.runtime import init_ray, read_json, stage_progress, write_json_atomic
+
+from unitaf_data import card, shards, stages
+from unitaf_data.asr import AsrSettings
+from unitaf_data.quality import QualityRules
+from unitaf_data.schema import RecordingRef, Rejection
+from unitaf_data.segment import SegmentSettings
+from unitaf_data.sources import demo, get_source
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".build"
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    source: str
+    out_dir: Path
+    input_dir: Path | None = None
+    demo_minutes: float = 4.0
+    seed: int = 0
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    asr_workers: int = 1
+    segment: SegmentSettings = field(default_factory=SegmentSettings)
+    quality: QualityRules = field(default_factory=QualityRules)
+    shard_size_mb: float = 500.0
+    shard_max_clips: int = 10_000
+    ray_address: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def output_settings(self) -> dict[str, Any]:
+        """Everything that changes the bytes of the dataset (recorded; checked on resume)."""
+        settings = asdict(self)
+        for transient in ("out_dir", "asr_workers", "ray_address", "overwrite", "progress"):
+            settings.pop(transient)
+        settings["asr"].pop("cpu_threads")
+        settings["input_dir"] = str(self.input_dir) if self.input_dir else None
+        if self.source != "demo":
+            settings.pop("demo_minutes")
+        return settings
+
+
+@dataclass
+class BuildSummary:
+    out_dir: Path
+    recordings: int = 0
+    recordings_rejected: int = 0
+    clips: int = 0
+    clips_rejected: int = 0
+    input_hours: float = 0.0
+    clip_hours: float = 0.0
+    shards: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_build(config: BuildConfig) -> BuildSummary:
+    """Build (or resume) the dataset described by `config`; returns the run summary."""
+    work = _prepare_out_dir(config)
+    summary = BuildSummary(config.out_dir)
+    clock = time.perf_counter()
+    init_ray(config.ray_address)
+    summary.stage_seconds["ray start"] = time.perf_counter() - clock
+    with stage_progress(config.progress) as progress:
+        input_dir = _timed(summary, "demo corpus", lambda: _input_dir(config, work, progress))
+        refs = get_source(config.source).discover(input_dir)
+        if not refs:
+            raise FileNotFoundError(f"no recordings found for source {config.source!r} in "
+                                    f"{input_dir}")
+        plans = _timed(summary, "transcribe", lambda: _transcribe_all(config, refs, work,
+                                                                      progress))
+        shard_rows = _timed(summary, "write shards", lambda: _write_all(config, plans, work,
+                                                                        progress))
+    _timed(summary, "finish", lambda: _finish(config, plans, shard_rows, summary))
+    return summary
+
+
+def _timed(summary: BuildSummary, stage: str, run):
+    clock = time.perf_counter()
+    result = run()
+    summary.stage_seconds[stage] = time.perf_counter() - clock
+    return result
+
+
+def _prepare_out_dir(config: BuildConfig) -> Path:
+    """Create the output folder, or check that an existing one was begun with these settings."""
+    if config.overwrite and config.out_dir.exists():
+        shutil.rmtree(config.out_dir)
+    work = config.out_dir / WORK_DIR
+    settings_path = work / "settings.json"
+    settings = config.output_settings()
+    if settings_path.exists():
+        if read_json(settings_path) != settings:
+            raise ValueError(
+                f"{config.out_dir} was built with other settings (see {settings_path}); "
+                "choose a new --out or pass --overwrite")
+        log.info("resuming the build in %s", config.out_dir)
+    elif config.out_dir.exists() and any(config.out_dir.iterdir()):
+        raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
+                              "choose a new --out or pass --overwrite")
+    write_json_atomic(settings_path, settings)
+    return work
+
+
+# --- stage 1: the demo corpus ---------------------------------------------------------------
+
+
+def _input_dir(config: BuildConfig, work: Path, progress) -> Path:
+    if config.source != "demo":
+        if config.input_dir is None:
+            raise ValueError(f"--input is required for --source {config.source}")
+        return config.input_dir
+    corpus_dir = config.input_dir or work / "demo-corpus"
+    if demo.corpus_is_complete(corpus_dir, config.demo_minutes, config.seed):
+        return corpus_dir
+    import ray
+
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    plans = demo.plan_corpus(config.demo_minutes, config.seed)
+    task = progress.add_task("synthesise demo", total=len(plans), hours=0.0)
+    # max_calls=1: a fresh worker process per recording, which eSpeak needs to be reproducible
+    synthesize = ray.remote(num_cpus=1, max_calls=1)(demo.synthesize_recording)
+    pending = [synthesize.remote(plan, corpus_dir, config.seed) for plan in plans]
+    entries = []
+    for ref in pending:  # in plan order: the index is written in a fixed order
+        entries.append(ray.get(ref))
+        progress.update(task, advance=1, hours=sum(e["duration"] for e in entries) / 3600)
+    demo.write_index(corpus_dir, config.demo_minutes, config.seed, entries)
+    return corpus_dir
+
+
+# --- stage 2: load, transcribe and plan each recording --------------------------------------
+
+
+def _asr_worker_class():
+    import ray
+
+    from unitaf_data.asr import Transcriber
+
+    @ray.remote
+    class AsrWorker:
+        """One faster-whisper model held for the whole run."""
+
+        def __init__(self, settings: AsrSettings) -> None:
+            self.transcriber = Transcriber(settings)
+
+        def transcribe(self, recording):
+            if isinstance(recording, Rejection):
+                return None
+            return self.transcriber.transcribe(recording.audio)
+
+    return AsrWorker
+
+
+def _plan(recording, transcript, segment: SegmentSettings, quality: QualityRules):
+    if isinstance(recording, Rejection):
+        return {"rejection": recording.to_dict()}
+    plan = stages.plan_recording(recording, transcript, segment, quality)
+    return {"plan": plan.to_dict()}
+
+
+def _transcribe_all(config: BuildConfig, refs: list[RecordingRef], work: Path,
+                    progress) -> list[stages.RecordingPlan | Rejection]:
+    """Run every recording without a marker through load → ASR → plan; returns all results."""
+    def marker(ref: RecordingRef) -> Path:
+        return work / "recordings" / f"{ref.id}.json"
+
+    todo = [ref for ref in refs if not marker(ref).exists()]
+    task = progress.add_task("transcribe", total=len(refs), completed=len(refs) - len(todo),
+                             hours=0.0)
+    if todo:
+        _run_asr_pool(config, todo, marker, progress, task)
+    results = []
+    for ref in refs:
+        saved = read_json(marker(ref))
+        results.append(Rejection(**saved["rejection"]) if "rejection" in saved
+                       else stages.RecordingPlan.from_dict(saved["plan"]))
+    return results
+
+
+def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progress, task) -> None:
+    """Keep every ASR actor busy with at most two recordings in flight each."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1)
+    workers = max(1, config.asr_workers)
+    actor_cpus = min(1.0, max(0.1, (cpus - 0.5) / workers))  # leave room for load tasks
+    asr = AsrSettings(**{**asdict(config.asr),
+                         "cpu_threads": max(1, int(cpus // workers))})
+    actors = [_asr_worker_class().options(num_cpus=actor_cpus).remote(asr)
+              for _ in range(workers)]
+    load = ray.remote(num_cpus=0.5)(stages.load_recording)
+    plan = ray.remote(num_cpus=0.5)(_plan)
+    in_flight: dict[Any, tuple[RecordingRef, int]] = {}
+    busy = [0] * workers
+    queue = list(reversed(todo))
+    hours = 0.0
+    while queue or in_flight:
+        while queue and min(busy) < 2:
+            worker = busy.index(min(busy))
+            ref = queue.pop()
+            recording = load.remote(ref)
+            transcript = actors[worker].transcribe.remote(recording)
+            in_flight[plan.remote(recording, transcript, config.segment, config.quality)] = (
+                ref, worker)
+            busy[worker] += 1
+        done, _ = ray.wait(list(in_flight), num_returns=1)
+        ref, worker = in_flight.pop(done[0])
+        busy[worker] -= 1
+        result = ray.get(done[0])
+        write_json_atomic(marker(ref), result)
+        hours += result.get("plan", {}).get("duration", 0.0) / 3600
+        progress.update(task, advance=1, hours=hours)
+    for actor in actors:
+        ray.kill(actor)
+
+
+# --- stage 3: shards ------------------------------------------------------------------------
+
+
+def _write_shard(shard: shards.ShardPlan, clips: list[tuple[RecordingRef, dict]],
+                 path: Path) -> list[dict[str, Any]]:
+    """Ray task: load each recording once, encode its clips, write the tar atomically."""
+    samples, rows = [], []
+    refs = {ref.id: ref for ref, _ in clips}
+    for ref in refs.values():
+        recording = stages.load_recording(ref)
+        if isinstance(recording, Rejection):
+            raise RuntimeError(f"{ref.id} could be read when transcribed but not now: "
+                               f"{recording.detail}")
+        for meta in (meta for r, meta in clips if r.id == ref.id):
+            samples.append(stages.encode_clip(recording, meta))
+            rows.append(stages.manifest_row(meta, shard.name))
+    shards.write_tar(path, samples)
+    return rows
+
+
+def _write_all(config: BuildConfig, plans: list, work: Path, progress) -> list[dict[str, Any]]:
+    import ray
+
+    clips_by_key = {
+        meta["key"]: (plan.ref, meta | {"estimated_bytes": shards.estimated_bytes(
+            meta["duration"], meta["num_frames"], len(plan.channels))})
+        for plan in plans if isinstance(plan, stages.RecordingPlan) for meta in plan.clips
+    }
+    shard_plans = shards.plan_shards([meta for _, meta in clips_by_key.values()],
+                                     config.shard_size_mb, config.shard_max_clips)
+    todo = [s for s in shard_plans if not (work / "shards" / f"{s.name}.json").exists()]
+    task = progress.add_task("write shards", total=len(shard_plans),
+                             completed=len(shard_plans) - len(todo), hours=0.0)
+    write = ray.remote(num_cpus=1)(_write_shard)
+    pending = {
+        write.remote(s, [(clips_by_key[k][0], _strip(clips_by_key[k][1])) for k in s.keys],
+                     config.out_dir / s.relative_path): s
+        for s in todo
+    }
+    hours = 0.0
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        shard = pending.pop(done[0])
+        rows = ray.get(done[0])
+        write_json_atomic(work / "shards" / f"{shard.name}.json", {"rows": rows})
+        hours += sum(row["duration"] for row in rows) / 3600
+        progress.update(task, advance=1, hours=hours)
+    return [row for s in shard_plans
+            for row in read_json(work / "shards" / f"{s.name}.json")["rows"]]
+
+
+def _strip(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != "estimated_bytes"}
+
+
+# --- stage 4: tables, info and card ---------------------------------------------------------
+
+
+def _finish(config: BuildConfig, plans: list, rows: list[dict[str, Any]],
+            summary: BuildSummary) -> None:
+    out = config.out_dir
+    recording_plans = [p for p in plans if isinstance(p, stages.RecordingPlan)]
+    rejections = [p for p in plans if isinstance(p, Rejection)] + [
+        r for p in recording_plans for r in p.rejections]
+    rows.sort(key=lambda r: (SPLIT_ORDER.get(r["split"], 9), r["split"], r["key"]))
+    card.write_table(out / "manifest.parquet", rows)
+    card.write_table(out / "rejected.parquet", [r.to_dict() for r in rejections],
+                     card.REJECTED_COLUMNS)
+    if not rows:
+        raise RuntimeError(f"no clip survived: see {out / 'rejected.parquet'}")
+    splits = sorted({r["split"] for r in rows}, key=lambda s: SPLIT_ORDER.get(s, 9))
+    counts = {
+        "recordings": len(plans),
+        "recordings_rejected": sum(r.what == "recording" for r in rejections),
+        "clips": len(rows), "clips_rejected": sum(r.what == "clip" for r in rejections),
+        "hours": round(sum(r["duration"] for r in rows) / 3600, 6),
+        "input_hours": round(sum(p.duration for p in recording_plans) / 3600, 6),
+        "speakers": len({r["speaker"] for r in rows}),
+        "clips_per_split": {s: sum(r["split"] == s for r in rows) for s in splits},
+        "hours_per_split": {s: round(sum(r["duration"] for r in rows if r["split"] == s) / 3600,
+                                     6) for s in splits},
+        "shards": len({(r["split"], r["shard"]) for r in rows}),
+        "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
+    }
+    face = recording_plans[0]
+    info = {"source": config.source, "face_type": face.face_type, "channels": face.channels,
+            "fps": face.fps, "sample_rate": 16_000, "build_settings": config.output_settings(),
+            "counts": counts}
+    card.write_info(out, info)
+    card.write_card(out, info, has_reference=any(r.get("reference_text") is not None
+                                                 for r in rows))
+    summary.recordings = counts["recordings"]
+    summary.recordings_rejected = counts["recordings_rejected"]
+    summary.clips, summary.clips_rejected = counts["clips"], counts["clips_rejected"]
+    summary.clip_hours, summary.input_hours = counts["hours"], counts["input_hours"]
+    summary.shards = counts["shards"]
+    summary.rejected_by_reason = Counter(counts["rejected_by_reason"])
+    log.info("built %d clips (%.3f h) in %d shards; %d rejected", summary.clips,
+             summary.clip_hours, summary.shards, len(rejections))

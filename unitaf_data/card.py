@@ -1,0 +1,116 @@
+"""The dataset's self-description: `unitaf.json`, the Hub dataset card, and the parquet tables.
+
+The card's YAML declares every field's type so that `datasets.load_dataset` reads the
+shards on a CPU-only machine without an audio decoding package (`flac` stays bytes) and
+without guessing types from the first few samples.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from unitaf_data.schema import SCHEMA_VERSION
+
+SOURCE_LICENSES = {  # what a user of a dataset built from each source must respect
+    "demo": ("apache-2.0", "Generated locally from eSpeak NG speech (the generated audio is "
+                           "not covered by eSpeak NG's GPL-3.0) and a procedural face."),
+}
+REJECTED_COLUMNS = ("what", "where", "reason", "detail")
+
+
+def tool_version() -> str:
+    try:
+        return version("unitaf")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def dataset_features(channels: int, has_reference: bool) -> Any:
+    """The `datasets.Features` of a main shard sample."""
+    from datasets import Array2D, Features, List, Value
+
+    word = {"word": Value("string"), "start": Value("float64"), "end": Value("float64"),
+            "prob": Value("float64")}
+    meta: dict[str, Any] = {
+        "key": Value("string"), "text": Value("string"), "words": List(word),
+        "language": Value("string"), "speaker": Value("string"), "emotion": Value("string"),
+        "split": Value("string"), "source": Value("string"), "recording": Value("string"),
+        "start": Value("float64"), "end": Value("float64"), "duration": Value("float64"),
+        "sample_rate": Value("int64"), "fps": Value("float64"), "face_type": Value("string"),
+        "num_frames": Value("int64"), "rms_db": Value("float64"),
+        "asr": {"model": Value("string"), "avg_logprob": Value("float64"),
+                "no_speech_prob": Value("float64"), "compression_ratio": Value("float64")},
+    }
+    if has_reference:
+        meta |= {"reference_text": Value("string"), "wer": Value("float64")}
+    return Features({
+        "__key__": Value("string"), "__url__": Value("string"), "flac": Value("binary"),
+        "face.npy": Array2D(shape=(None, channels), dtype="float32"), "json": meta,
+    })
+
+
+def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:
+    """Rows as a parquet table (an empty table keeps `columns` when there are no rows)."""
+    table = (pa.Table.from_pylist(rows) if rows
+             else pa.table({c: pa.array([], pa.string()) for c in columns}))
+    pq.write_table(table, path)
+
+
+def write_info(out_dir: Path, info: dict[str, Any]) -> None:
+    (out_dir / "unitaf.json").write_text(json.dumps(
+        {"schema_version": SCHEMA_VERSION, "tool_version": tool_version(), **info},
+        indent=2, sort_keys=True))
+
+
+def write_card(out_dir: Path, info: dict[str, Any], has_reference: bool) -> None:
+    """README.md: YAML front matter (license, splits, features) and prose for people."""
+    import yaml
+
+    license_id, license_note = SOURCE_LICENSES.get(info["source"], ("other", ""))
+    splits = sorted(info["counts"]["clips_per_split"])
+    front = {
+        "license": license_id,
+        "task_categories": ["text-to-speech", "text-to-audio"],
+        "tags": ["audio-to-face", "talking-face", "blendshapes", "webdataset", "unitaf"],
+        "configs": [{"config_name": "default", "data_files": [
+            {"split": split, "path": f"data/{split}/*.tar"} for split in splits]}],
+        "dataset_info": {"features": dataset_features(
+            len(info["channels"]), has_reference)._to_yaml_list()},
+    }
+    counts = info["counts"]
+    split_lines = "\n".join(f"| {s} | {counts['clips_per_split'][s]} | "
+                            f"{counts['hours_per_split'][s]:.3f} |" for s in splits)
+    body = f"""# UniTAF {info['source']} dataset
+
+Text–audio–face triplets cut from the `{info['source']}` corpus by `unitaf-data build`
+(unitaf {tool_version()}): each sample is a clip of 16 kHz mono speech (`flac`), its face
+track (`face.npy`, float32 `(T, {len(info['channels'])})` `{info['face_type']}` at
+{info['fps']} fps) and its metadata (`json`: transcript with word times, speaker, emotion,
+ASR statistics). Channel names and build settings are in `unitaf.json`; one row per clip is
+in `manifest.parquet`, one row per dropped recording or clip in `rejected.parquet`.
+
+| split | clips | hours |
+|---|---|---|
+{split_lines}
+
+Alignment: face frame i covers `[start + i/fps, start + (i+1)/fps)` of the source
+recording; the audio holds `round(T * 16000 / fps)` samples from `start`.
+
+## Load
+
+```python
+from datasets import load_dataset
+ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.read(io.BytesIO(b))
+```
+
+## Licence
+
+{license_id}. {license_note}
+"""
+    (out_dir / "README.md").write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")

@@ -1,0 +1,165 @@
+"""The build's stage functions: plain values in, plain values out, no Ray.
+
+load_recording → (ASR: `unitaf_data.asr.Transcriber`) → plan_recording → shard planning
+(`unitaf_data.shards.plan_shards`) → encode_shard. `pipelines.build` runs them on Ray; a
+notebook or test can call them one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unitaf_data import shards
+from unitaf_data.audio import flac_bytes, rms_db
+from unitaf_data.quality import QualityRules, asr_stats, check_clip
+from unitaf_data.schema import (
+    SAMPLE_RATE,
+    ClipSpan,
+    Recording,
+    RecordingRef,
+    Rejection,
+    Transcript,
+    make_key,
+    validate_clip,
+)
+from unitaf_data.segment import (
+    SegmentSettings,
+    cut,
+    plan_spans,
+    reference_in_span,
+    words_in_clip,
+)
+from unitaf_data.sources import get_source
+from unitaf_data.text import word_error_rate
+
+log = logging.getLogger(__name__)
+
+MAX_FACE_AUDIO_MISMATCH_SECONDS = 0.1
+
+
+@dataclass
+class RecordingPlan:
+    """What one recording contributes: clip metadata (the `json` field of each sample, plus
+    where to cut) and what was dropped. Saved as the recording's unit of work."""
+
+    ref: RecordingRef
+    duration: float
+    face_type: str
+    channels: list[str]
+    fps: float
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> RecordingPlan:
+        return RecordingPlan(**{
+            **data, "ref": RecordingRef(**data["ref"]),
+            "rejections": [Rejection(**r) for r in data["rejections"]],
+        })
+
+
+def load_recording(ref: RecordingRef) -> Recording | Rejection:
+    """Decode and check one recording; bad input becomes a Rejection, never an exception.
+
+    A face track within 0.1 s of the audio's length is trimmed with the audio to the
+    shorter of the two; a larger mismatch rejects the recording.
+    """
+    try:
+        recording = get_source(ref.source).load(ref)
+    except Exception as error:  # corrupt files of any kind: recorded with their message
+        log.debug("rejected recording %s: %s", ref.id, error)
+        return Rejection("recording", ref.id, "unreadable", f"{type(error).__name__}: {error}")
+    face_seconds = len(recording.face) / recording.fps
+    mismatch = face_seconds - recording.duration
+    if abs(mismatch) > MAX_FACE_AUDIO_MISMATCH_SECONDS:
+        return Rejection("recording", ref.id, "face_audio_length_mismatch",
+                         f"face {face_seconds:.3f} s vs audio {recording.duration:.3f} s")
+    frames = min(len(recording.face), int(recording.duration * recording.fps + 1e-9))
+    recording.face = recording.face[:frames]
+    recording.audio = recording.audio[: round(frames * recording.sample_rate / recording.fps)]
+    return recording
+
+
+def plan_recording(
+    recording: Recording,
+    transcript: Transcript,
+    segment: SegmentSettings,
+    rules: QualityRules,
+) -> RecordingPlan:
+    """Cut points, per-clip metadata and quality decisions for one transcribed recording."""
+    ref = recording.ref
+    plan = RecordingPlan(ref, recording.duration, recording.face_type,
+                         list(recording.channels), recording.fps)
+    if not transcript.words:
+        plan.rejections.append(Rejection("recording", ref.id, "empty_transcript"))
+        return plan
+    limit = min(recording.duration, len(recording.face) / recording.fps)
+    for planned in plan_spans(transcript.words, limit, recording.fps, segment):
+        key = make_key(ref.source, ref.speaker, ref.recording, planned.span.index)
+        if planned.problem:
+            plan.rejections.append(Rejection("clip", key, planned.problem,
+                                             f"{planned.span.duration:.2f} s"))
+            continue
+        meta = clip_meta(key, recording, transcript, planned.span, planned.words)
+        audio, face = cut(recording, planned.span)
+        problem = check_clip(audio, face, meta["text"], meta["asr"], meta.get("wer"), rules)
+        if problem:
+            log.debug("rejected clip %s: %s", key, problem)
+            plan.rejections.append(Rejection("clip", key, problem))
+            continue
+        meta["rms_db"] = round(rms_db(audio), 2)
+        plan.clips.append(meta)
+    return plan
+
+
+def clip_meta(
+    key: str, recording: Recording, transcript: Transcript, span: ClipSpan, words: tuple
+) -> dict[str, Any]:
+    """The `json` field of a sample (DESIGN.md "Dataset on disk")."""
+    ref = recording.ref
+    text = " ".join(w.word for w in words)
+    meta: dict[str, Any] = {
+        "key": key, "text": text, "words": words_in_clip(words, span),
+        "language": transcript.language, "speaker": ref.speaker, "emotion": ref.emotion,
+        "split": ref.split, "source": ref.source, "recording": ref.recording,
+        "start": round(span.start, 6), "end": round(span.end, 6),
+        "duration": round(span.duration, 6), "sample_rate": recording.sample_rate,
+        "fps": recording.fps, "face_type": recording.face_type,
+        "num_frames": span.num_frames,
+        "asr": {"model": transcript.model, **asr_stats(transcript.segments, span)},
+    }
+    if recording.reference_words is not None:
+        meta["reference_text"] = reference_in_span(recording.reference_words, span)
+        meta["wer"] = round(word_error_rate(meta["reference_text"], text), 4)
+    return meta
+
+
+def encode_clip(recording: Recording, meta: dict[str, Any]) -> dict[str, bytes | str]:
+    """One WebDataset sample: cut, validated against the contract, encoded."""
+    span = ClipSpan(index=0, start=meta["start"], num_frames=meta["num_frames"], fps=meta["fps"])
+    audio, face = cut(recording, span)
+    face = np.ascontiguousarray(face, dtype=np.float32)
+    validate_clip(meta["key"], audio, face, meta, len(recording.channels))
+    return {"__key__": meta["key"], "flac": flac_bytes(audio, SAMPLE_RATE),
+            "face.npy": shards.npy_bytes(face), "json": shards.json_bytes(meta)}
+
+
+def manifest_row(meta: dict[str, Any], shard: str) -> dict[str, Any]:
+    """One `manifest.parquet` row: identity, labels and quality fields of a written clip."""
+    return {
+        "key": meta["key"], "split": meta["split"], "shard": shard, "speaker": meta["speaker"],
+        "recording": meta["recording"], "start": meta["start"], "duration": meta["duration"],
+        "text": meta["text"], "emotion": meta["emotion"], "num_words": len(meta["words"]),
+        "asr_avg_logprob": meta["asr"]["avg_logprob"],
+        "asr_no_speech_prob": meta["asr"]["no_speech_prob"],
+        "asr_compression_ratio": meta["asr"]["compression_ratio"],
+        "rms_db": meta["rms_db"], "reference_text": meta.get("reference_text"),
+        "wer": meta.get("wer"),
+    }

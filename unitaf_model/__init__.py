@@ -1,0 +1,1 @@
+"""The UniTAF model and its training (projector, UniTalker decoder, TTS backbones, losses)."""
