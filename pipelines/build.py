@@ -20,14 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unitaf_pipelines.runtime import init_ray, read_json, stage_progress, write_json_atomic
-
 from unitaf_data import card, shards, stages
 from unitaf_data.asr import AsrSettings
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import RecordingRef, Rejection
 from unitaf_data.segment import SegmentSettings
 from unitaf_data.sources import demo, get_source
+from unitaf_pipelines.runtime import init_ray, read_json, stage_progress, write_json_atomic
 
 log = logging.getLogger(__name__)
 

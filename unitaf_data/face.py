@@ -67,3 +67,35 @@ def lip_closed_frames(
 ) -> np.ndarray:
     """Boolean (T,): frames whose lips are closed."""
     return lip_aperture(face, channels) < threshold
+
+
+def bilabial_closure_agreement(
+    closed: np.ndarray, phonemes: list[tuple[str, float, float]], fps: float,
+    tolerance_frames: int = 1,
+) -> tuple[float, float]:
+    """How well lip closures match bilabial phonemes (p, b, m) of a timeline in the track's
+    time (seconds from its frame 0).
+
+    Returns (recall, precision): the share of bilabials fully inside the track with a closed
+    frame within ±tolerance of their span, and the share of closed frames during speech
+    (non-pause phonemes) within ±tolerance of a bilabial.
+    """
+    frames = len(closed)
+    speech = np.zeros(frames, bool)
+    near_bilabial = np.zeros(frames, bool)
+    hits, total = 0, 0
+    for label, start, end in phonemes:
+        first, last = int(np.floor(start * fps)), int(np.ceil(end * fps))
+        if label.startswith("_") or last <= 0 or first >= frames:
+            continue
+        speech[max(first, 0) : last] = True
+        if label.lstrip("',")[:1] in "pbm":
+            lo, hi = max(first - tolerance_frames, 0), min(last + tolerance_frames, frames)
+            near_bilabial[lo:hi] = True
+            if first >= 0 and last <= frames:
+                total += 1
+                hits += bool(closed[lo:hi].any())
+    closed_in_speech = closed & speech
+    recall = hits / total if total else 1.0
+    precision = (closed_in_speech & near_bilabial).sum() / max(closed_in_speech.sum(), 1)
+    return recall, float(precision)
