@@ -52,3 +52,18 @@ def test_cut_takes_the_same_instant_from_audio_and_face():
     clip_audio, clip_face = cut(recording, span)
     assert clip_face[0, 0] == 30 and len(clip_face) == 45
     assert clip_audio[0] == 16000 and len(clip_audio) == round(45 * 16000 / FPS)
+
+
+def test_cuts_fall_in_the_real_silence_even_when_word_times_are_late():
+    sr = 16000
+    audio = np.zeros(sr * 6, np.float32)
+    speech = 0.3 * np.sin(np.arange(sr) * 0.3).astype(np.float32)
+    audio[int(0.5 * sr) : int(1.5 * sr)] = speech  # first phrase 0.5-1.5 s
+    audio[int(3.0 * sr) : int(4.0 * sr)] = speech  # second phrase 3.0-4.0 s
+    late = _words([(0.5, 1.5), (3.4, 4.0)])  # the ASR puts the second word 0.4 s late
+    planned = plan_spans(late, limit=6.0, fps=FPS,
+                         settings=SegmentSettings(min_seconds=0.5, max_seconds=2.5, pad=0.15),
+                         audio=audio, sample_rate=sr)
+    second = planned[1].span
+    assert 2.8 <= second.start <= 3.0  # before the real onset, not 0.15 s before 3.4
+    assert planned[0].span.end <= 1.7 and planned[0].span.end <= second.start

@@ -64,16 +64,25 @@ def group_phrases(runs: list[list[Word]], settings: SegmentSettings) -> list[lis
 
 
 def plan_spans(
-    words: list[Word], limit: float, fps: float, settings: SegmentSettings
+    words: list[Word], limit: float, fps: float, settings: SegmentSettings,
+    audio: np.ndarray | None = None, sample_rate: int = 16_000,
 ) -> list[PlannedSpan]:
-    """Clip spans over a recording whose audio and face both last at least `limit` seconds."""
+    """Clip spans over a recording whose audio and face both last at least `limit` seconds.
+
+    With `audio`, each cut is placed in the silence inside the word gap (ASR word times are
+    often late or early by a syllable), keeping at most `pad` seconds of it on each side.
+    """
     words = [w for w in words if w.end <= limit and w.start >= 0.0]
     groups = group_phrases(phrases(words, settings.min_pause), settings)
+    edges = [0.0] + [t for g in groups for t in (g[0].start, g[-1].end)] + [limit]
+    gaps = [quiet_run(audio, sample_rate, edges[i], edges[i + 1])
+            for i in range(0, len(edges), 2)]  # before each group, and after the last
     planned = []
     for index, group in enumerate(groups):
-        lo = (groups[index - 1][-1].end + group[0].start) / 2 if index else 0.0
-        hi = (group[-1].end + groups[index + 1][0].start) / 2 if index + 1 < len(groups) else limit
-        span = _snap(index, group, lo, hi, fps, settings.pad)
+        last = index + 1 == len(groups)
+        start, _ = _cut_points(gaps[index], settings.pad, leading=index == 0)
+        next_start, end = _cut_points(gaps[index + 1], settings.pad, trailing=last)
+        span = _snap(index, group, start, end, limit if last else next_start, fps)
         problem = None
         if span.duration < settings.min_seconds:
             problem = "too_short"
@@ -83,18 +92,58 @@ def plan_spans(
     return planned
 
 
-def _snap(index: int, group: list[Word], lo: float, hi: float, fps: float, pad: float) -> ClipSpan:
-    """Frame-aligned span around `group`, padded by `pad` but kept inside [lo, hi] (the
-    middles of the gaps to the neighbouring groups), so neighbouring clips never overlap."""
-    first_frame = math.floor(max(group[0].start - pad, lo) * fps + 1e-9)
-    if first_frame / fps < lo:
-        first_frame += 1
-    start = first_frame / fps
-    num_frames = math.floor((min(group[-1].end + pad, hi) - start) * fps + 1e-9)
-    covering = math.ceil((group[-1].end - start) * fps - 1e-9)
-    if covering > num_frames and start + covering / fps <= hi + 1e-9:
-        num_frames = covering
-    return ClipSpan(index=index, start=start, num_frames=num_frames, fps=fps)
+def quiet_run(audio: np.ndarray | None, sample_rate: int, a: float, b: float
+              ) -> tuple[float, float]:
+    """The longest silent stretch (20 ms frames 35 dB under the recording's peak) in [a, b];
+    the quietest frame when nothing there is silent; all of [a, b] without audio."""
+    if audio is None or b - a < 0.04:
+        return a, b
+    hop = int(0.02 * sample_rate)
+    first, last = int(a * sample_rate), int(b * sample_rate)
+    frames = audio[first : first + (last - first) // hop * hop].reshape(-1, hop)
+    level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    peak = 20 * np.log10(np.max(np.abs(audio)) + 1e-6)
+    silent = level < max(peak - 35.0, -70.0)
+    if not silent.any():
+        quietest = a + (np.argmin(level) + 0.5) * hop / sample_rate
+        return quietest, quietest
+    best_start, best_length, run_start = 0, 0, None
+    for i, is_silent in enumerate(np.append(silent, False)):
+        if is_silent and run_start is None:
+            run_start = i
+        elif not is_silent and run_start is not None:
+            if i - run_start > best_length:
+                best_start, best_length = run_start, i - run_start
+            run_start = None
+    return (a + best_start * hop / sample_rate,
+            a + (best_start + best_length) * hop / sample_rate)
+
+
+def _cut_points(gap: tuple[float, float], pad: float, leading: bool = False,
+                trailing: bool = False) -> tuple[float, float]:
+    """Where the clip before a silent stretch ends and the clip after it starts."""
+    silence_start, silence_end = gap
+    end, start = min(silence_start + pad, silence_end), max(silence_end - pad, silence_start)
+    if end > start and not (leading or trailing):  # short pause: both cut in its middle
+        end = start = (silence_start + silence_end) / 2
+    return start, end
+
+
+def _snap(
+    index: int, group: list[Word], start: float, end: float, bound: float, fps: float
+) -> ClipSpan:
+    """Frame-aligned span: the first frame boundary at or after `start` (so neighbouring
+    clips never overlap), whole frames up to `end` covering the group's words, never past
+    `bound` (where the next clip starts, or the end of the recording)."""
+    first_frame = math.ceil(start * fps - 1e-9)
+    if first_frame / fps > group[0].start:  # never cut into the first word
+        first_frame = math.floor(group[0].start * fps + 1e-9)
+    frame_start = first_frame / fps
+    num_frames = math.floor((end - frame_start) * fps + 1e-9)
+    covering = math.ceil((group[-1].end - frame_start) * fps - 1e-9)
+    most = math.floor((bound - frame_start) * fps + 1e-9)
+    return ClipSpan(index=index, start=frame_start,
+                    num_frames=min(max(num_frames, covering), most), fps=fps)
 
 
 def cut(recording: Recording, span: ClipSpan) -> tuple[np.ndarray, np.ndarray]:

@@ -101,7 +101,8 @@ def plan_recording(
         plan.rejections.append(Rejection("recording", ref.id, "empty_transcript"))
         return plan
     limit = min(recording.duration, len(recording.face) / recording.fps)
-    for planned in plan_spans(transcript.words, limit, recording.fps, segment):
+    for planned in plan_spans(transcript.words, limit, recording.fps, segment,
+                              recording.audio, recording.sample_rate):
         key = make_key(ref.source, ref.speaker, ref.recording, planned.span.index)
         if planned.problem:
             plan.rejections.append(Rejection("clip", key, planned.problem,
