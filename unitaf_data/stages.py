@@ -1,7 +1,7 @@
 """The build's stage functions: plain values in, plain values out, no Ray.
 
 load_recording → (ASR: `unitaf_data.asr.Transcriber`) → plan_recording → shard planning
-(`unitaf_data.shards.plan_shards`) → encode_shard. `pipelines.build` runs them on Ray; a
+(`unitaf_data.shards.plan_shards`) → write_shard. `pipelines.build` runs them on Ray; a
 notebook or test can call them one by one.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -164,3 +165,22 @@ def manifest_row(meta: dict[str, Any], shard: str) -> dict[str, Any]:
         "rms_db": meta["rms_db"], "reference_text": meta.get("reference_text"),
         "wer": meta.get("wer"),
     }
+
+
+def write_shard(
+    shard_name: str, clips: list[tuple[RecordingRef, dict[str, Any]]], path: Path
+) -> list[dict[str, Any]]:
+    """Load each recording once, encode its clips in the given order, write the tar
+    atomically; returns the manifest rows."""
+    samples, rows = [], []
+    refs = {ref.id: ref for ref, _ in clips}
+    for ref in refs.values():
+        recording = load_recording(ref)
+        if isinstance(recording, Rejection):
+            raise RuntimeError(f"{ref.id} could be read when transcribed but not now: "
+                               f"{recording.detail}")
+        for meta in (meta for r, meta in clips if r.id == ref.id):
+            samples.append(encode_clip(recording, meta))
+            rows.append(manifest_row(meta, shard_name))
+    shards.write_tar(path, samples)
+    return rows
