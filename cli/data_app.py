@@ -13,7 +13,7 @@ from rich.table import Table
 from unitaf_data.asr import DEFAULT_MODEL, AsrSettings
 from unitaf_data.quality import QualityRules
 from unitaf_data.segment import SegmentSettings
-from unitaf_data.sources import SOURCE_NAMES
+from unitaf_data.sources import SOURCE_NAMES, SourceOptions
 
 app = typer.Typer(
     help="Turn audio-to-face corpora into aligned text–audio–face training shards "
@@ -36,8 +36,8 @@ def build(
     source: Annotated[str, typer.Option(help=f"Corpus layout: {', '.join(SOURCE_NAMES)}.")
                       ] = "demo",
     input: Annotated[Path | None, typer.Option(
-        help="Corpus folder. For `demo`, where the synthetic corpus is written "
-             "(default: OUT/.build/demo-corpus).")] = None,
+        help="Corpus folder (for `beat2` also a Hub dataset id). For `demo`, where the "
+             "synthetic corpus is written (default: OUT/.build/demo-corpus).")] = None,
     demo_minutes: Annotated[float, typer.Option(help="Size of the demo corpus in minutes "
                                                      "of speech.")] = 4.0,
     seed: Annotated[int, typer.Option(help="Seed of everything random (demo corpus).")] = 0,
@@ -47,18 +47,58 @@ def build(
     device: Annotated[str, typer.Option(help="ASR device: cpu, cuda or auto.")] = "cpu",
     compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type; auto = int8 on "
                                                    "CPU, float16 on GPU.")] = "auto",
-    language: Annotated[str, typer.Option(help="Spoken language code.")] = "en",
-    asr_workers: Annotated[int, typer.Option(help="ASR actors (one model each).")] = 1,
+    language: Annotated[str, typer.Option(help="Spoken language code, or `auto` to detect "
+                                               "it (needs a multilingual model).")] = "en",
+    asr_workers: Annotated[int | None, typer.Option(
+        help="ASR actors, one model each (default: one per CPU, or per GPU with --device "
+             "cuda).")] = None,
+    batch_size: Annotated[int, typer.Option(help="faster-whisper batch size (VAD chunks).")
+                          ] = 8,
+    text: Annotated[str, typer.Option(
+        help="Clip text: `asr`, `reference` (the corpus transcript; recordings without one "
+             "are rejected) or `auto` (reference when present).")] = "auto",
     min_seconds: Annotated[float, typer.Option(help="Shortest clip kept.")] = 2.0,
     max_seconds: Annotated[float, typer.Option(help="Longest clip; cuts fall in pauses.")
                            ] = 15.0,
     min_pause: Annotated[float, typer.Option(help="Shortest gap between words that may "
                                                   "hold a cut (seconds).")] = 0.2,
+    max_no_speech_prob: Annotated[float, typer.Option(
+        help="With --min-avg-logprob: text on silence above this no-speech probability.")
+    ] = 0.6,
+    min_avg_logprob: Annotated[float, typer.Option(help="See --max-no-speech-prob.")] = -1.0,
+    max_compression_ratio: Annotated[float, typer.Option(
+        help="Reject repetition loops: gzip ratio of the clip's ASR text above this.")] = 2.4,
+    max_wer: Annotated[float | None, typer.Option(
+        help="Reject clips whose ASR text is this far from the reference text.")] = None,
+    min_rms_db: Annotated[float, typer.Option(help="Quieter audio is silence (dBFS).")
+                          ] = -50.0,
+    face_fps: Annotated[float | None, typer.Option(
+        help="`folder`: frame rate of .npy/.csv faces.")] = None,
+    face_fps_out: Annotated[float | None, typer.Option(
+        help="Resample every face to this rate (default: keep the corpus rate).")] = None,
+    channel_names: Annotated[Path | None, typer.Option(
+        help="`folder`: file with one face channel name per line (for .npy faces).")] = None,
+    speaker_pattern: Annotated[str | None, typer.Option(
+        help="`folder`: regex with a `speaker` group, matched on the relative path "
+             "(default: the parent folder).")] = None,
+    flame_to_arkit: Annotated[Path | None, typer.Option(
+        help="`beat2`: 51×103 matrix .npy (flame103 = arkit51 @ M, e.g. BEAT2's "
+             "mat_final.npy) to store ARKit-51 instead of FLAME-103.")] = None,
+    arkit_names: Annotated[Path | None, typer.Option(
+        help="`beat2`: row order of --flame-to-arkit, one ARKit name per line (default: "
+             "UniTalker's ARKit order).")] = None,
+    include_additional: Annotated[bool, typer.Option(
+        help="`beat2`: keep recordings marked `additional` (as train).")] = False,
+    beat2_language: Annotated[str, typer.Option(
+        help="`beat2` from the Hub: the language folder to download.")
+    ] = "beat_english_v2.0.0",
     shard_size_mb: Annotated[float, typer.Option(help="Target shard size.")] = 500.0,
     shard_max_clips: Annotated[int, typer.Option(help="Most clips in one shard.")] = 10_000,
     ray_address: Annotated[str | None, typer.Option(
         help="Join this Ray cluster (e.g. ray://head:10001); default: local Ray.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete OUT first.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any recording or clip was "
+                                              "rejected.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs: one line "
                                                                   "per rejected item.")] = False,
 ) -> None:
@@ -70,15 +110,28 @@ def build(
     from unitaf_pipelines.build import BuildConfig, run_build
 
     _setup_logging(verbose)
+    if text not in ("auto", "asr", "reference"):
+        raise typer.BadParameter("must be auto, asr or reference", param_hint="--text")
     config = BuildConfig(
         source=source, out_dir=out, input_dir=input, demo_minutes=demo_minutes, seed=seed,
+        source_options=SourceOptions(
+            face_fps=face_fps, face_fps_out=face_fps_out,
+            channel_names=str(channel_names) if channel_names else None,
+            speaker_pattern=speaker_pattern,
+            flame_to_arkit=str(flame_to_arkit.resolve()) if flame_to_arkit else None,
+            arkit_names=str(arkit_names.resolve()) if arkit_names else None,
+            include_additional=include_additional, language_folder=beat2_language),
         asr=AsrSettings(model=asr_model, device=device, compute_type=compute_type,
-                        language=language),
+                        language=None if language == "auto" else language,
+                        batch_size=batch_size),
         asr_workers=asr_workers,
         segment=SegmentSettings(min_seconds=min_seconds, max_seconds=max_seconds,
                                 min_pause=min_pause),
-        quality=QualityRules(), shard_size_mb=shard_size_mb, shard_max_clips=shard_max_clips,
-        ray_address=ray_address, overwrite=overwrite,
+        quality=QualityRules(min_rms_db=min_rms_db, max_no_speech_prob=max_no_speech_prob,
+                             min_avg_logprob=min_avg_logprob,
+                             max_compression_ratio=max_compression_ratio, max_wer=max_wer),
+        text_source=text, shard_size_mb=shard_size_mb, shard_max_clips=shard_max_clips,
+        ray_address=ray_address, overwrite=overwrite, strict=strict,
     )
     try:
         summary = run_build(config)
@@ -86,6 +139,9 @@ def build(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     _print_build_summary(summary)
+    if strict and (summary.recordings_rejected or summary.clips_rejected):
+        console.print("[red]--strict: some input was rejected (see rejected.parquet)[/red]")
+        raise typer.Exit(1)
 
 
 def _print_build_summary(summary) -> None:

@@ -25,7 +25,7 @@ from unitaf_data.asr import AsrSettings
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import RecordingRef, Rejection
 from unitaf_data.segment import SegmentSettings
-from unitaf_data.sources import demo, get_source
+from unitaf_data.sources import SourceOptions, demo, get_source
 from unitaf_pipelines.runtime import init_ray, read_json, stage_progress, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -41,20 +41,24 @@ class BuildConfig:
     input_dir: Path | None = None
     demo_minutes: float = 4.0
     seed: int = 0
+    source_options: SourceOptions = field(default_factory=SourceOptions)
     asr: AsrSettings = field(default_factory=AsrSettings)
-    asr_workers: int = 1
+    asr_workers: int | None = None  # default: one per CPU (CPU ASR) or per GPU
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     quality: QualityRules = field(default_factory=QualityRules)
+    text_source: str = "auto"
     shard_size_mb: float = 500.0
     shard_max_clips: int = 10_000
     ray_address: str | None = None
     overwrite: bool = False
+    strict: bool = False  # any rejection makes the run fail (checked by the caller)
     progress: bool = True
 
     def output_settings(self) -> dict[str, Any]:
         """Everything that changes the bytes of the dataset (recorded; checked on resume)."""
         settings = asdict(self)
-        for transient in ("out_dir", "asr_workers", "ray_address", "overwrite", "progress"):
+        for transient in ("out_dir", "asr_workers", "ray_address", "overwrite", "progress",
+                          "strict"):
             settings.pop(transient)
         settings["asr"].pop("cpu_threads")
         settings["input_dir"] = str(self.input_dir) if self.input_dir else None
@@ -86,7 +90,7 @@ def run_build(config: BuildConfig) -> BuildSummary:
     summary.stage_seconds["ray start"] = time.perf_counter() - clock
     with stage_progress(config.progress) as progress:
         input_dir = _timed(summary, "demo corpus", lambda: _input_dir(config, work, progress))
-        refs = get_source(config.source).discover(input_dir)
+        refs = get_source(config.source).discover(input_dir, config.source_options)
         if not refs:
             raise FileNotFoundError(f"no recordings found for source {config.source!r} in "
                                     f"{input_dir}")
@@ -175,10 +179,11 @@ def _asr_worker_class():
     return AsrWorker
 
 
-def _plan(recording, transcript, segment: SegmentSettings, quality: QualityRules):
+def _plan(recording, transcript, config: BuildConfig):
     if isinstance(recording, Rejection):
         return {"rejection": recording.to_dict()}
-    plan = stages.plan_recording(recording, transcript, segment, quality)
+    plan = stages.plan_recording(recording, transcript, config.segment, config.quality,
+                                 config.text_source)
     return {"plan": plan.to_dict()}
 
 
@@ -198,20 +203,39 @@ def _transcribe_all(config: BuildConfig, refs: list[RecordingRef], work: Path,
         saved = read_json(marker(ref))
         results.append(Rejection(**saved["rejection"]) if "rejection" in saved
                        else stages.RecordingPlan.from_dict(saved["plan"]))
-    return results
+    return _one_face_type(results)
+
+
+def _one_face_type(results: list) -> list:
+    """A dataset has one face type: recordings of any other (fewer than the most common
+    one, ties broken by name) are rejected."""
+    kinds = Counter((r.face_type, tuple(r.channels), r.fps) for r in results
+                    if isinstance(r, stages.RecordingPlan))
+    if len(kinds) <= 1:
+        return results
+    chosen = min(kinds, key=lambda kind: (-kinds[kind], kind))
+    return [r if not isinstance(r, stages.RecordingPlan)
+            or (r.face_type, tuple(r.channels), r.fps) == chosen
+            else Rejection("recording", r.ref.id, "face_type_mismatch",
+                           f"{r.face_type} at {r.fps} fps; the dataset is {chosen[0]} at "
+                           f"{chosen[2]} fps") for r in results]
 
 
 def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progress, task) -> None:
     """Keep every ASR actor busy with at most two recordings in flight each."""
     import ray
 
-    cpus = ray.cluster_resources().get("CPU", 1)
-    workers = max(1, config.asr_workers)
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
+    on_gpu = config.asr.device == "cuda"
+    workers = config.asr_workers or max(1, int(gpus if on_gpu else cpus))
     actor_cpus = min(1.0, max(0.1, (cpus - 0.5) / workers))  # leave room for load tasks
     asr = AsrSettings(**{**asdict(config.asr),
                          "cpu_threads": max(1, int(cpus // workers))})
-    actors = [_asr_worker_class().options(num_cpus=actor_cpus).remote(asr)
-              for _ in range(workers)]
+    options = {"num_cpus": actor_cpus, "max_restarts": 3, "max_task_retries": 3}
+    if on_gpu:
+        options["num_gpus"] = max(gpus, 1) / workers
+    actors = [_asr_worker_class().options(**options).remote(asr) for _ in range(workers)]
     load = ray.remote(num_cpus=0.5)(stages.load_recording)
     plan = ray.remote(num_cpus=0.5)(_plan)
     in_flight: dict[Any, tuple[RecordingRef, int]] = {}
@@ -222,10 +246,10 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progres
         while queue and min(busy) < 2:
             worker = busy.index(min(busy))
             ref = queue.pop()
-            recording = load.remote(ref)
+            recording = load.remote(ref, config.source_options.face_fps_out,
+                                    config.quality.min_rms_db)
             transcript = actors[worker].transcribe.remote(recording)
-            in_flight[plan.remote(recording, transcript, config.segment, config.quality)] = (
-                ref, worker)
+            in_flight[plan.remote(recording, transcript, config)] = (ref, worker)
             busy[worker] += 1
         done, _ = ray.wait(list(in_flight), num_returns=1)
         ref, worker = in_flight.pop(done[0])
@@ -257,7 +281,7 @@ def _write_all(config: BuildConfig, plans: list, work: Path, progress) -> list[d
     write = ray.remote(num_cpus=1)(stages.write_shard)
     pending = {
         write.remote(s.name, [(clips_by_key[k][0], _strip(clips_by_key[k][1])) for k in s.keys],
-                     config.out_dir / s.relative_path): s
+                     config.out_dir / s.relative_path, config.source_options.face_fps_out): s
         for s in todo
     }
     hours = 0.0

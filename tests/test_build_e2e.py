@@ -55,7 +55,7 @@ def test_every_sample_meets_the_contract(demo_build):
                       "recording", "start", "end", "duration", "sample_rate", "fps",
                       "face_type", "asr", "reference_text", "wer"):
             assert field in meta, (key, field)
-        assert set(meta["asr"]) == {"model", "avg_logprob", "no_speech_prob",
+        assert set(meta["asr"]) == {"model", "text", "avg_logprob", "no_speech_prob",
                                     "compression_ratio"}
 
 
@@ -94,7 +94,7 @@ def test_asr_text_matches_the_synthesised_sentences(demo_build):
     config, _ = demo_build
     errors, words = 0, 0
     for sample in _samples(config.out_dir):
-        e, n = word_errors(sample["json"]["reference_text"], sample["json"]["text"])
+        e, n = word_errors(sample["json"]["reference_text"], sample["json"]["asr"]["text"])
         errors, words = errors + e, words + n
     print(f"WER {errors / words:.3f} over {words} reference words")
     assert errors / words <= 0.3

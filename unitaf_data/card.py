@@ -20,6 +20,12 @@ from unitaf_data.schema import SCHEMA_VERSION
 SOURCE_LICENSES = {  # what a user of a dataset built from each source must respect
     "demo": ("apache-2.0", "Generated locally from eSpeak NG speech (the generated audio is "
                            "not covered by eSpeak NG's GPL-3.0) and a procedural face."),
+    "beat2": ("cc-by-nc-4.0", "Derived from BEAT2 (CC BY-NC 4.0): non-commercial use only; "
+                              "cite EMAGE (Liu et al., CVPR 2024). FLAME parameters are "
+                              "subject to the FLAME (MPI) licence."),
+    "folder": ("other", "Derived from a user-supplied corpus: its licence applies."),
+    "unitalker": ("other", "Derived from corpora in UniTalker's layout: each corpus keeps "
+                           "its own licence."),
 }
 REJECTED_COLUMNS = ("what", "where", "reason", "detail")
 
@@ -38,13 +44,15 @@ def dataset_features(channels: int, has_reference: bool) -> Any:
     word = {"word": Value("string"), "start": Value("float64"), "end": Value("float64"),
             "prob": Value("float64")}
     meta: dict[str, Any] = {
-        "key": Value("string"), "text": Value("string"), "words": List(word),
+        "key": Value("string"), "text": Value("string"), "text_source": Value("string"),
+        "words": List(word),
         "language": Value("string"), "speaker": Value("string"), "emotion": Value("string"),
         "split": Value("string"), "source": Value("string"), "recording": Value("string"),
         "start": Value("float64"), "end": Value("float64"), "duration": Value("float64"),
         "sample_rate": Value("int64"), "fps": Value("float64"), "face_type": Value("string"),
         "num_frames": Value("int64"), "rms_db": Value("float64"),
-        "asr": {"model": Value("string"), "avg_logprob": Value("float64"),
+        "asr": {"model": Value("string"), "text": Value("string"),
+                "avg_logprob": Value("float64"),
                 "no_speech_prob": Value("float64"), "compression_ratio": Value("float64")},
     }
     if has_reference:

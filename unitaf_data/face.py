@@ -36,11 +36,45 @@ class FaceType:
         return channel_index(self.channels, channel)
 
 
+FLAME103_CHANNELS: tuple[str, ...] = (
+    *(f"expression_{i:03d}" for i in range(100)), "jaw_x", "jaw_y", "jaw_z")
+
 ARKIT51 = FaceType("arkit51", ARKIT51_UNITALKER)
-FACE_TYPES = {ARKIT51.name: ARKIT51}
+FLAME103 = FaceType("flame103", FLAME103_CHANNELS)  # 100 expressions + jaw axis-angle
+FACE_TYPES = {ARKIT51.name: ARKIT51, FLAME103.name: FLAME103}
 
 # Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
 LIP_CLOSED_APERTURE = 0.06
+
+
+def flame_to_arkit(
+    flame: np.ndarray, matrix: np.ndarray, matrix_arkit_names: tuple[str, ...] | list[str]
+) -> np.ndarray:
+    """FLAME-103 frames to ARKit-51 in UniTalker order.
+
+    `matrix` is 51×103 with `flame103 = arkit51 @ matrix`, its rows in `matrix_arkit_names`
+    order (BEAT2's `mat_final.npy` is such a matrix). The inverse is the least-squares
+    solution through the pseudo-inverse, clipped to the blendshape range [0, 1].
+    """
+    if matrix.shape != (51, 103):
+        raise ValueError(f"FLAME→ARKit matrix must be 51×103, not {matrix.shape}")
+    if sorted(matrix_arkit_names) != sorted(ARKIT51_UNITALKER):
+        raise ValueError("the matrix's row names must be the 51 ARKit blendshape names")
+    arkit = np.clip(flame @ np.linalg.pinv(matrix), 0.0, 1.0)
+    order = [list(matrix_arkit_names).index(name) for name in ARKIT51_UNITALKER]
+    return arkit[:, order].astype(np.float32)
+
+
+def resample_face(face: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear interpolation of every channel onto the `fps_out` grid covering the same span:
+    frame i of the output samples time i / fps_out."""
+    if fps_in == fps_out:
+        return face
+    frames_out = int(np.floor(len(face) / fps_in * fps_out + 1e-9))
+    source = np.arange(len(face)) / fps_in
+    target = np.arange(frames_out) / fps_out
+    return np.stack([np.interp(target, source, face[:, c]) for c in range(face.shape[1])],
+                    axis=1).astype(np.float32)
 
 
 def channel_index(channels: tuple[str, ...] | list[str], channel: str) -> int:

@@ -60,7 +60,8 @@ class Recording:
     face_type: str
     channels: tuple[str, ...]
     fps: float
-    reference_words: list[Word] | None = None
+    reference_words: list[Word] | None = None  # timed transcript (e.g. a TextGrid)
+    reference_text: str | None = None  # untimed transcript
 
     @property
     def duration(self) -> float:

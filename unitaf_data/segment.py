@@ -163,8 +163,6 @@ def words_in_clip(words: tuple[Word, ...] | list[Word], span: ClipSpan) -> list[
     ]
 
 
-def reference_in_span(reference: list[Word], span: ClipSpan) -> str:
-    """Reference words whose midpoint falls inside the clip, joined."""
-    return " ".join(
-        w.word for w in reference if span.start <= (w.start + w.end) / 2 < span.end
-    )
+def words_in_span(words: list[Word], span: ClipSpan) -> str:
+    """The words whose midpoint falls inside the clip, joined."""
+    return " ".join(w.word for w in words if span.start <= (w.start + w.end) / 2 < span.end)

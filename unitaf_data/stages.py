@@ -16,6 +16,7 @@ import numpy as np
 
 from unitaf_data import shards
 from unitaf_data.audio import flac_bytes, rms_db
+from unitaf_data.face import resample_face
 from unitaf_data.quality import QualityRules, asr_stats, check_clip
 from unitaf_data.schema import (
     SAMPLE_RATE,
@@ -24,18 +25,20 @@ from unitaf_data.schema import (
     RecordingRef,
     Rejection,
     Transcript,
+    Word,
     make_key,
     validate_clip,
 )
 from unitaf_data.segment import (
+    PlannedSpan,
     SegmentSettings,
     cut,
     plan_spans,
-    reference_in_span,
     words_in_clip,
+    words_in_span,
 )
-from unitaf_data.sources import get_source
-from unitaf_data.text import word_error_rate
+from unitaf_data.sources import InputError, get_source
+from unitaf_data.text import align_reference, word_error_rate
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +69,46 @@ class RecordingPlan:
         })
 
 
-def load_recording(ref: RecordingRef) -> Recording | Rejection:
+def load_recording(
+    ref: RecordingRef, face_fps_out: float | None = None, min_rms_db: float = -50.0
+) -> Recording | Rejection:
     """Decode and check one recording; bad input becomes a Rejection, never an exception.
 
     A face track within 0.1 s of the audio's length is trimmed with the audio to the
-    shorter of the two; a larger mismatch rejects the recording.
+    shorter of the two; a larger mismatch rejects the recording. With `face_fps_out` the
+    face is resampled to that rate. Audio quieter than `min_rms_db` is silence.
     """
     try:
         recording = get_source(ref.source).load(ref)
-    except Exception as error:  # corrupt files of any kind: recorded with their message
+    except InputError as error:
+        log.debug("rejected recording %s: %s", ref.id, error)
+        return Rejection("recording", ref.id, error.reason, str(error))
+    except Exception as error:  # anything else a corrupt file raises: kept with its message
         log.debug("rejected recording %s: %s", ref.id, error)
         return Rejection("recording", ref.id, "unreadable", f"{type(error).__name__}: {error}")
     face_seconds = len(recording.face) / recording.fps
-    mismatch = face_seconds - recording.duration
-    if abs(mismatch) > MAX_FACE_AUDIO_MISMATCH_SECONDS:
+    if abs(face_seconds - recording.duration) > MAX_FACE_AUDIO_MISMATCH_SECONDS:
         return Rejection("recording", ref.id, "face_audio_length_mismatch",
                          f"face {face_seconds:.3f} s vs audio {recording.duration:.3f} s")
+    if rms_db(recording.audio) < min_rms_db:
+        return Rejection("recording", ref.id, "silent_audio",
+                         f"{rms_db(recording.audio):.1f} dBFS")
+    if face_fps_out and face_fps_out != recording.fps:
+        recording.face = resample_face(recording.face, recording.fps, face_fps_out)
+        recording.fps = face_fps_out
     frames = min(len(recording.face), int(recording.duration * recording.fps + 1e-9))
     recording.face = recording.face[:frames]
     recording.audio = recording.audio[: round(frames * recording.sample_rate / recording.fps)]
     return recording
+
+
+def reference_words(recording: Recording, transcript: Transcript) -> list[Word] | None:
+    """The corpus transcript with word times: as given (TextGrid), or aligned to the ASR."""
+    if recording.reference_words is not None:
+        return recording.reference_words
+    if recording.reference_text is not None:
+        return align_reference(recording.reference_text, transcript.words)
+    return None
 
 
 def plan_recording(
@@ -93,23 +116,35 @@ def plan_recording(
     transcript: Transcript,
     segment: SegmentSettings,
     rules: QualityRules,
+    text_source: str = "auto",
 ) -> RecordingPlan:
-    """Cut points, per-clip metadata and quality decisions for one transcribed recording."""
+    """Cut points, per-clip metadata and quality decisions for one transcribed recording.
+
+    `text_source`: `asr`, `reference` (the corpus transcript; recordings without one are
+    rejected) or `auto` (reference when the corpus has one). Clips are cut on the word
+    times of the chosen text.
+    """
     ref = recording.ref
     plan = RecordingPlan(ref, recording.duration, recording.face_type,
                          list(recording.channels), recording.fps)
-    if not transcript.words:
+    reference = reference_words(recording, transcript)
+    if text_source == "reference" and not reference:
+        plan.rejections.append(Rejection("recording", ref.id, "no_reference_text"))
+        return plan
+    source = "reference" if text_source != "asr" and reference else "asr"
+    words = reference if source == "reference" else transcript.words
+    if not words:
         plan.rejections.append(Rejection("recording", ref.id, "empty_transcript"))
         return plan
     limit = min(recording.duration, len(recording.face) / recording.fps)
-    for planned in plan_spans(transcript.words, limit, recording.fps, segment,
-                              recording.audio, recording.sample_rate):
+    for planned in plan_spans(words, limit, recording.fps, segment, recording.audio,
+                              recording.sample_rate):
         key = make_key(ref.source, ref.speaker, ref.recording, planned.span.index)
         if planned.problem:
             plan.rejections.append(Rejection("clip", key, planned.problem,
                                              f"{planned.span.duration:.2f} s"))
             continue
-        meta = clip_meta(key, recording, transcript, planned.span, planned.words)
+        meta = clip_meta(key, recording, transcript, planned, reference, source)
         audio, face = cut(recording, planned.span)
         problem = check_clip(audio, face, meta["text"], meta["asr"], meta.get("wer"), rules)
         if problem:
@@ -122,24 +157,26 @@ def plan_recording(
 
 
 def clip_meta(
-    key: str, recording: Recording, transcript: Transcript, span: ClipSpan, words: tuple
+    key: str, recording: Recording, transcript: Transcript, planned: PlannedSpan,
+    reference: list[Word] | None, text_source: str,
 ) -> dict[str, Any]:
     """The `json` field of a sample (DESIGN.md "Dataset on disk")."""
-    ref = recording.ref
-    text = " ".join(w.word for w in words)
+    ref, span = recording.ref, planned.span
+    asr_text = words_in_span(transcript.words, span)
     meta: dict[str, Any] = {
-        "key": key, "text": text, "words": words_in_clip(words, span),
+        "key": key, "text": " ".join(w.word for w in planned.words),
+        "text_source": text_source, "words": words_in_clip(planned.words, span),
         "language": transcript.language, "speaker": ref.speaker, "emotion": ref.emotion,
         "split": ref.split, "source": ref.source, "recording": ref.recording,
-        "start": span.start, "end": span.end,
-        "duration": span.duration, "sample_rate": recording.sample_rate,
-        "fps": recording.fps, "face_type": recording.face_type,
-        "num_frames": span.num_frames,
-        "asr": {"model": transcript.model, **asr_stats(transcript.segments, span)},
+        "start": span.start, "end": span.end, "duration": span.duration,
+        "sample_rate": recording.sample_rate, "fps": recording.fps,
+        "face_type": recording.face_type, "num_frames": span.num_frames,
+        "asr": {"model": transcript.model, "text": asr_text,
+                **asr_stats(transcript.segments, span)},
     }
-    if recording.reference_words is not None:
-        meta["reference_text"] = reference_in_span(recording.reference_words, span)
-        meta["wer"] = round(word_error_rate(meta["reference_text"], text), 4)
+    if reference is not None:
+        meta["reference_text"] = words_in_span(reference, span)
+        meta["wer"] = round(word_error_rate(meta["reference_text"], asr_text), 4)
     return meta
 
 
@@ -158,7 +195,8 @@ def manifest_row(meta: dict[str, Any], shard: str) -> dict[str, Any]:
     return {
         "key": meta["key"], "split": meta["split"], "shard": shard, "speaker": meta["speaker"],
         "recording": meta["recording"], "start": meta["start"], "duration": meta["duration"],
-        "text": meta["text"], "emotion": meta["emotion"], "num_words": len(meta["words"]),
+        "text": meta["text"], "text_source": meta["text_source"], "emotion": meta["emotion"],
+        "num_words": len(meta["words"]),
         "asr_avg_logprob": meta["asr"]["avg_logprob"],
         "asr_no_speech_prob": meta["asr"]["no_speech_prob"],
         "asr_compression_ratio": meta["asr"]["compression_ratio"],
@@ -168,14 +206,15 @@ def manifest_row(meta: dict[str, Any], shard: str) -> dict[str, Any]:
 
 
 def write_shard(
-    shard_name: str, clips: list[tuple[RecordingRef, dict[str, Any]]], path: Path
+    shard_name: str, clips: list[tuple[RecordingRef, dict[str, Any]]], path: Path,
+    face_fps_out: float | None = None,
 ) -> list[dict[str, Any]]:
     """Load each recording once, encode its clips in the given order, write the tar
     atomically; returns the manifest rows."""
     samples, rows = [], []
     refs = {ref.id: ref for ref, _ in clips}
     for ref in refs.values():
-        recording = load_recording(ref)
+        recording = load_recording(ref, face_fps_out, min_rms_db=-np.inf)
         if isinstance(recording, Rejection):
             raise RuntimeError(f"{ref.id} could be read when transcribed but not now: "
                                f"{recording.detail}")

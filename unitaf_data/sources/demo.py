@@ -34,6 +34,7 @@ import soundfile as sf
 from unitaf_data.audio import load_audio
 from unitaf_data.face import ARKIT51
 from unitaf_data.schema import Recording, RecordingRef, Word
+from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
 
 NAME = "demo"
 FPS = 30.0
@@ -301,7 +302,9 @@ def _add_blinks(face: np.ndarray, times: np.ndarray, rng: np.random.Generator) -
 # --- the source interface ------------------------------------------------------------------
 
 
-def discover(corpus_dir: str | Path) -> list[RecordingRef]:
+def discover(
+    corpus_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
+) -> list[RecordingRef]:
     """Every recording listed in `corpus.json`, sorted by recording id."""
     corpus_dir = Path(corpus_dir)
     index = json.loads((corpus_dir / "corpus.json").read_text())

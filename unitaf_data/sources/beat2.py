@@ -1,0 +1,148 @@
+"""BEAT2 (BEAT-X / EMAGE): conversational speech with SMPL-X + FLAME motion capture.
+
+Corpus: Liu et al., "EMAGE: Towards Unified Holistic Co-Speech Gesture Generation via
+Expressive Masked Audio Gesture Modeling", CVPR 2024; ~60 h, 25 speakers, face as FLAME
+parameters at 30 fps, word alignments as Praat TextGrids. Licence: CC BY-NC 4.0 (each user
+obtains BEAT2 and may use it for non-commercial purposes only; the toolkit ships none of it).
+
+Expected tree (one language folder, passed as `--input`, or a Hub dataset id):
+
+    beat_english_v2.0.0/
+      wave16k/<stem>.wav               16 kHz speech
+      smplxflame_30/<stem>.npz         betas, poses (T, 165), expressions (T, 100), trans,
+                                       mocap_frame_rate (30)
+      textgrid/<stem>.TextGrid         word tier; empty marks are pauses
+      train_test_split.csv             id,type with type in train/val/test/additional
+
+Stems are `<speakerId>_<name>_<type>_<start>_<end>`: type 0 is English speech, 1 English
+conversation (2-7 other languages). The face is FLAME-103: 100 expressions + jaw pose
+`poses[:, 66:69]`; with `--flame-to-arkit` it is converted to ARKit-51 (UniTalker order).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from unitaf_data.face import ARKIT51, ARKIT51_UNITALKER, FLAME103, flame_to_arkit
+from unitaf_data.schema import Recording, RecordingRef, Word
+from unitaf_data.sources import (
+    DEFAULT_OPTIONS,
+    InputError,
+    SourceOptions,
+    read_audio,
+    read_names,
+    require_face_file,
+)
+
+NAME = "beat2"
+_STEM = re.compile(
+    r"^(?P<speaker_id>\d+)_(?P<name>[a-z]+)_(?P<type>\d+)_(?P<start>\d+)_(?P<end>\d+)$")
+_EMOTION_BY_INDEX = (  # speech recordings: emotion from the recording index
+    (64, "neutral"), (72, "happiness"), (80, "anger"), (86, "sadness"), (94, "contempt"),
+    (102, "surprise"), (110, "fear"), (118, "disgust"),
+)
+JAW_POSE = slice(66, 69)
+DEFAULT_ARKIT_NAMES = ARKIT51_UNITALKER  # row order assumed for --flame-to-arkit by default
+
+
+def emotion_for(kind: int, index: int) -> str:
+    """Speech (type 0) recordings carry an emotion by index; conversations are neutral."""
+    if kind != 0:
+        return "neutral"
+    return next((emotion for last, emotion in _EMOTION_BY_INDEX if index <= last), "neutral")
+
+
+def resolve_input(input_ref: str, options: SourceOptions) -> Path:
+    """A local folder as is; otherwise a Hub dataset id, of which only the chosen language
+    folder is downloaded (`huggingface_hub.snapshot_download`)."""
+    path = Path(input_ref)
+    if path.exists():
+        return path
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", input_ref):
+        raise FileNotFoundError(f"{input_ref} is neither a folder nor a Hub dataset id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        root = snapshot_download(input_ref, repo_type="dataset",
+                                 allow_patterns=[f"{options.language_folder}/*"])
+    except Exception as error:  # offline, unknown repo, gated access...
+        raise FileNotFoundError(
+            f"could not download {input_ref} from the Hugging Face Hub ({type(error).__name__}:"
+            f" {error}); download BEAT2 yourself and pass its language folder to --input"
+        ) from error
+    return Path(root) / options.language_folder
+
+
+def discover(
+    input_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
+) -> list[RecordingRef]:
+    """Recordings listed in `train_test_split.csv` (`additional` only when asked), sorted."""
+    root = resolve_input(str(input_dir), options)
+    split_file = root / "train_test_split.csv"
+    if not split_file.exists():
+        raise FileNotFoundError(f"{split_file} not found: --input must be a BEAT2 language "
+                                "folder such as beat_english_v2.0.0/")
+    with split_file.open() as handle:
+        splits = {row["id"].strip(): row["type"].strip() for row in csv.DictReader(handle)}
+    refs = []
+    for stem, split in sorted(splits.items()):
+        match = _STEM.match(stem)
+        if not match or (split == "additional" and not options.include_additional):
+            continue
+        kind, index = int(match["type"]), int(match["start"])
+        refs.append(RecordingRef(
+            source=NAME, speaker=f"{match['speaker_id']}_{match['name']}", recording=stem,
+            split="train" if split == "additional" else split,
+            audio_path=str(root / "wave16k" / f"{stem}.wav"),
+            face_path=str(root / "smplxflame_30" / f"{stem}.npz"),
+            emotion=emotion_for(kind, index),
+            extra={"textgrid_path": str(root / "textgrid" / f"{stem}.TextGrid"),
+                   "flame_to_arkit": options.flame_to_arkit,
+                   "arkit_names": options.arkit_names},
+        ))
+    return refs
+
+
+def load_flame103(path: Path) -> tuple[np.ndarray, float]:
+    """FLAME-103 (expressions + jaw axis-angle) and its frame rate from a BEAT2 npz."""
+    try:
+        with np.load(path) as data:
+            face = np.concatenate([data["expressions"][:, :100], data["poses"][:, JAW_POSE]],
+                                  axis=1)
+            fps = float(data["mocap_frame_rate"]) if "mocap_frame_rate" in data else 30.0
+    except Exception as error:  # truncated zip, missing keys, bad shapes
+        raise InputError("unreadable_face", f"{path}: {type(error).__name__}: {error}") from error
+    return face.astype(np.float32), fps
+
+
+def read_textgrid_words(path: Path) -> list[Word] | None:
+    """Non-empty intervals of the word tier (the first tier with 'word' in its name, else
+    the first tier), or None when the recording has no TextGrid."""
+    if not path.exists():
+        return None
+    from praatio import textgrid
+
+    grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False)
+    names = grid.tierNames
+    tier = grid.getTier(next((n for n in names if "word" in n.lower()), names[0]))
+    return [Word(label.strip(), float(start), float(end))
+            for start, end, label in tier.entries if label.strip()]
+
+
+def load(ref: RecordingRef) -> Recording:
+    audio = read_audio(ref.audio_path)
+    face, fps = load_flame103(require_face_file(ref.face_path))
+    face_type, channels = FLAME103.name, FLAME103.channels
+    if ref.extra.get("flame_to_arkit"):
+        matrix = np.load(ref.extra["flame_to_arkit"])
+        names = (read_names(ref.extra["arkit_names"]) if ref.extra.get("arkit_names")
+                 else DEFAULT_ARKIT_NAMES)
+        face, face_type, channels = flame_to_arkit(face, matrix, names), ARKIT51.name, \
+            ARKIT51.channels
+    return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
+                     channels=channels, fps=fps,
+                     reference_words=read_textgrid_words(Path(ref.extra["textgrid_path"])))
