@@ -60,7 +60,6 @@ SENTENCES = (
     "Pop music played from a battered old boom box.",
     "Robert baked a marble cake for the family party.",
     "The museum opens at nine on most Mondays.",
-    "Who knew the blue balloon would float so far away?",
     "Maybe we should meet at the bus stop before lunch.",
     "The people in the apartment upstairs play the piano every morning.",
     "Remember to put the milk back in the fridge.",
@@ -76,7 +75,7 @@ SENTENCES = (
 SPEAKERS = (  # speaker id, eSpeak voice, base rate (words/min), base pitch (0-100)
     ("spk01", "en-us+m1", 170, 42),
     ("spk02", "en-us+Annie", 165, 55),
-    ("spk03", "en-us+m4", 150, 38),
+    ("spk03", "en-us+m4", 160, 40),
     ("spk04", "en-us+steph", 160, 60),
 )
 
@@ -84,7 +83,7 @@ EMOTIONS = {  # rate factor, pitch offset, pitch range, volume, expression chann
     "neutral": (1.00, 0, 50, 100, {}),
     "happy": (1.08, 10, 80, 110, {"MouthSmileLeft": 0.35, "MouthSmileRight": 0.35,
                                    "CheekSquintLeft": 0.2, "CheekSquintRight": 0.2}),
-    "sad": (0.86, -10, 20, 85, {"MouthFrownLeft": 0.3, "MouthFrownRight": 0.3,
+    "sad": (0.92, -8, 35, 90, {"MouthFrownLeft": 0.3, "MouthFrownRight": 0.3,
                                  "BrowInnerUp": 0.35}),
     "angry": (1.12, 4, 70, 140, {"BrowDownLeft": 0.45, "BrowDownRight": 0.45,
                                   "NoseSneerLeft": 0.25, "NoseSneerRight": 0.25}),
@@ -122,7 +121,7 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
     plans = []
     for i in range(count):
         speaker, voice, base_rate, base_pitch = SPEAKERS[i % len(SPEAKERS)]
-        emotion = emotions[(i // len(SPEAKERS) + i) % len(emotions)]
+        emotion = emotions[(i // len(SPEAKERS) + i % len(SPEAKERS)) % len(emotions)]
         rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
         chosen = rng.choice(len(SENTENCES), size=7, replace=False)
         plans.append(DemoRecordingPlan(
