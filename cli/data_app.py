@@ -52,6 +52,8 @@ def build(
     asr_workers: Annotated[int | None, typer.Option(
         help="ASR actors, one model each (default: one per CPU, or per GPU with --device "
              "cuda).")] = None,
+    asr_threads: Annotated[int, typer.Option(
+        help="CPU threads per ASR worker (on CPU, more workers beat more threads).")] = 1,
     batch_size: Annotated[int, typer.Option(help="faster-whisper batch size (VAD chunks).")
                           ] = 8,
     text: Annotated[str, typer.Option(
@@ -123,7 +125,7 @@ def build(
             include_additional=include_additional, language_folder=beat2_language),
         asr=AsrSettings(model=asr_model, device=device, compute_type=compute_type,
                         language=None if language == "auto" else language,
-                        batch_size=batch_size),
+                        batch_size=batch_size, cpu_threads=asr_threads),
         asr_workers=asr_workers,
         segment=SegmentSettings(min_seconds=min_seconds, max_seconds=max_seconds,
                                 min_pause=min_pause),

@@ -60,7 +60,6 @@ class BuildConfig:
         for transient in ("out_dir", "asr_workers", "ray_address", "overwrite", "progress",
                           "strict"):
             settings.pop(transient)
-        settings["asr"].pop("cpu_threads")
         settings["input_dir"] = str(self.input_dir) if self.input_dir else None
         if self.source != "demo":
             settings.pop("demo_minutes")
@@ -230,8 +229,7 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progres
     on_gpu = config.asr.device == "cuda"
     workers = config.asr_workers or max(1, int(gpus if on_gpu else cpus))
     actor_cpus = min(1.0, max(0.1, (cpus - 0.5) / workers))  # leave room for load tasks
-    asr = AsrSettings(**{**asdict(config.asr),
-                         "cpu_threads": max(1, int(cpus // workers))})
+    asr = config.asr
     options = {"num_cpus": actor_cpus, "max_restarts": 3, "max_task_retries": 3}
     if on_gpu:
         options["num_gpus"] = max(gpus, 1) / workers

@@ -30,3 +30,12 @@ def test_inspect_prints_counts_and_writes_a_plot(demo_build, tmp_path):
 def test_inspect_of_a_folder_that_is_not_a_dataset_exits_2(tmp_path):
     result = runner.invoke(data_app, ["inspect", str(tmp_path)])
     assert result.exit_code == 2 and "unitaf.json" in result.output
+
+
+def test_plots_pick_the_mouth_channels_of_each_face_type():
+    from unitaf_data.face import ARKIT51_UNITALKER, FLAME103_CHANNELS
+    from unitaf_data.inspection import mouth_channels
+
+    assert mouth_channels(list(ARKIT51_UNITALKER)) == ["JawOpen", "MouthClose"]
+    assert mouth_channels(list(FLAME103_CHANNELS)) == ["jaw_x"]
+    assert mouth_channels(["a", "b", "c"]) == ["a", "b"]

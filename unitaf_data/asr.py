@@ -26,7 +26,7 @@ class AsrSettings:
     language: str | None = "en"
     batch_size: int = 8
     beam_size: int = 5
-    cpu_threads: int = 1
+    cpu_threads: int = 1  # per model: on CPU, more workers beat more threads per worker
 
 
 def resolve_model(model: str) -> str:

@@ -12,14 +12,12 @@ from unitaf_data.schema import SAMPLE_RATE
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limited resampling (soxr, via librosa); a no-op when the rates agree."""
+    """Band-limited resampling (libsoxr, high quality); a no-op when the rates agree."""
     if orig_sr == target_sr:
         return audio.astype(np.float32, copy=False)
-    import librosa
+    import soxr
 
-    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(
-        np.float32
-    )
+    return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -76,8 +76,18 @@ def load_clip(dataset_dir: str | Path, key: str | None = None) -> dict[str, Any]
             "meta": sample["json"], "channels": summary.info["channels"]}
 
 
+def mouth_channels(channels: list[str]) -> list[str]:
+    """The channels that show mouth opening: ARKit JawOpen/MouthClose, FLAME's jaw
+    rotation, or else the first two channels."""
+    for wanted in (["JawOpen", "MouthClose"], ["jaw_x"]):
+        if all(name in channels for name in wanted):
+            return wanted
+    return list(channels[:2])
+
+
 def plot_clip(clip: dict[str, Any], out_path: str | Path) -> Path:
-    """Waveform, JawOpen and MouthClose, and word boundaries of one clip on one time axis."""
+    """Waveform, mouth channels (JawOpen and MouthClose for ARKit) and word boundaries of one
+    clip on one time axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,10 +101,10 @@ def plot_clip(clip: dict[str, Any], out_path: str | Path) -> Path:
     wave_ax.plot(audio_time, clip["audio"], linewidth=0.4, color="0.3")
     wave_ax.set_ylabel("waveform")
     wave_ax.set_title(f"{meta['key']}: “{meta['text']}”", fontsize=9, loc="left")
-    for name, colour in (("JawOpen", "tab:red"), ("MouthClose", "tab:blue")):
+    for name, colour in zip(mouth_channels(channels), ("tab:red", "tab:blue"), strict=False):
         face_ax.plot(frame_time, face[:, channel_index(channels, name)], label=name,
                      color=colour)
-    face_ax.set_ylabel("blendshape weight")
+    face_ax.set_ylabel("face channel value")
     face_ax.set_xlabel(f"seconds from clip start (recording {meta['recording']} "
                        f"at {meta['start']:.3f} s)")
     face_ax.legend(loc="upper right")
