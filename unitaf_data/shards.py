@@ -50,19 +50,16 @@ def plan_shards(clips: list[dict[str, Any]], size_mb: float, max_clips: int) -> 
     plans: list[ShardPlan] = []
     for split in sorted({clip["split"] for clip in clips}):
         members = sorted((c for c in clips if c["split"] == split), key=lambda c: c["key"])
-        current: list[str] = []
+        groups: list[list[str]] = [[]]
         size = 0.0
         for clip in members:
             too_big = size + clip["estimated_bytes"] > size_mb * 1e6
-            if current and (too_big or len(current) >= max_clips):
-                plans.append(ShardPlan(split, len([p for p in plans if p.split == split]),
-                                       tuple(current)))
-                current, size = [], 0.0
-            current.append(clip["key"])
+            if groups[-1] and (too_big or len(groups[-1]) >= max_clips):
+                groups.append([])
+                size = 0.0
+            groups[-1].append(clip["key"])
             size += clip["estimated_bytes"]
-        if current:
-            plans.append(ShardPlan(split, len([p for p in plans if p.split == split]),
-                                   tuple(current)))
+        plans += [ShardPlan(split, index, tuple(keys)) for index, keys in enumerate(groups)]
     return plans
 
 
