@@ -26,7 +26,14 @@ from unitaf_data.quality import QualityRules
 from unitaf_data.schema import RecordingRef, Rejection
 from unitaf_data.segment import SegmentSettings
 from unitaf_data.sources import SourceOptions, demo, get_source
-from unitaf_pipelines.runtime import init_ray, read_json, stage_progress, write_json_atomic
+from unitaf_pipelines.runtime import (
+    actor_options,
+    init_ray,
+    read_json,
+    run_on_actors,
+    stage_progress,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,43 +228,28 @@ def _one_face_type(results: list) -> list:
 
 
 def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progress, task) -> None:
-    """Keep every ASR actor busy with at most two recordings in flight each."""
+    """Load tasks feed the ASR actor pool; plan tasks turn each transcript into a plan."""
     import ray
 
-    resources = ray.cluster_resources()
-    cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
-    on_gpu = config.asr.device == "cuda"
-    workers = config.asr_workers or max(1, int(gpus if on_gpu else cpus))
-    actor_cpus = min(1.0, max(0.1, (cpus - 0.5) / workers))  # leave room for load tasks
-    asr = config.asr
-    options = {"num_cpus": actor_cpus, "max_restarts": 3, "max_task_retries": 3}
-    if on_gpu:
-        options["num_gpus"] = max(gpus, 1) / workers
-    actors = [_asr_worker_class().options(**options).remote(asr) for _ in range(workers)]
+    workers, options = actor_options(config.asr.device, config.asr_workers)
+    actors = [_asr_worker_class().options(**options).remote(config.asr)
+              for _ in range(workers)]
     load = ray.remote(num_cpus=0.5)(stages.load_recording)
     plan = ray.remote(num_cpus=0.5)(_plan)
-    in_flight: dict[Any, tuple[RecordingRef, int]] = {}
-    busy = [0] * workers
-    queue = list(reversed(todo))
     hours = 0.0
-    while queue or in_flight:
-        while queue and min(busy) < 2:
-            worker = busy.index(min(busy))
-            ref = queue.pop()
-            recording = load.remote(ref, config.source_options.face_fps_out,
-                                    config.quality.min_rms_db)
-            transcript = actors[worker].transcribe.remote(recording)
-            in_flight[plan.remote(recording, transcript, config)] = (ref, worker)
-            busy[worker] += 1
-        done, _ = ray.wait(list(in_flight), num_returns=1)
-        ref, worker = in_flight.pop(done[0])
-        busy[worker] -= 1
-        result = ray.get(done[0])
+
+    def submit(actor, ref: RecordingRef):
+        recording = load.remote(ref, config.source_options.face_fps_out,
+                                config.quality.min_rms_db)
+        return plan.remote(recording, actor.transcribe.remote(recording), config)
+
+    def done(ref: RecordingRef, result: dict) -> None:
+        nonlocal hours
         write_json_atomic(marker(ref), result)
         hours += result.get("plan", {}).get("duration", 0.0) / 3600
         progress.update(task, advance=1, hours=hours)
-    for actor in actors:
-        ray.kill(actor)
+
+    run_on_actors(actors, todo, submit, done)
 
 
 # --- stage 3: shards ------------------------------------------------------------------------

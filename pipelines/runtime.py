@@ -37,6 +37,47 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
              ray.cluster_resources().get("GPU", 0))
 
 
+def actor_options(device: str, workers: int | None, cpu_share: float = 0.5,
+                  gpus_per_worker: float | None = None) -> tuple[int, dict[str, Any]]:
+    """How many actors to start and their Ray options: one per CPU (or per GPU on `cuda`)
+    by default, leaving `cpu_share` of a CPU free for the tasks that feed them, restarted
+    and retried when a worker process dies."""
+    import ray
+
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
+    on_gpu = device == "cuda"
+    count = workers or max(1, int(gpus if on_gpu else cpus))
+    options: dict[str, Any] = {"num_cpus": min(1.0, max(0.1, (cpus - cpu_share) / count)),
+                               "max_restarts": 3, "max_task_retries": 3}
+    if on_gpu:
+        options["num_gpus"] = gpus_per_worker or max(gpus, 1) / count
+    return count, options
+
+
+def run_on_actors(actors: list, items: list, submit, on_done, per_actor: int = 2) -> None:
+    """Feed `items` to `actors`, at most `per_actor` in flight each: `submit(actor, item)`
+    returns the ObjectRef of the item's final result, `on_done(item, result)` takes it in
+    completion order (the caller writes markers, so the order does not matter)."""
+    import ray
+
+    in_flight: dict[Any, tuple[Any, int]] = {}
+    busy = [0] * len(actors)
+    queue = list(reversed(items))
+    while queue or in_flight:
+        while queue and min(busy) < per_actor:
+            index = busy.index(min(busy))
+            item = queue.pop()
+            in_flight[submit(actors[index], item)] = (item, index)
+            busy[index] += 1
+        done, _ = ray.wait(list(in_flight), num_returns=1)
+        item, index = in_flight.pop(done[0])
+        busy[index] -= 1
+        on_done(item, ray.get(done[0]))
+    for actor in actors:
+        ray.kill(actor)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON under a temporary name and rename it into place (a completion marker)."""
     path.parent.mkdir(parents=True, exist_ok=True)

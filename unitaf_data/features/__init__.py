@@ -1,0 +1,73 @@
+"""Feature backends for `unitaf-data extract-features`: clip audio (and text) in, arrays out.
+
+A backend computes one or more feature sets from one model pass and is used as:
+
+    backend = make_backend(name, settings)          # loads models once (one per Ray actor)
+    outputs = backend.extract(batch)                # list of {field: array} or a reason str
+    backend.describe()                              # what goes into feature.json
+
+Feature sets and the backend that makes them:
+
+| set | backend | fields |
+|---|---|---|
+| `whisper` | `offline` | `teacher.npy` float16 (T50, 384): Whisper tiny.en encoder states |
+| `units` | `offline` | `units.npy` int16 (T50,): k-means codes of those states (`fit-units`) |
+| `utterance` | `offline` | `utterance.npy` float16 (768,): mean and std over time of those states |
+| `unitalker` | `unitalker` | `teacher.npy` float16 (T50, 768/1024): UniTalker audio encoder |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FEATURE_BACKENDS = {"whisper": "offline", "units": "offline", "utterance": "offline",
+                    "unitalker": "unitalker"}
+FRAME_RATE = 50.0  # Hz: every time-varying feature here is at 50 frames per second
+SAMPLES_PER_FRAME = 320  # 16 kHz / 50 Hz
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    dataset_dir: Path
+    device: str = "cpu"
+    unitalker_ckpt: str | None = None  # UniTalker .pt or a Hugging Face model folder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClipInput:
+    key: str
+    audio: Any  # float32 (N,) at 16 kHz
+    text: str
+    duration: float
+
+
+def frames_for(num_samples: int) -> int:
+    """50 Hz frames covering a clip of `num_samples` at 16 kHz."""
+    return round(num_samples / SAMPLES_PER_FRAME)
+
+
+def group_by_backend(names: list[str]) -> dict[str, list[str]]:
+    """Requested feature sets grouped by the backend that computes them (one pass each)."""
+    unknown = [n for n in names if n not in FEATURE_BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown feature set(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(FEATURE_BACKENDS)}")
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(FEATURE_BACKENDS[name], []).append(name)
+    return groups
+
+
+def make_backend(backend: str, feature_sets: list[str], settings: ExtractSettings):
+    if backend == "offline":
+        from unitaf_data.features.offline import OfflineBackend
+
+        return OfflineBackend(feature_sets, settings)
+    if backend == "unitalker":
+        from unitaf_data.features.unitalker import UniTalkerBackend
+
+        return UniTalkerBackend(settings)
+    raise ValueError(f"unknown backend {backend!r}")

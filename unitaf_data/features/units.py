@@ -1,0 +1,47 @@
+"""Discrete speech units: k-means over Whisper encoder states (a label-based tokenizer in
+the spirit of arXiv 2606.13630), learned from a seeded sample of the train split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+UNITS_DIR = "features/units"
+
+
+def fit_centroids(states: list[np.ndarray], k: int, seed: int) -> np.ndarray:
+    """k centroids (k, D) float32 from the frames of `states` (mini-batch k-means)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    frames = np.concatenate(states).astype(np.float32)
+    if len(frames) < k:
+        raise ValueError(f"{len(frames)} frames cannot make {k} units: lower --k or add clips")
+    kmeans = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=4096, n_init=3,
+                             max_iter=100)
+    kmeans.fit(frames)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
+def nearest(states: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid of every frame."""
+    distances = (np.square(states).sum(1, keepdims=True) - 2 * states @ centroids.T
+                 + np.square(centroids).sum(1)[None])
+    return distances.argmin(1)
+
+
+def save_centroids(dataset_dir: Path, centroids: np.ndarray, info: dict) -> Path:
+    folder = Path(dataset_dir) / UNITS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "centroids.npy", centroids)
+    (folder / "fit.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    return folder / "centroids.npy"
+
+
+def load_centroids(dataset_dir: Path) -> np.ndarray:
+    path = Path(dataset_dir) / UNITS_DIR / "centroids.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `unitaf-data fit-units "
+                                f"{dataset_dir}` first")
+    return np.load(path)
