@@ -161,6 +161,72 @@ def _print_build_summary(summary) -> None:
     console.print(table)
 
 
+@app.command("fit-units")
+def fit_units(
+    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
+    k: Annotated[int, typer.Option(help="Number of units (k-means clusters).")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed of the clip sample and of k-means.")] = 0,
+    max_clips: Annotated[int, typer.Option(help="Train clips sampled for fitting.")] = 2000,
+) -> None:
+    """Learn discrete speech units (k-means over Whisper encoder states of a seeded sample of
+    the train split) for the `units` feature set; saved in DATASET/features/units/."""
+    from unitaf_data.extract import fit_units as fit
+
+    _setup_logging(False)
+    try:
+        info = fit(dataset, k=k, seed=seed, max_clips=max_clips)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips "
+                  f"→ {dataset / 'features' / 'units' / 'centroids.npy'}")
+
+
+@app.command("extract-features")
+def extract_features(
+    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
+    features: Annotated[str, typer.Option(
+        help="Comma-separated feature sets: whisper, units, utterance (offline, from the "
+             "shipped Whisper tiny.en; `units` needs `fit-units` first), unitalker.")
+    ] = "whisper,units,utterance",
+    workers: Annotated[int | None, typer.Option(
+        help="Actors per backend (default: one per CPU, or per GPU).")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(
+        help="GPU share of each actor; > 0 runs the backends on CUDA.")] = 0.0,
+    batch_seconds: Annotated[float, typer.Option(
+        help="Padded audio per batch; clips of similar length are batched together.")
+    ] = 60.0,
+    unitalker_ckpt: Annotated[str | None, typer.Option(
+        help="`unitalker`: a UniTalker checkpoint (.pt) or a Hugging Face WavLM/wav2vec2 "
+             "model folder.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+) -> None:
+    """Pre-extract model features of every clip into sidecar shards
+    (features/{set}/{split}/{split}-NNNNNN.tar, same keys and order as the main shards) with
+    a features/{set}/feature.json each. Reruns skip finished shards."""
+    from unitaf_pipelines.extract import ExtractConfig, run_extract
+
+    _setup_logging(False)
+    config = ExtractConfig(dataset_dir=dataset, feature_sets=tuple(
+        f.strip() for f in features.split(",") if f.strip()), workers=workers,
+        gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
+        unitalker_ckpt=unitalker_ckpt, ray_address=ray_address)
+    try:
+        summary = run_extract(config)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    table = Table(title=f"features of {dataset} ({summary.seconds:.1f} s)")
+    for column in ("set", "fields", "clips", "hours", "rejected", "checks"):
+        table.add_column(column)
+    for name, info in summary.feature_sets.items():
+        checks = info["checks"]
+        table.add_row(name, ", ".join(info["fields"]), str(checks["clips"]),
+                      f"{checks['audio_hours']:.3f}", str(len(checks["rejected"])),
+                      "ok" if not checks["problems"] else f"{checks['problems']} problems")
+    console.print(table)
+
+
 @app.command()
 def inspect(
     dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
@@ -171,6 +237,7 @@ def inspect(
                    ] = None,
 ) -> None:
     """Counts, hours, speakers, splits, face type and channels, and three sample clips."""
+    from unitaf_data.card import feature_sets
     from unitaf_data.inspection import load_clip, load_summary, plot_clip
 
     try:
@@ -191,6 +258,9 @@ def inspect(
     table.add_row("face", f"{info['face_type']} at {info['fps']} fps, "
                           f"{len(info['channels'])} channels")
     table.add_row("channels", ", ".join(info["channels"]))
+    for name, spec in feature_sets(dataset).items():
+        table.add_row(f"features {name}", f"{spec['backend']}: {', '.join(spec['fields'])} "
+                                          f"({spec['checks']['clips']} clips)")
     console.print(table)
     samples = Table(title="sample clips")
     for column in ("key", "duration", "text"):

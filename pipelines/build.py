@@ -318,14 +318,14 @@ def _finish(config: BuildConfig, plans: list, rows: list[dict[str, Any]],
                                      6) for s in splits},
         "shards": len({(r["split"], r["shard"]) for r in rows}),
         "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
+        "has_reference_text": any(r.get("reference_text") is not None for r in rows),
     }
     face = recording_plans[0]
     info = {"source": config.source, "face_type": face.face_type, "channels": face.channels,
             "fps": face.fps, "sample_rate": 16_000, "build_settings": config.output_settings(),
             "counts": counts}
     card.write_info(out, info)
-    card.write_card(out, info, has_reference=any(r.get("reference_text") is not None
-                                                 for r in rows))
+    card.write_card(out, info, counts["has_reference_text"])
     summary.recordings = counts["recordings"]
     summary.recordings_rejected = counts["recordings_rejected"]
     summary.clips, summary.clips_rejected = counts["clips"], counts["clips_rejected"]

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from corpora import demo_recordings, make_beat2, make_folder, make_unitalker
 from typer.testing import CliRunner
 
+from corpora import demo_recordings, make_beat2, make_folder, make_unitalker
 from unitaf_cli.data_app import app
 from unitaf_data.shards import read_tar
 from unitaf_data.sources import SourceOptions, beat2

@@ -63,6 +63,27 @@ def dataset_features(channels: int, has_reference: bool) -> Any:
     })
 
 
+def sidecar_features(feature_info: dict[str, Any]) -> Any:
+    """The `datasets.Features` of one sidecar feature set, from its feature.json."""
+    from datasets import Array2D, Features, List, Value
+
+    declared: dict[str, Any] = {"__key__": Value("string"), "__url__": Value("string"),
+                                "rejected.txt": Value("string")}
+    for name, spec in feature_info["fields"].items():
+        shape = spec["shape"]
+        if len(shape) == 2:
+            declared[name] = Array2D(shape=(None, shape[1]), dtype=spec["dtype"])
+        else:
+            declared[name] = List(Value(spec["dtype"]))
+    return Features(declared)
+
+
+def feature_sets(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """feature.json of every extracted feature set, by name."""
+    return {path.parent.name: json.loads(path.read_text())
+            for path in sorted((out_dir / "features").glob("*/feature.json"))}
+
+
 def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:
     """Rows as a parquet table (an empty table keeps `columns` when there are no rows)."""
     table = (pa.Table.from_pylist(rows) if rows
@@ -82,14 +103,18 @@ def write_card(out_dir: Path, info: dict[str, Any], has_reference: bool) -> None
 
     license_id, license_note = SOURCE_LICENSES.get(info["source"], ("other", ""))
     splits = sorted(info["counts"]["clips_per_split"])
+    sidecars = feature_sets(out_dir)
+    configs = [("default", "data", dataset_features(len(info["channels"]), has_reference))] + [
+        (name, f"features/{name}", sidecar_features(spec)) for name, spec in sidecars.items()]
     front = {
         "license": license_id,
         "task_categories": ["text-to-speech", "text-to-audio"],
         "tags": ["audio-to-face", "talking-face", "blendshapes", "webdataset", "unitaf"],
-        "configs": [{"config_name": "default", "data_files": [
-            {"split": split, "path": f"data/{split}/*.tar"} for split in splits]}],
-        "dataset_info": {"features": dataset_features(
-            len(info["channels"]), has_reference)._to_yaml_list()},
+        "configs": [{"config_name": name, "data_files": [
+            {"split": split, "path": f"{folder}/{split}/*.tar"} for split in splits]}
+            for name, folder, _ in configs],
+        "dataset_info": [{"config_name": name, "features": features._to_yaml_list()}
+                         for name, _, features in configs],
     }
     counts = info["counts"]
     split_lines = "\n".join(f"| {s} | {counts['clips_per_split'][s]} | "
@@ -107,8 +132,8 @@ in `manifest.parquet`, one row per dropped recording or clip in `rejected.parque
 |---|---|---|
 {split_lines}
 
-Alignment: face frame i covers `[start + i/fps, start + (i+1)/fps)` of the source
-recording; the audio holds `round(T * 16000 / fps)` samples from `start`.
+{_sidecar_prose(sidecars)}Alignment: face frame i covers `[start + i/fps, start + (i+1)/fps)` of
+the source recording; the audio holds `round(T * 16000 / fps)` samples from `start`.
 
 ## Load
 
@@ -122,3 +147,20 @@ ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.r
 {license_id}. {license_note}
 """
     (out_dir / "README.md").write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
+
+
+def _sidecar_prose(sidecars: dict[str, dict[str, Any]]) -> str:
+    if not sidecars:
+        return ""
+    lines = "\n".join(f"| `{name}` | {spec['backend']} | "
+                       f"{', '.join(f'`{f}`' for f in spec['fields'])} | {spec['frame_rate']} |"
+                       for name, spec in sidecars.items())
+    return ("Feature sets (sidecar shards under `features/{name}/`, same keys in the same order "
+            "as the main shards; load one with `load_dataset(path, name)`):\n\n"
+            "| set | backend | fields | Hz |\n|---|---|---|---|\n" + lines + "\n\n")
+
+
+def refresh_card(out_dir: Path) -> None:
+    """Rewrite README.md from unitaf.json and the feature sets now present."""
+    info = json.loads((out_dir / "unitaf.json").read_text())
+    write_card(out_dir, info, info["counts"].get("has_reference_text", False))

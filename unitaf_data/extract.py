@@ -22,7 +22,14 @@ class ShardFeatures:
     clips: int = 0
     audio_seconds: float = 0.0
     rejected: list[dict[str, str]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # by feature set
+
+
+def main_shards(dataset_dir: Path) -> list[Path]:
+    shards = sorted(Path(dataset_dir).glob("data/*/*.tar"))
+    if not shards:
+        raise FileNotFoundError(f"no shards in {dataset_dir}/data: build the dataset first")
+    return shards
 
 
 def sidecar_path(dataset_dir: Path, feature_set: str, shard_path: Path) -> Path:
@@ -99,10 +106,32 @@ def extract_shard(backend, feature_sets: list[str], dataset_dir: Path, shard_pat
                 sample["rejected.txt"] = result
             else:
                 fields = result[name]
-                report.problems += check_features(clip.key, clip.duration, fields,
-                                                  declared[name])
+                report.problems.setdefault(name, []).extend(
+                    check_features(clip.key, clip.duration, fields, declared[name]))
                 sample |= {field_name: npy_bytes(array) for field_name, array in fields.items()}
             samples[name].append(sample)
     for name in feature_sets:
         write_tar(sidecar_path(dataset_dir, name, shard_path), samples[name])
     return report
+
+
+def fit_units(dataset_dir: Path, k: int = 512, seed: int = 0, max_clips: int = 2000,
+              split: str = "train") -> dict[str, Any]:
+    """Learn `k` unit centroids from the Whisper states of a seeded sample of `split` clips
+    and save them with the dataset (`features/units/centroids.npy`, `fit.json`)."""
+    from unitaf_data.features.offline import WhisperEncoder
+    from unitaf_data.features.units import fit_centroids, save_centroids
+
+    shards = [s for s in main_shards(dataset_dir) if s.parent.name == split]
+    if not shards:
+        raise FileNotFoundError(f"no {split} shards in {dataset_dir}")
+    clips = [c for s in shards for c in read_clips(s)]
+    picks = sorted(np.random.default_rng(seed).permutation(len(clips))[:max_clips])
+    encoder = WhisperEncoder()
+    states = [encoder.encode([clips[i].audio])[0] for i in picks]
+    centroids = fit_centroids(states, k, seed)
+    info = {"k": k, "seed": seed, "split": split, "clips": len(picks),
+            "frames": int(sum(len(s) for s in states)),
+            "features": "whisper tiny.en encoder states (384-d, 50 Hz)"}
+    save_centroids(dataset_dir, centroids, info)
+    return info
