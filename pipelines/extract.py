@@ -27,7 +27,6 @@ from unitaf_pipelines.runtime import (
 )
 
 log = logging.getLogger(__name__)
-SAME_LENGTH_BACKENDS = {"offline"}  # encoders without an attention mask: no padding
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,9 @@ def _extractor_class():
         def describe(self) -> dict:
             return self.backend.describe()
 
-        def shard(self, dataset_dir: Path, shard_path: Path, batch_seconds: float,
-                  same_length: bool) -> dict:
+        def shard(self, dataset_dir: Path, shard_path: Path, batch_seconds: float) -> dict:
             return asdict(extract.extract_shard(self.backend, self.feature_sets, dataset_dir,
-                                                shard_path, batch_seconds, same_length))
+                                                shard_path, batch_seconds))
 
     return Extractor
 
@@ -99,9 +97,8 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
             declared = ray.get(actors[0].describe.remote())
             hours = 0.0
 
-            def submit(actor, shard: Path, backend=backend):
-                return actor.shard.remote(config.dataset_dir, shard, config.batch_seconds,
-                                          backend in SAME_LENGTH_BACKENDS)
+            def submit(actor, shard: Path):
+                return actor.shard.remote(config.dataset_dir, shard, config.batch_seconds)
 
             def done(shard: Path, report: dict, work=work, task=task) -> None:
                 nonlocal hours

@@ -85,15 +85,16 @@ def check_features(key: str, duration: float, fields: dict[str, np.ndarray],
 
 
 def extract_shard(backend, feature_sets: list[str], dataset_dir: Path, shard_path: Path,
-                  batch_seconds: float, same_length: bool) -> ShardFeatures:
-    """Run `backend` over one main shard and write its sidecar shards atomically."""
+                  batch_seconds: float) -> ShardFeatures:
+    """Run `backend` over one main shard and write its sidecar shards atomically. Backends
+    whose encoder has no attention mask (`backend.same_length`) get unpadded batches."""
     clips = read_clips(shard_path)
     report = ShardFeatures(shard=f"{shard_path.parent.name}/{shard_path.stem}",
                            clips=len(clips),
                            audio_seconds=sum(len(c.audio) for c in clips) / 16_000)
     declared = backend.describe()
     outputs: list[dict[str, Any] | str | None] = [None] * len(clips)
-    for batch in length_batches(clips, batch_seconds, same_length):
+    for batch in length_batches(clips, batch_seconds, backend.same_length):
         for i, result in zip(batch, backend.extract([clips[i] for i in batch]), strict=True):
             outputs[i] = result
     samples: dict[str, list[dict[str, bytes | str]]] = {name: [] for name in feature_sets}

@@ -62,6 +62,8 @@ class WhisperEncoder:
 class OfflineBackend:
     """`whisper`, `units` and `utterance` from one encoder pass."""
 
+    same_length = True  # the Whisper encoder has no attention mask: never pad a clip
+
     def __init__(self, feature_sets: list[str], settings: ExtractSettings) -> None:
         self.feature_sets = feature_sets
         self.encoder = WhisperEncoder(device=settings.device)
