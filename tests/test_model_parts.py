@@ -1,0 +1,117 @@
+"""Projector, UniTalker decoder (real checkpoint layout), rigs and the mouth-aware loss."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_REFERENCE
+from unitaf_data.face import ARKIT51
+from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
+from unitaf_model.losses import (
+    OpennessInterval,
+    fit_openness_interval,
+    masked_mse,
+    mouth_openness,
+    side_contributions,
+    vertex_loss,
+)
+from unitaf_model.projector import Projector, parameter_count
+from unitaf_model.rig import demo_rig, load_rig
+
+KEYS_FILE = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
+RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
+
+
+def test_projector_halves_the_frame_rate_with_about_a_million_parameters():
+    projector = Projector(1024, 768)
+    assert 0.8e6 < parameter_count(projector) < 1.3e6
+    assert projector(torch.randn(2, 101, 1024)).shape == (2, 51, 768)
+    assert projector(torch.randn(1, 100, 1024)).shape == (1, 50, 768)
+
+
+def _checkpoint_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    shapes, current = {}, None
+    for line in KEYS_FILE.read_text().splitlines():
+        if line.startswith("====="):
+            current = line.strip("= ").strip()
+        elif line.strip() and current == name:
+            key, shape = line.split(None, 1)
+            shapes[key] = tuple(int(n) for n in re.findall(r"\d+", shape))
+    return shapes
+
+
+@pytest.mark.skipif(not KEYS_FILE.exists(), reason="../shared not present")
+@pytest.mark.parametrize("name, width", [("UniTalker-B-D0-D7.pt", 768),
+                                         ("UniTalker-L-D0-D7.pt", 1024)])
+def test_a_checkpoint_with_the_reference_layout_loads_with_no_missing_decoder_keys(name,
+                                                                                   width):
+    shapes = _checkpoint_shapes(name)
+    checkpoint = {k: torch.randn(s) for k, s in shapes.items()
+                  if k.startswith(("decoder.", "out_head_dict."))}
+    decoder = UniTalkerFaceDecoder(width, heads={"arkit51": 51})
+    report = decoder.load_unitalker(checkpoint)
+    assert report.missing_keys == ["out_head_dict.arkit51.weight", "out_head_dict.arkit51.bias"]
+    assert report.unexpected_keys == [] and report.skipped_shapes == []
+    torch.testing.assert_close(decoder.decoder.learnable_style_emb.weight,
+                               checkpoint["decoder.learnable_style_emb.weight"])
+    out = decoder(torch.randn(2, 30, width), torch.tensor([0, 5]), "inhouse_blendshape_weight")
+    assert out.shape == (2, 30, 51)
+
+
+def test_new_identities_are_appended_after_the_pretrained_ones():
+    decoder = UniTalkerFaceDecoder(384, heads={"arkit51": 51})
+    before = decoder.decoder.learnable_style_emb.weight.detach().clone()
+    new = decoder.add_identities(3)
+    assert list(new) == [PRETRAINED_IDENTITIES, PRETRAINED_IDENTITIES + 1,
+                         PRETRAINED_IDENTITIES + 2]
+    torch.testing.assert_close(decoder.decoder.learnable_style_emb.weight[:PRETRAINED_IDENTITIES],
+                               before)
+    assert decoder(torch.randn(1, 10, 384), torch.tensor([new[0]]), "arkit51").shape == (1, 10, 51)
+
+
+def test_demo_rig_mouth_opens_like_the_real_rig():
+    rig = demo_rig()
+    weights = torch.zeros(2, 51)
+    weights[1, ARKIT51.index("JawOpen")] = 1.0
+    rest, jaw = mouth_openness(rig.vertices(weights), rig.mouth_idx).tolist()
+    assert rest == pytest.approx(0.032, abs=1e-3) and jaw == pytest.approx(0.060, abs=2e-3)
+    if RIG_FILE.exists():
+        real = load_rig(RIG_FILE)
+        real_rest, real_jaw = mouth_openness(real.vertices(weights), real.mouth_idx).tolist()
+        assert real_rest == pytest.approx(0.03199, abs=1e-4)
+        assert real_jaw == pytest.approx(0.06025, abs=1e-4)
+
+
+def test_interval_fit_covers_95_percent_and_balances_the_two_sides():
+    rng = np.random.default_rng(0)  # skewed: many nearly closed frames, a long open tail
+    openness = np.concatenate([rng.normal(0.033, 0.001, 6000),
+                               0.033 + rng.gamma(2.0, 0.004, 4000)])
+    interval = fit_openness_interval(openness)
+    inside = np.mean((openness >= interval.low) & (openness <= interval.high))
+    assert inside == pytest.approx(0.95, abs=0.01)
+    closed, opened = side_contributions(openness, interval)
+    assert abs(closed - opened) / (closed + opened) < 0.05
+    naive = OpennessInterval(*np.quantile(openness, [0.025, 0.975]))
+    naive_closed, naive_open = side_contributions(openness, naive)
+    assert abs(closed - opened) < abs(naive_closed - naive_open)
+
+
+def test_masked_losses_ignore_padding_and_weight_extreme_mouth_states():
+    rig = demo_rig()
+    weights = torch.zeros(1, 4, 51)
+    weights[0, 1, ARKIT51.index("JawOpen")] = 1.0
+    target = rig.vertices(weights)
+    predicted = target.clone()
+    predicted[0, 3] += 5.0  # a padded frame: must not count
+    mask = torch.tensor([[True, True, True, False]])
+    assert masked_mse(predicted, target, mask) == 0
+    interval = OpennessInterval(0.032, 0.060)
+    off = target.clone()
+    off[0, :, rig.mouth_idx, 1] += 0.01
+    plain = vertex_loss(off, target, mask, rig.mouth_idx, None)
+    weighted = vertex_loss(off, target, mask, rig.mouth_idx, interval)
+    assert weighted > plain > 0

@@ -1,0 +1,107 @@
+"""Losses of the two training stages, all masked by true lengths.
+
+Stage I: `masked_mse(Projector(F_TTS), F_teacher)`. Stage II: a coefficient loss plus the
+mouth-state-aware vertex loss of UniTAF (arXiv 2602.15651): plain squared vertex error
+everywhere, plus `w(n) · ||M − M̂||²` on the mouth vertices, with `w = α |n − 0.5|^γ` and `n`
+the ground-truth mouth openness normalised to [0, 1] over an interval fitted on the training
+set. Plain MSE pulls the mouth toward an average half-open shape; the weight grows toward
+fully closed and fully open frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+               ) -> torch.Tensor:
+    """Mean squared error over the valid frames: (B, T, ...) tensors, (B, T) bool mask."""
+    mask = mask.to(prediction.dtype)
+    while mask.dim() < prediction.dim():
+        mask = mask.unsqueeze(-1)
+    squared = (prediction - target).square() * mask
+    per_frame = prediction[0, 0].numel()
+    return squared.sum() / (mask.sum() * per_frame).clamp_min(1.0)
+
+
+def mouth_openness(vertices: torch.Tensor, mouth_idx: torch.Tensor | np.ndarray
+                   ) -> torch.Tensor:
+    """(..., V, 3) → (...): max − min y over the mouth vertices."""
+    y = vertices[..., torch.as_tensor(mouth_idx, device=vertices.device), 1]
+    return y.amax(-1) - y.amin(-1)
+
+
+def openness_weight(normalised: torch.Tensor, alpha: float = 3.0, gamma: float = 2.0
+                    ) -> torch.Tensor:
+    return alpha * (normalised - 0.5).abs().pow(gamma)
+
+
+@dataclass(frozen=True)
+class OpennessInterval:
+    low: float
+    high: float
+
+    def normalise(self, openness: torch.Tensor | np.ndarray):
+        scaled = (openness - self.low) / max(self.high - self.low, 1e-9)
+        return scaled.clamp(0, 1) if isinstance(scaled, torch.Tensor) else np.clip(scaled, 0, 1)
+
+
+def side_contributions(openness: np.ndarray, interval: OpennessInterval, alpha: float = 3.0,
+                       gamma: float = 2.0) -> tuple[float, float]:
+    """Total mouth weight of the frames on the closed side (n < 0.5) and the open side."""
+    n = interval.normalise(openness)
+    weight = alpha * np.abs(n - 0.5) ** gamma
+    return float(weight[n < 0.5].sum()), float(weight[n > 0.5].sum())
+
+
+def fit_openness_interval(openness: np.ndarray, coverage: float = 0.95, alpha: float = 3.0,
+                          gamma: float = 2.0, steps: int = 201) -> OpennessInterval:
+    """The interval [low, high] that holds `coverage` of the training frames' openness and
+    whose closed-side and open-side weight totals are the most nearly equal.
+
+    Candidates slide a window holding `coverage` of the frames from the lowest to the
+    highest values; where most frames pile up at one end (mouths are closed much of the
+    time), the window's free end may reach past the data so that the pile is not all at
+    n = 0 or n = 1.
+    """
+    values = np.sort(np.asarray(openness, dtype=np.float64).ravel())
+    span = values[-1] - values[0]
+    if span <= 0:
+        raise ValueError("mouth openness does not vary over the training frames")
+
+    def fraction_below(x: float) -> float:
+        return np.searchsorted(values, x) / len(values)
+
+    candidates = []
+    for low in np.linspace(values[0] - span, np.quantile(values, 1 - coverage), steps):
+        candidates.append((low, np.quantile(values, min(fraction_below(low) + coverage, 1))))
+    for high in np.linspace(np.quantile(values, coverage), values[-1] + span, steps):
+        candidates.append((np.quantile(values, max(fraction_below(high) - coverage, 0)), high))
+    best, best_gap = None, np.inf
+    for low, high in candidates:
+        if high <= low:
+            continue
+        interval = OpennessInterval(float(low), float(high))
+        closed, opened = side_contributions(values, interval, alpha, gamma)
+        gap = abs(closed - opened) / max(closed + opened, 1e-12)
+        if gap < best_gap:
+            best, best_gap = interval, gap
+    return best
+
+
+def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                mouth_idx: torch.Tensor | np.ndarray, interval: OpennessInterval | None,
+                alpha: float = 3.0, gamma: float = 2.0) -> torch.Tensor:
+    """Squared vertex error over all vertices, plus the openness-weighted mouth term
+    (skipped when `interval` is None: plain vertex MSE)."""
+    loss = masked_mse(predicted, target, mask)
+    if interval is None:
+        return loss
+    index = torch.as_tensor(mouth_idx, device=predicted.device)
+    weight = openness_weight(interval.normalise(mouth_openness(target, index)), alpha, gamma)
+    mouth_error = (predicted[..., index, :] - target[..., index, :]).square().mean((-1, -2))
+    valid = mask.to(predicted.dtype)
+    return loss + (weight * mouth_error * valid).sum() / valid.sum().clamp_min(1.0)
