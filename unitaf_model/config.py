@@ -1,0 +1,109 @@
+"""The training configuration: one dataclass holding every default, loaded from YAML and
+dotted `key=value` overrides; unknown keys and wrong types are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = ""  # dataset folder written by unitaf-data build + extract-features
+    out: str = ""  # run folder
+    stage: int = 1  # 1: projector to the teacher; 2: projector + decoder to the face
+    backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
+    backbone_set: str = "units"
+    backbone_field: str = "units.npy"
+    teacher_set: str = "whisper"
+    teacher_field: str = "teacher.npy"
+    fps: float = 25.0
+    batch_size: int = 8
+    shuffle_buffer: int = 64
+    loader_workers: int = 0
+    # optimisation
+    steps: int = 400
+    lr: float = 2e-3
+    warmup_steps: int = 40
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    # stage II
+    init: str = ""  # stage-1 run whose projector (and backbone) stage 2 starts from
+    unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
+    rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
+    coefficient_weight: float = 1.0
+    vertex_weight: float = 1.0  # λ
+    vertex_scale: float = 100.0  # vertices are in metres: error in centimetres
+    mouth_alpha: float = 3.0
+    mouth_gamma: float = 2.0
+    mouth_coverage: float = 0.95
+    mouth_aware: bool = True  # False: plain vertex MSE
+    # bookkeeping
+    log_every: int = 20
+    val_every: int = 100
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    # distribution
+    num_workers: int = 1  # Ray Train workers; >1 or use_gpu runs on Ray Train
+    use_gpu: bool = False
+
+    def validate(self) -> TrainConfig:
+        if not self.data or not self.out:
+            raise ValueError("data and out are required")
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, not {self.stage}")
+        if self.stage == 2 and not self.init and not self.unitalker_ckpt:
+            raise ValueError("stage 2 starts from a stage-1 run: pass --init RUN")
+        if self.backbone not in ("units", "precomputed"):
+            raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
+        if self.steps <= 0 or self.batch_size <= 0:
+            raise ValueError("steps and batch_size must be positive")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+    if kind is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{name}: {value!r} is not a boolean")
+        return value.lower() in ("true", "1", "yes")
+    try:
+        converted = kind(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name}: {value!r} is not a {kind.__name__}") from error
+    if kind is int and isinstance(value, float) and value != converted:
+        raise ValueError(f"{name}: {value!r} is not an int")
+    return converted
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                **values: Any) -> TrainConfig:
+    """Defaults ← YAML file ← keyword values ← `key=value` overrides, type-checked."""
+    import yaml
+
+    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    merged: dict[str, Any] = {}
+    if path:
+        merged |= yaml.safe_load(Path(path).read_text()) or {}
+    merged |= {k: v for k, v in values.items() if v is not None}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        merged[key.strip()] = value
+    unknown = sorted(set(merged) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+    return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).validate()
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))

@@ -1,0 +1,181 @@
+"""Streaming training data: main shards joined by key with their sidecar feature shards.
+
+Each sample becomes the model's view of one clip on the model frame grid (25 fps by
+default): the TTS-side input at 50 Hz (`units` codes or precomputed latents), the teacher
+features averaged onto the 25 fps grid, and the face resampled to 25 fps, all cut to
+`ceil(T50 / 2)` frames, the projector's output length. Batches group clips of similar length
+(a shuffle buffer sorted by length), padded, with a mask of the true lengths.
+
+Work is split deterministically: shards across (Ray Train rank × DataLoader worker) when
+there are enough of them, otherwise samples by index. Training streams are endless (a new
+shuffle each epoch, by seed), so every rank runs the same number of steps and no rank waits
+on a collective that another never reaches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from unitaf_data.face import resample_face
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: Path
+    backbone_set: str = "units"  # sidecar holding the TTS-side input
+    backbone_field: str = "units.npy"
+    teacher_set: str = "whisper"
+    teacher_field: str = "teacher.npy"
+    fps: float = 25.0
+    batch_size: int = 8
+    shuffle_buffer: int = 64
+    seed: int = 0
+
+
+def shards(spec: DataSpec, split: str) -> list[Path]:
+    found = sorted((spec.dataset / "data" / split).glob("*.tar"))
+    if not found:
+        raise FileNotFoundError(f"no {split} shards in {spec.dataset}")
+    for name in (spec.backbone_set, spec.teacher_set):
+        if not (spec.dataset / "features" / name / split).exists():
+            raise FileNotFoundError(f"no '{name}' features in {spec.dataset}: run "
+                                    f"`unitaf-data extract-features {spec.dataset} "
+                                    f"--features {name}`")
+    return found
+
+
+def _tar_members(path: Path) -> Iterator[dict[str, bytes]]:
+    import webdataset as wds
+
+    yield from wds.WebDataset(str(path), shardshuffle=False, empty_check=False)
+
+
+def read_joined(spec: DataSpec, shard: Path) -> Iterator[dict[str, Any]]:
+    """Main shard + backbone and teacher sidecars in lockstep (same keys, same order)."""
+    split = shard.parent.name
+    sidecars = [spec.dataset / "features" / name / split / shard.name
+                for name in (spec.backbone_set, spec.teacher_set)]
+    for main, backbone, teacher in zip(_tar_members(shard), *map(_tar_members, sidecars),
+                                       strict=True):
+        if not main["__key__"] == backbone["__key__"] == teacher["__key__"]:
+            raise ValueError(f"{shard}: sidecar keys out of step at {main['__key__']}")
+        if "rejected.txt" in backbone or "rejected.txt" in teacher:
+            continue  # the feature backend refused this clip
+        yield to_model_grid(spec, main, np.load(io.BytesIO(backbone[spec.backbone_field])),
+                            np.load(io.BytesIO(teacher[spec.teacher_field])))
+
+
+def to_model_grid(spec: DataSpec, main: dict[str, bytes], inputs: np.ndarray,
+                  teacher: np.ndarray) -> dict[str, Any]:
+    meta = json.loads(main["json"])
+    face = resample_face(np.load(io.BytesIO(main["face.npy"])), meta["fps"], spec.fps)
+    frames = math.ceil(len(inputs) / 2)
+    teacher = teacher.astype(np.float32)
+    if len(teacher) % 2:
+        teacher = np.concatenate([teacher, teacher[-1:]])
+    teacher = teacher.reshape(-1, 2, teacher.shape[1]).mean(1)
+    return {"key": meta["key"], "speaker": meta["speaker"], "inputs": inputs,
+            "teacher": _fit(teacher, frames), "face": _fit(face, frames), "frames": frames}
+
+
+def _fit(array: np.ndarray, frames: int) -> np.ndarray:
+    """Cut to `frames`, or repeat the last frame up to it (at most a frame or two)."""
+    if len(array) >= frames:
+        return array[:frames].astype(np.float32)
+    return np.concatenate([array, np.repeat(array[-1:], frames - len(array), 0)]).astype(
+        np.float32)
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad to the longest clip; `mask` marks the true frames."""
+    longest = max(s["frames"] for s in samples)
+    inputs_longest = max(len(s["inputs"]) for s in samples)
+
+    def pad(array: np.ndarray, length: int) -> np.ndarray:
+        return np.pad(array, [(0, length - len(array))] + [(0, 0)] * (array.ndim - 1))
+
+    inputs = np.stack([pad(s["inputs"], inputs_longest) for s in samples])
+    return {
+        "keys": [s["key"] for s in samples], "speakers": [s["speaker"] for s in samples],
+        "inputs": torch.from_numpy(inputs.astype(np.int64 if inputs.dtype.kind == "i"
+                                                 else np.float32)),
+        "teacher": torch.from_numpy(np.stack([pad(s["teacher"], longest) for s in samples])),
+        "face": torch.from_numpy(np.stack([pad(s["face"], longest) for s in samples])),
+        "mask": torch.from_numpy(np.stack([np.arange(longest) < s["frames"]
+                                           for s in samples])),
+    }
+
+
+class ClipStream(IterableDataset):
+    """Length-bucketed batches of one split for one consumer (rank × DataLoader worker)."""
+
+    def __init__(self, spec: DataSpec, split: str, rank: int = 0, world: int = 1,
+                 endless: bool = True) -> None:
+        self.spec, self.split, self.rank, self.world = spec, split, rank, world
+        self.endless = endless
+        self.shards = shards(spec, split)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        consumers, me = self.world * workers, self.rank * workers + worker
+        epoch = 0
+        while True:
+            rng = np.random.default_rng([self.spec.seed, epoch, me])
+            yield from self._batches(self._samples(epoch, consumers, me), rng)
+            if not self.endless:
+                return
+            epoch += 1
+
+    def _samples(self, epoch: int, consumers: int, me: int) -> Iterator[dict[str, Any]]:
+        order = list(self.shards)
+        if self.endless:
+            np.random.default_rng([self.spec.seed, epoch]).shuffle(order)
+        if len(order) >= consumers:
+            for shard in order[me::consumers]:
+                yield from read_joined(self.spec, shard)
+        else:
+            index = 0
+            for shard in order:
+                for sample in read_joined(self.spec, shard):
+                    if index % consumers == me:
+                        yield sample
+                    index += 1
+
+    def _batches(self, samples: Iterator[dict[str, Any]], rng: np.random.Generator
+                 ) -> Iterator[dict[str, Any]]:
+        size, buffer = self.spec.batch_size, []
+        for sample in samples:
+            buffer.append(sample)
+            if len(buffer) >= max(self.spec.shuffle_buffer, size):
+                yield from self._emit(buffer, len(buffer) // size * size, rng)
+        yield from self._emit(buffer, len(buffer), rng)
+
+    def _emit(self, buffer: list, count: int, rng: np.random.Generator
+              ) -> Iterator[dict[str, Any]]:
+        """Take `count` samples (at random while training), sort them by length, cut them
+        into batches, and yield the batches in random order (in order when evaluating)."""
+        if self.endless:
+            rng.shuffle(buffer)
+        chosen, buffer[:] = buffer[:count], buffer[count:]
+        chosen.sort(key=lambda s: (s["frames"], s["key"]))
+        size = self.spec.batch_size
+        batches = [chosen[i : i + size] for i in range(0, len(chosen), size)]
+        for i in (rng.permutation(len(batches)) if self.endless else range(len(batches))):
+            yield collate(batches[i])
+
+
+def loader(spec: DataSpec, split: str, rank: int = 0, world: int = 1, workers: int = 0,
+           endless: bool = True) -> DataLoader:
+    return DataLoader(ClipStream(spec, split, rank, world, endless), batch_size=None,
+                      num_workers=workers, persistent_workers=False)

@@ -1,0 +1,373 @@
+"""The two-stage UniTAF training recipe (torchtune-style lifecycle, nanoGPT-flat loop).
+
+Stage I trains the projector (and the unit embedding) so that `Projector(F_TTS)` matches the
+teacher's features of the ground-truth audio (masked MSE on the 25 fps grid). Stage II starts
+from a stage-I run and trains projector and decoder on the face: coefficient loss +
+λ · mouth-state-aware vertex loss through a rig. Every step's data is deterministic given the
+seed, so a run resumed from `step_{n}/` continues the uninterrupted loss curve exactly.
+
+    recipe = Recipe(config)       # validates
+    recipe.setup()                # data, model, optimiser, interval, resume
+    recipe.train()                # the loop: log, validate, checkpoint
+    recipe.cleanup()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitaf_model.config import TrainConfig, save_config
+from unitaf_model.data import DataSpec, loader, read_joined, shards
+from unitaf_model.decoder import PRETRAINED_IDENTITIES
+from unitaf_model.losses import (
+    OpennessInterval,
+    fit_openness_interval,
+    masked_mse,
+    mouth_openness,
+    vertex_loss,
+)
+from unitaf_model.model import UniTAF
+from unitaf_model.rig import Rig, demo_rig, load_rig
+
+log = logging.getLogger(__name__)
+
+
+class Recipe:
+    def __init__(self, config: TrainConfig, rank: int = 0, world: int = 1) -> None:
+        self.config = config.validate()
+        self.rank, self.world = rank, world
+        self.out = Path(config.out)
+        self.device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available()
+                                   else "cpu")
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    # --- setup ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.spec = DataSpec(Path(cfg.data), cfg.backbone_set, cfg.backbone_field,
+                             cfg.teacher_set, cfg.teacher_field, cfg.fps, cfg.batch_size,
+                             cfg.shuffle_buffer, cfg.seed)
+        self.info = json.loads((self.spec.dataset / "unitaf.json").read_text())
+        self.speakers = self._setup_speakers()
+        template, train_faces = self._train_faces()
+        self.rig = self._setup_rig()
+        self.interval = self._setup_interval(train_faces) if cfg.stage == 2 else None
+        self.model = self._setup_model(template)
+        self.optimizer, self.scheduler = self._setup_optimizer()
+        if self.rank == 0:
+            save_config(cfg, self.out / "config.json")
+            log.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=True))
+        self._resume()
+        self.batches = iter(loader(self.spec, "train", self.rank, self.world,
+                                   cfg.loader_workers))
+        for _ in range(self.step):  # the data stream is deterministic: replay its position
+            next(self.batches)
+        self.writer = self._setup_writer()
+
+    def _setup_speakers(self) -> dict[str, int]:
+        """Train speakers get new identity rows after UniTalker's pretrained ones; one more
+        row stands for speakers never seen in training."""
+        import pyarrow.parquet as pq
+
+        manifest = pq.read_table(self.spec.dataset / "manifest.parquet").to_pylist()
+        names = sorted({row["speaker"] for row in manifest if row["split"] == "train"})
+        return {name: PRETRAINED_IDENTITIES + i for i, name in enumerate(names)}
+
+    def identities(self, speakers: list[str]) -> torch.Tensor:
+        unknown = PRETRAINED_IDENTITIES + len(self.speakers)
+        return torch.tensor([self.speakers.get(s, unknown) for s in speakers],
+                            device=self.device)
+
+    def _train_faces(self) -> tuple[torch.Tensor, np.ndarray]:
+        """Mean face (the template) and every train frame on the model grid."""
+        frames = [s["face"] for shard in shards(self.spec, "train")
+                  for s in read_joined(self.spec, shard)]
+        faces = np.concatenate(frames)
+        return torch.from_numpy(faces.mean(0)), faces
+
+    def _setup_rig(self) -> Rig | None:
+        if self.info["face_type"] != "arkit51":
+            log.warning("face type %s has no vertex rig: stage II uses the coefficient loss "
+                        "only", self.info["face_type"])
+            return None
+        return demo_rig() if self.config.rig == "demo" else load_rig(self.config.rig)
+
+    def _setup_interval(self, train_faces: np.ndarray) -> OpennessInterval | None:
+        """The mouth-openness interval fitted on the training frames (saved in the run)."""
+        if self.rig is None or not self.config.mouth_aware:
+            return None
+        with torch.no_grad():
+            openness = mouth_openness(self.rig.vertices(torch.from_numpy(train_faces)),
+                                      self.rig.mouth_idx).numpy()
+        interval = fit_openness_interval(openness, self.config.mouth_coverage,
+                                         self.config.mouth_alpha, self.config.mouth_gamma)
+        if self.rank == 0:
+            (self.out / "mouth_interval.json").write_text(json.dumps(
+                {"low": interval.low, "high": interval.high,
+                 "coverage": self.config.mouth_coverage, "frames": len(openness)}, indent=2))
+        return interval
+
+    def _setup_model(self, template: torch.Tensor) -> torch.nn.Module:
+        cfg = self.config
+        features = self.spec.dataset / "features"
+        teacher = json.loads((features / cfg.teacher_set / "feature.json").read_text())
+        backbone = json.loads((features / cfg.backbone_set / "feature.json").read_text())
+        model = UniTAF(cfg.backbone, backbone["dims"], teacher["dims"], self.info["face_type"],
+                       len(self.info["channels"]), template)
+        if cfg.unitalker_ckpt:
+            from unitaf_data.features.unitalker import read_checkpoint
+
+            report = model.decoder.load_unitalker(read_checkpoint(cfg.unitalker_ckpt))
+            log.info("UniTalker decoder: missing %s, unexpected %s", report.missing_keys,
+                     report.unexpected_keys)
+        model.decoder.add_identities(len(self.speakers) + 1)
+        if cfg.init:
+            state = torch.load(latest_checkpoint(Path(cfg.init)) / "model.pt",
+                               map_location="cpu", weights_only=True)
+            kept = {k: v for k, v in state.items() if k.startswith(("backbone.", "projector."))}
+            model.load_state_dict(kept, strict=False)
+            log.info("started from %s (%d tensors)", cfg.init, len(kept))
+        if cfg.stage == 1:
+            model.decoder.requires_grad_(False)
+        model.to(self.device)
+        if self.world > 1:
+            import ray.train.torch
+
+            model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={
+                "find_unused_parameters": cfg.stage == 1})
+        return model
+
+    def _setup_optimizer(self):
+        cfg = self.config
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine to 10% over `steps`
+            if step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    def _setup_writer(self):
+        if self.rank != 0:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    # --- the loop ------------------------------------------------------------------------
+
+    @property
+    def core(self) -> UniTAF:
+        return getattr(self.model, "module", self.model)
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        inputs = batch["inputs"].to(self.device)
+        mask = batch["mask"].to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.device.type == "cuda"):
+            if cfg.stage == 1:
+                projected = self.core.project(inputs) if self.world == 1 else \
+                    self.model(inputs, self.identities(batch["speakers"]))[1]
+                return {"loss": masked_mse(projected.float(), batch["teacher"].to(self.device),
+                                           mask)}
+            face, _ = self.model(inputs, self.identities(batch["speakers"]))
+        face, target = face.float(), batch["face"].to(self.device)
+        parts = {"coefficient": masked_mse(face, target, mask)}
+        loss = cfg.coefficient_weight * parts["coefficient"]
+        if self.rig is not None:
+            scale = cfg.vertex_scale
+            parts["vertex"] = vertex_loss(self.rig.vertices(face) * scale,
+                                          self.rig.vertices(target) * scale, mask,
+                                          self.rig.mouth_idx, self.interval, cfg.mouth_alpha,
+                                          cfg.mouth_gamma)
+            loss = loss + cfg.vertex_weight * parts["vertex"]
+        return {"loss": loss, **parts}
+
+    def train(self) -> list[dict[str, float]]:
+        cfg = self.config
+        if self.step == 0:
+            self.validate()  # where the run starts from, for the curve and the tests
+        clock, clips = time.perf_counter(), 0
+        while self.step < cfg.steps:
+            batch = next(self.batches)
+            self.model.train()
+            parts = self.losses(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            clips += len(batch["keys"])
+            record = {"step": self.step, **{k: float(v) for k, v in parts.items()}}
+            self.history.append(record)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                elapsed = time.perf_counter() - clock
+                self._log({**record, "lr": self.scheduler.get_last_lr()[0],
+                           "grad_norm": float(grad_norm), "clips_per_s": clips / elapsed})
+                clock, clips = time.perf_counter(), 0
+            if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                self.validate()
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+        return self.history
+
+    def _log(self, metrics: dict[str, float], prefix: str = "train") -> None:
+        if self.rank != 0:
+            return
+        log.info("%s step %d: %s", prefix, self.step,
+                 ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"))
+        for name, value in metrics.items():
+            if name != "step":
+                self.writer.add_scalar(f"{prefix}/{name}", value, self.step)
+
+    # --- validation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation losses; in stage II also the vertex error, lip vertex error and the
+        train-mean-face baseline. Sums are all-reduced across workers."""
+        self.model.eval()
+        sums: dict[str, float] = {}
+        curves = None
+        for batch in loader(self.spec, "val", self.rank, self.world, endless=False):
+            frames = float(batch["mask"].sum())
+            for name, value in self.losses(batch).items():
+                sums[name] = sums.get(name, 0.0) + float(value) * frames
+            sums["frames"] = sums.get("frames", 0.0) + frames
+            if self.config.stage == 2 and self.rig is not None:
+                clip_curves = self._vertex_metrics(batch, sums)
+                curves = curves or clip_curves
+        totals = self._all_reduce(sums)
+        metrics = {k: v / max(totals["frames"], 1.0) for k, v in totals.items()
+                   if k != "frames"}
+        self._log(metrics, "val")
+        if self.rank == 0 and curves is not None:
+            self.writer.add_figure("val/mouth_openness", mouth_figure(*curves), self.step)
+        if self.rank == 0:
+            with (self.out / "validation.jsonl").open("a") as handle:
+                handle.write(json.dumps({"step": self.step, **metrics}) + "\n")
+        return metrics
+
+    def _vertex_metrics(self, batch: dict[str, Any], sums: dict[str, float]):
+        """Adds frame-summed vertex MSE (model and mean face) and LVE; returns one clip's
+        predicted and true mouth-openness curves."""
+        mask = batch["mask"].to(self.device)
+        face, _ = self.model(batch["inputs"].to(self.device),
+                             self.identities(batch["speakers"]))
+        target = self.rig.vertices(batch["face"].to(self.device))
+        predicted = self.rig.vertices(face.float())
+        baseline = self.rig.vertices(self.core.template.expand_as(batch["face"]).to(
+            self.device))
+        for name, guess in (("vertex_mse", predicted), ("mean_face_vertex_mse", baseline)):
+            error = (guess - target).square().sum(-1).mean(-1)
+            sums[name] = sums.get(name, 0.0) + float((error * mask).sum())
+        lips = torch.as_tensor(self.rig.lip_idx, device=self.device)
+        lve = (predicted[..., lips, :] - target[..., lips, :]).square().sum(-1).amax(-1)
+        sums["lip_vertex_error"] = sums.get("lip_vertex_error", 0.0) + float((lve * mask).sum())
+        length = int(mask[0].sum())
+        index = torch.as_tensor(self.rig.mouth_idx, device=self.device)
+        return (mouth_openness(predicted[0, :length], index).cpu().numpy(),
+                mouth_openness(target[0, :length], index).cpu().numpy(), batch["keys"][0])
+
+    def _all_reduce(self, sums: dict[str, float]) -> dict[str, float]:
+        if self.world == 1:
+            return sums
+        import torch.distributed as dist
+
+        names = sorted(sums)
+        values = torch.tensor([sums[n] for n in names], dtype=torch.float64,
+                              device=self.device)
+        dist.all_reduce(values)
+        return dict(zip(names, values.tolist(), strict=True))
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        folder = self.out / f"step_{self.step:06d}"
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(self.core.state_dict(), tmp / "model.pt")
+        torch.save({"optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "step": self.step,
+                    "history": self.history, "torch_rng": torch.get_rng_state(),
+                    "speakers": self.speakers, "config": self.config.to_dict()},
+                   tmp / "state.pt")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        for old in sorted(self.out.glob("step_??????"))[:-self.config.keep_checkpoints]:
+            shutil.rmtree(old)
+
+    def _resume(self) -> None:
+        folder = latest_checkpoint(self.out, required=False)
+        if folder is None:
+            return
+        state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+        if state["config"]["seed"] != self.config.seed or state["config"]["stage"] != \
+                self.config.stage:
+            log.warning("resuming %s: the checkpoint's seed and stage win", folder)
+        self.core.load_state_dict(torch.load(folder / "model.pt", map_location=self.device,
+                                             weights_only=True))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.history = state["step"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d", folder, self.step)
+
+    def cleanup(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def latest_checkpoint(run: Path, required: bool = True) -> Path | None:
+    found = sorted(run.glob("step_??????"))
+    if not found and required:
+        raise FileNotFoundError(f"no checkpoint (step_NNNNNN/) in {run}")
+    return found[-1] if found else None
+
+
+def mouth_figure(predicted: np.ndarray, target: np.ndarray, key: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 3))
+    axis.plot(target, label="ground truth")
+    axis.plot(predicted, label="predicted")
+    axis.set_xlabel("frame (25 fps)")
+    axis.set_ylabel("mouth openness")
+    axis.set_title(key, fontsize=8)
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1) -> list[dict[str, float]]:
+    recipe = Recipe(config, rank, world)
+    recipe.setup()
+    try:
+        return recipe.train()
+    finally:
+        recipe.cleanup()
