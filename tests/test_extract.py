@@ -16,7 +16,7 @@ from unitaf_data.extract import check_features, fit_units, length_batches
 from unitaf_data.features import ClipInput
 from unitaf_data.features.offline import WhisperEncoder
 from unitaf_data.features.units import load_centroids
-from unitaf_data.shards import read_tar
+from unitaf_data.shards import raw_samples, read_tar
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
 pytest.importorskip("espeakng_loader")
@@ -64,9 +64,7 @@ def test_sidecars_have_the_main_keys_in_order_and_pass_the_checks(extracted):
 
 
 def _raw(path):
-    import webdataset as wds
-
-    return list(wds.WebDataset(str(path), shardshuffle=False, empty_check=False))
+    return list(raw_samples(path))
 
 
 def test_features_have_declared_types_and_50hz_lengths(extracted):

@@ -14,7 +14,7 @@ import torch
 
 from conftest import SHARED_REFERENCE
 from unitaf_data.features.unitalker import encoder_config, encoder_state, load_encoder
-from unitaf_data.shards import read_tar
+from unitaf_data.shards import raw_samples, read_tar
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
 KEYS_FILE = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
@@ -125,10 +125,8 @@ def test_unitalker_teacher_features_end_to_end(demo_build, unitalker_checkpoint,
     assert info["model"]["architecture"] == "wavlm"
     main = sorted(dataset.glob("data/*/*.tar"))[0]
     durations = {s["__key__"]: s["json"]["duration"] for s in read_tar(main)}
-    import webdataset as wds
-
     sidecar = dataset / "features" / "unitalker" / main.parent.name / main.name
-    for sample in wds.WebDataset(str(sidecar), shardshuffle=False, empty_check=False):
+    for sample in raw_samples(sidecar):
         teacher = np.load(io.BytesIO(sample["teacher.npy"]))
         assert teacher.dtype == np.float16 and teacher.shape[1] == 768
         assert abs(len(teacher) - durations[sample["__key__"]] * 50) <= 1

@@ -88,11 +88,21 @@ def write_tar(path: Path, samples: list[dict[str, bytes | str]]) -> int:
     return path.stat().st_size
 
 
-def read_tar(path: Path) -> Iterator[dict[str, Any]]:
-    """Samples of one shard, decoded: `flac` stays bytes, `face.npy` an array, `json` a dict."""
+def raw_samples(path: Path) -> Iterator[dict[str, Any]]:
+    """The samples of one tar as stored (bytes per field), in order. No splitting by
+    distributed rank or DataLoader worker: callers choose their own shards and samples."""
     import webdataset as wds
 
-    for sample in wds.WebDataset(str(path), shardshuffle=False, empty_check=False):
+    def whole(urls):
+        return urls
+
+    yield from wds.WebDataset(str(path), shardshuffle=False, empty_check=False,
+                              nodesplitter=whole, workersplitter=whole)
+
+
+def read_tar(path: Path) -> Iterator[dict[str, Any]]:
+    """Samples of one shard, decoded: `flac` stays bytes, `face.npy` an array, `json` a dict."""
+    for sample in raw_samples(path):
         yield {
             "__key__": sample["__key__"],
             "flac": sample["flac"],

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unitaf_data.face import resample_face
+from unitaf_data.shards import raw_samples
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,12 @@ def shards(spec: DataSpec, split: str) -> list[Path]:
     return found
 
 
-def _tar_members(path: Path) -> Iterator[dict[str, bytes]]:
-    import webdataset as wds
-
-    yield from wds.WebDataset(str(path), shardshuffle=False, empty_check=False)
-
-
 def read_joined(spec: DataSpec, shard: Path) -> Iterator[dict[str, Any]]:
     """Main shard + backbone and teacher sidecars in lockstep (same keys, same order)."""
     split = shard.parent.name
     sidecars = [spec.dataset / "features" / name / split / shard.name
                 for name in (spec.backbone_set, spec.teacher_set)]
-    for main, backbone, teacher in zip(_tar_members(shard), *map(_tar_members, sidecars),
+    for main, backbone, teacher in zip(raw_samples(shard), *map(raw_samples, sidecars),
                                        strict=True):
         if not main["__key__"] == backbone["__key__"] == teacher["__key__"]:
             raise ValueError(f"{shard}: sidecar keys out of step at {main['__key__']}")

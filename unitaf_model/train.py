@@ -217,7 +217,7 @@ class Recipe:
             self.scheduler.step()
             self.step += 1
             clips += len(batch["keys"])
-            record = {"step": self.step, **{k: float(v) for k, v in parts.items()}}
+            record = {"step": self.step, **{k: float(v.detach()) for k, v in parts.items()}}
             self.history.append(record)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 elapsed = time.perf_counter() - clock
