@@ -24,8 +24,8 @@ _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdata
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Dataset with main shards and extracted "
-                                            "features (unitaf-data extract-features).")],
+    data: Annotated[str, typer.Option(help="Dataset folder (or Hub dataset id) with main "
+                                           "shards and extracted features.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints step_NNNNNN/, "
                                            "config.json, validation.jsonl, tensorboard/.")],
     stage: Annotated[int | None, typer.Option(help="1: projector → teacher features; 2: "
@@ -34,6 +34,8 @@ def train(
                                                      "(see configs/).")] = None,
     init: Annotated[Path | None, typer.Option(help="Stage 2: the stage-1 run to start "
                                                    "from.")] = None,
+    rig: Annotated[str | None, typer.Option(
+        help="Stage 2 vertex rig: `demo` (built in) or a UniTalker ARKit rig .npz.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint "
                                               "(otherwise OUT must not hold one).")] = False,
     num_workers: Annotated[int | None, typer.Option(
@@ -52,9 +54,9 @@ def train(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = load_config(config, ctx.args, data=str(data), out=str(out), stage=stage,
-                          init=str(init) if init else None, num_workers=num_workers,
-                          use_gpu=use_gpu)
+        cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
+                          init=str(init) if init else None, rig=rig,
+                          num_workers=num_workers, use_gpu=use_gpu)
         if not resume and latest_checkpoint(out, required=False):
             raise ValueError(f"{out} already holds checkpoints: pass --resume or a new --out")
         run_training(cfg, ray_address)

@@ -103,3 +103,11 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(stage1, dataset):
     result = CliRunner().invoke(app, ["train", "--data", str(dataset), "--out", str(stage1),
                                       "--stage", "1"])
     assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_a_hub_dataset_id_offline_fails_with_a_clear_message(monkeypatch):
+    from unitaf_model.data import resolve_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="Hugging Face Hub"):
+        resolve_dataset("some-org/unitaf-demo")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,23 @@ class DataSpec:
     batch_size: int = 8
     shuffle_buffer: int = 64
     seed: int = 0
+
+
+def resolve_dataset(data: str) -> Path:
+    """A local dataset folder as is; otherwise a Hugging Face Hub dataset id, downloaded
+    (main shards, sidecars and tables) with `huggingface_hub.snapshot_download`."""
+    path = Path(data)
+    if path.exists():
+        return path
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", data):
+        raise FileNotFoundError(f"{data} is neither a dataset folder nor a Hub dataset id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(data, repo_type="dataset"))
+    except Exception as error:  # offline, unknown or gated repository
+        raise FileNotFoundError(f"could not download the dataset {data} from the Hugging "
+                                f"Face Hub ({type(error).__name__}: {error})") from error
 
 
 def shards(spec: DataSpec, split: str) -> list[Path]:

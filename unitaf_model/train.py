@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from unitaf_model.config import TrainConfig, save_config
-from unitaf_model.data import DataSpec, loader, read_joined, shards
+from unitaf_model.data import DataSpec, loader, read_joined, resolve_dataset, shards
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.losses import (
     OpennessInterval,
@@ -36,6 +36,7 @@ from unitaf_model.losses import (
     vertex_loss,
 )
 from unitaf_model.model import UniTAF
+from unitaf_model.projector import parameter_count
 from unitaf_model.rig import Rig, demo_rig, load_rig
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Recipe:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.spec = DataSpec(Path(cfg.data), cfg.backbone_set, cfg.backbone_field,
+        self.spec = DataSpec(resolve_dataset(cfg.data), cfg.backbone_set, cfg.backbone_field,
                              cfg.teacher_set, cfg.teacher_field, cfg.fps, cfg.batch_size,
                              cfg.shuffle_buffer, cfg.seed)
         self.info = json.loads((self.spec.dataset / "unitaf.json").read_text())
@@ -142,6 +143,8 @@ class Recipe:
             log.info("started from %s (%d tensors)", cfg.init, len(kept))
         if cfg.stage == 1:
             model.decoder.requires_grad_(False)
+        log.info("projector: %d parameters (%d → %d)", parameter_count(model.projector),
+                 model.projector.down.in_channels, teacher["dims"])
         model.to(self.device)
         if self.world > 1:
             import ray.train.torch
