@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+CHECKPOINT_KEYS = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
+
+
+def reference_checkpoint_shapes(checkpoint: str) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of one released UniTalker checkpoint, from the reference key list."""
+    shapes, current = {}, None
+    for line in CHECKPOINT_KEYS.read_text().splitlines():
+        if line.startswith("====="):
+            current = line.strip("= ").strip()
+        elif line.strip() and current == checkpoint:
+            key, shape = line.split(None, 1)
+            shapes[key] = tuple(int(n) for n in re.findall(r"\d+", shape))
+    return shapes
 
 
 @pytest.fixture(scope="session")

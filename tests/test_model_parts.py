@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_REFERENCE
+from conftest import CHECKPOINT_KEYS, SHARED_REFERENCE, reference_checkpoint_shapes
 from unitaf_data.face import ARKIT51
 from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.losses import (
@@ -22,7 +20,6 @@ from unitaf_model.losses import (
 from unitaf_model.projector import Projector, parameter_count
 from unitaf_model.rig import demo_rig, load_rig
 
-KEYS_FILE = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 
 
@@ -33,23 +30,12 @@ def test_projector_halves_the_frame_rate_with_about_a_million_parameters():
     assert projector(torch.randn(1, 100, 1024)).shape == (1, 50, 768)
 
 
-def _checkpoint_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    shapes, current = {}, None
-    for line in KEYS_FILE.read_text().splitlines():
-        if line.startswith("====="):
-            current = line.strip("= ").strip()
-        elif line.strip() and current == name:
-            key, shape = line.split(None, 1)
-            shapes[key] = tuple(int(n) for n in re.findall(r"\d+", shape))
-    return shapes
-
-
-@pytest.mark.skipif(not KEYS_FILE.exists(), reason="../shared not present")
+@pytest.mark.skipif(not CHECKPOINT_KEYS.exists(), reason="../shared not present")
 @pytest.mark.parametrize("name, width", [("UniTalker-B-D0-D7.pt", 768),
                                          ("UniTalker-L-D0-D7.pt", 1024)])
 def test_a_checkpoint_with_the_reference_layout_loads_with_no_missing_decoder_keys(name,
                                                                                    width):
-    shapes = _checkpoint_shapes(name)
+    shapes = reference_checkpoint_shapes(name)
     checkpoint = {k: torch.randn(s) for k, s in shapes.items()
                   if k.startswith(("decoder.", "out_head_dict."))}
     decoder = UniTalkerFaceDecoder(width, heads={"arkit51": 51})

@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_REFERENCE
+from conftest import CHECKPOINT_KEYS, reference_checkpoint_shapes
 from unitaf_data.features.unitalker import encoder_config, encoder_state, load_encoder
 from unitaf_data.shards import raw_samples, read_tar
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
-KEYS_FILE = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
-needs_reference = pytest.mark.skipif(not KEYS_FILE.exists(), reason="../shared not present")
-
-
-def reference_shapes(checkpoint: str) -> dict[str, tuple[int, ...]]:
-    """{key: shape} of one released checkpoint, from the reference key list."""
-    shapes, current = {}, None
-    for line in KEYS_FILE.read_text().splitlines():
-        if line.startswith("====="):
-            current = line.strip("= ").strip()
-        elif line.strip() and current == checkpoint:
-            key, shape = line.split(None, 1)
-            shapes[key] = tuple(int(n) for n in re.findall(r"\d+", shape))
-    return shapes
+needs_reference = pytest.mark.skipif(not CHECKPOINT_KEYS.exists(), reason="../shared not present")
 
 
 def random_checkpoint(shapes: dict[str, tuple[int, ...]], path) -> None:
@@ -71,7 +57,7 @@ def test_config_read_off_the_real_key_layout_rebuilds_it_exactly(checkpoint, kin
                                                                  layers):
     from transformers import Wav2Vec2Model, WavLMModel
 
-    shapes = reference_shapes(checkpoint)
+    shapes = reference_checkpoint_shapes(checkpoint)
     state = encoder_state({k: torch.empty(s, device="meta") for k, s in shapes.items()})
     config = encoder_config({k: tuple(v.shape) for k, v in state.items()})
     assert (config.model_type, config.hidden_size, config.num_hidden_layers) == (
@@ -104,10 +90,10 @@ def test_a_small_checkpoint_round_trips_through_the_loader(tmp_path):
 @pytest.fixture(scope="module")
 def unitalker_checkpoint(tmp_path_factory):
     """UniTalker-B's full key layout with random weights when ../shared is present."""
-    if not KEYS_FILE.exists():
+    if not CHECKPOINT_KEYS.exists():
         pytest.skip("../shared not present")
     path = tmp_path_factory.mktemp("ckpt") / "UniTalker-B-random.pt"
-    random_checkpoint(reference_shapes("UniTalker-B-D0-D7.pt"), path)
+    random_checkpoint(reference_checkpoint_shapes("UniTalker-B-D0-D7.pt"), path)
     return path
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unitaf_data.face import resample_face
+from unitaf_data.hub import local_or_hub
 from unitaf_data.shards import raw_samples
 
 
@@ -45,20 +45,9 @@ class DataSpec:
 
 
 def resolve_dataset(data: str) -> Path:
-    """A local dataset folder as is; otherwise a Hugging Face Hub dataset id, downloaded
-    (main shards, sidecars and tables) with `huggingface_hub.snapshot_download`."""
-    path = Path(data)
-    if path.exists():
-        return path
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", data):
-        raise FileNotFoundError(f"{data} is neither a dataset folder nor a Hub dataset id")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(data, repo_type="dataset"))
-    except Exception as error:  # offline, unknown or gated repository
-        raise FileNotFoundError(f"could not download the dataset {data} from the Hugging "
-                                f"Face Hub ({type(error).__name__}: {error})") from error
+    """A local dataset folder, or a Hub dataset id downloaded whole (shards, sidecars,
+    tables)."""
+    return local_or_hub(data)
 
 
 def shards(spec: DataSpec, split: str) -> list[Path]:

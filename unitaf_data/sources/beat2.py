@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from unitaf_data.face import ARKIT51, ARKIT51_UNITALKER, FLAME103, flame_to_arkit
+from unitaf_data.hub import local_or_hub
 from unitaf_data.schema import Recording, RecordingRef, Word
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
@@ -58,23 +59,10 @@ def emotion_for(kind: int, index: int) -> str:
 
 def resolve_input(input_ref: str, options: SourceOptions) -> Path:
     """A local folder as is; otherwise a Hub dataset id, of which only the chosen language
-    folder is downloaded (`huggingface_hub.snapshot_download`)."""
-    path = Path(input_ref)
-    if path.exists():
-        return path
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", input_ref):
-        raise FileNotFoundError(f"{input_ref} is neither a folder nor a Hub dataset id")
-    from huggingface_hub import snapshot_download
-
-    try:
-        root = snapshot_download(input_ref, repo_type="dataset",
-                                 allow_patterns=[f"{options.language_folder}/*"])
-    except Exception as error:  # offline, unknown repo, gated access...
-        raise FileNotFoundError(
-            f"could not download {input_ref} from the Hugging Face Hub ({type(error).__name__}:"
-            f" {error}); download BEAT2 yourself and pass its language folder to --input"
-        ) from error
-    return Path(root) / options.language_folder
+    folder is downloaded."""
+    root = local_or_hub(input_ref, [f"{options.language_folder}/*"],
+                        "; download BEAT2 yourself and pass its language folder to --input")
+    return root if Path(input_ref).exists() else root / options.language_folder
 
 
 def discover(
