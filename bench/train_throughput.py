@@ -39,9 +39,12 @@ def prepare(work: Path, minutes: float) -> Path:
 
 
 def loader_clips_per_second(dataset: Path, batches: int = 40) -> float:
-    from unitaf_model.data import DataSpec, loader
+    from unitaf_model.config import load_config
+    from unitaf_model.data import loader
 
-    stream = iter(loader(DataSpec(dataset, "whisper", "teacher.npy"), "train"))
+    config = load_config(data=str(dataset), out="unused", backbone="precomputed",
+                         backbone_set="whisper", backbone_field="teacher.npy")
+    stream = iter(loader(config.data_spec(dataset), "train"))
     next(stream)
     clips, start = 0, time.perf_counter()
     for _ in range(batches):

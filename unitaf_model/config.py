@@ -65,6 +65,14 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be positive")
         return self
 
+    def data_spec(self, dataset: Path):
+        """The loader's view of this config, for the dataset found at `dataset`."""
+        from unitaf_model.data import DataSpec
+
+        return DataSpec(dataset, self.backbone_set, self.backbone_field, self.teacher_set,
+                        self.teacher_field, self.fps, self.batch_size, self.shuffle_buffer,
+                        self.seed)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

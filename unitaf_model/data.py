@@ -33,15 +33,18 @@ from unitaf_data.shards import raw_samples
 
 @dataclass(frozen=True)
 class DataSpec:
+    """What the loader reads; built from a TrainConfig (`data_spec`), which holds the
+    defaults."""
+
     dataset: Path
-    backbone_set: str = "units"  # sidecar holding the TTS-side input
-    backbone_field: str = "units.npy"
-    teacher_set: str = "whisper"
-    teacher_field: str = "teacher.npy"
-    fps: float = 25.0
-    batch_size: int = 8
-    shuffle_buffer: int = 64
-    seed: int = 0
+    backbone_set: str  # sidecar holding the TTS-side input
+    backbone_field: str
+    teacher_set: str
+    teacher_field: str
+    fps: float
+    batch_size: int
+    shuffle_buffer: int
+    seed: int
 
 
 def resolve_dataset(data: str) -> Path:

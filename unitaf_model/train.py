@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from unitaf_model.config import TrainConfig, save_config
-from unitaf_model.data import DataSpec, loader, read_joined, resolve_dataset, shards
+from unitaf_model.data import loader, read_joined, resolve_dataset, shards
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.losses import (
     OpennessInterval,
@@ -58,9 +58,7 @@ class Recipe:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.spec = DataSpec(resolve_dataset(cfg.data), cfg.backbone_set, cfg.backbone_field,
-                             cfg.teacher_set, cfg.teacher_field, cfg.fps, cfg.batch_size,
-                             cfg.shuffle_buffer, cfg.seed)
+        self.spec = cfg.data_spec(resolve_dataset(cfg.data))
         self.info = json.loads((self.spec.dataset / "unitaf.json").read_text())
         self.speakers = self._setup_speakers()
         template, train_faces = self._train_faces()
