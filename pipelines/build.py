@@ -95,7 +95,7 @@ def run_build(config: BuildConfig) -> BuildSummary:
     init_ray(config.ray_address)
     summary.stage_seconds["ray start"] = time.perf_counter() - clock
     with stage_progress(config.progress) as progress:
-        input_dir = _timed(summary, "demo corpus", lambda: _input_dir(config, work, progress))
+        input_dir = _timed(summary, "prepare input", lambda: _input_dir(config, work, progress))
         refs = get_source(config.source).discover(input_dir, config.source_options)
         if not refs:
             raise FileNotFoundError(f"no recordings found for source {config.source!r} in "
