@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unitaf_data.face import resample_face
 from unitaf_data.hub import local_or_hub
-from unitaf_data.shards import raw_samples
+from unitaf_data.shards import raw_samples, read_tar
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,14 @@ def read_joined(spec: DataSpec, shard: Path) -> Iterator[dict[str, Any]]:
             continue  # the feature backend refused this clip
         yield to_model_grid(spec, main, np.load(io.BytesIO(backbone[spec.backbone_field])),
                             np.load(io.BytesIO(teacher[spec.teacher_field])))
+
+
+def split_faces(spec: DataSpec, split: str) -> Iterator[np.ndarray]:
+    """Every clip's face of a split resampled to the model frame rate, from the main
+    shards alone."""
+    for shard in shards(spec, split):
+        for sample in read_tar(shard):
+            yield resample_face(sample["face.npy"], sample["json"]["fps"], spec.fps)
 
 
 def to_model_grid(spec: DataSpec, main: dict[str, bytes], inputs: np.ndarray,

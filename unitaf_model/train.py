@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from unitaf_model.config import TrainConfig, save_config
-from unitaf_model.data import loader, read_joined, resolve_dataset, shards
+from unitaf_model.data import loader, resolve_dataset, split_faces
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.losses import (
     OpennessInterval,
@@ -91,10 +91,9 @@ class Recipe:
                             device=self.device)
 
     def _train_faces(self) -> tuple[torch.Tensor, np.ndarray]:
-        """Mean face (the template) and every train frame on the model grid."""
-        frames = [s["face"] for shard in shards(self.spec, "train")
-                  for s in read_joined(self.spec, shard)]
-        faces = np.concatenate(frames)
+        """Mean face (the template) and every train frame on the model grid, read from the
+        main shards alone (no audio decoding, no sidecars)."""
+        faces = np.concatenate(list(split_faces(self.spec, "train")))
         return torch.from_numpy(faces.mean(0)), faces
 
     def _setup_rig(self) -> Rig | None:
