@@ -81,6 +81,31 @@ def _print_validation(out: Path) -> None:
     console.print(table)
 
 
+@app.command("eval")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `unitaf train`.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate: val or test.")] = "test",
+) -> None:
+    """Evaluate a run's last checkpoint on a split: its losses and, for stage 2, vertex
+    error, lip vertex error and the train-mean-face baseline."""
+    import logging
+
+    from unitaf_model.train import evaluate_run
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        metrics = evaluate_run(run, split)
+    except (ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    table = Table(title=f"{run} at step {metrics.pop('step')} on {metrics.pop('split')}")
+    table.add_column("metric")
+    table.add_column("value")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4g}")
+    console.print(table)
+
+
 @app.command()
 def env() -> None:
     """Versions of the key packages, the compute devices, and the offline models found."""

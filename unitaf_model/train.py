@@ -54,7 +54,9 @@ class Recipe:
 
     # --- setup ---------------------------------------------------------------------------
 
-    def setup(self) -> None:
+    def setup(self, for_training: bool = True) -> None:
+        """Data, model, optimiser, interval, and the run's last checkpoint when it has one;
+        the training stream (replayed to the resumed step) only `for_training`."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -70,6 +72,9 @@ class Recipe:
             save_config(cfg, self.out / "config.json")
             log.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=True))
         self._resume()
+        self.writer = None
+        if not for_training:
+            return
         self.batches = iter(loader(self.spec, "train", self.rank, self.world,
                                    cfg.loader_workers))
         for _ in range(self.step):  # the data stream is deterministic: replay its position
@@ -241,14 +246,26 @@ class Recipe:
 
     # --- validation ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Validation losses; in stage II also the vertex error, lip vertex error and the
-        train-mean-face baseline. Sums are all-reduced across workers."""
+        """Evaluate on the val split, log it (TensorBoard, validation.jsonl) and return it."""
+        metrics, curves = self.evaluate("val")
+        self._log(metrics, "val")
+        if self.rank == 0 and curves is not None:
+            self.writer.add_figure("val/mouth_openness", mouth_figure(*curves), self.step)
+        if self.rank == 0:
+            with (self.out / "validation.jsonl").open("a") as handle:
+                handle.write(json.dumps({"step": self.step, **metrics}) + "\n")
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> tuple[dict[str, float], tuple | None]:
+        """Losses on a split, per frame; in stage II also the vertex error, lip vertex error
+        and the train-mean-face baseline. Sums are all-reduced across workers. Returns the
+        metrics and one clip's predicted and true mouth-openness curves (stage II)."""
         self.model.eval()
         sums: dict[str, float] = {}
         curves = None
-        for batch in loader(self.spec, "val", self.rank, self.world, endless=False):
+        for batch in loader(self.spec, split, self.rank, self.world, endless=False):
             frames = float(batch["mask"].sum())
             for name, value in self.losses(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value) * frames
@@ -259,13 +276,7 @@ class Recipe:
         totals = self._all_reduce(sums)
         metrics = {k: v / max(totals["frames"], 1.0) for k, v in totals.items()
                    if k != "frames"}
-        self._log(metrics, "val")
-        if self.rank == 0 and curves is not None:
-            self.writer.add_figure("val/mouth_openness", mouth_figure(*curves), self.step)
-        if self.rank == 0:
-            with (self.out / "validation.jsonl").open("a") as handle:
-                handle.write(json.dumps({"step": self.step, **metrics}) + "\n")
-        return metrics
+        return metrics, curves
 
     def _vertex_metrics(self, batch: dict[str, Any], sums: dict[str, float]):
         """Adds frame-summed vertex MSE (model and mean face) and LVE; returns one clip's
@@ -362,6 +373,17 @@ def mouth_figure(predicted: np.ndarray, target: np.ndarray, key: str):
     axis.legend()
     figure.tight_layout()
     return figure
+
+
+def evaluate_run(run: Path, split: str = "test") -> dict[str, Any]:
+    """Metrics of a run's last checkpoint on a split (the run's own config and data)."""
+    from unitaf_model.config import load_config
+
+    config = load_config(run / "config.json", out=str(run), num_workers=1, use_gpu=False)
+    recipe = Recipe(config)
+    recipe.setup(for_training=False)
+    metrics, _ = recipe.evaluate(split)
+    return {"step": recipe.step, "split": split, **metrics}
 
 
 def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1) -> list[dict[str, float]]:
