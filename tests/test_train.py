@@ -102,7 +102,8 @@ def test_shipped_configs_validate_and_bad_keys_are_refused(tmp_path):
 def test_eval_reports_a_run_on_the_test_split(stage1):
     result = CliRunner().invoke(app, ["eval", str(stage1), "--split", "test"])
     assert result.exit_code == 0, result.output
-    assert "step 150 on test" in result.output and "loss" in result.output
+    flat = " ".join(result.output.split())
+    assert "at step 150 on test" in flat and "│ loss" in flat
 
 
 def test_cli_refuses_to_overwrite_a_run_without_resume(stage1, dataset):
