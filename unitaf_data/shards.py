@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-FIELDS = ("flac", "face.npy", "json")
 _FLAC_BYTES_PER_SECOND = 16_000 * 2 * 0.6  # 16-bit at 16 kHz, typical FLAC ratio for speech
 _JSON_BYTES = 2_000
 
