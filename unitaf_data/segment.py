@@ -75,7 +75,8 @@ def plan_spans(
     words = [w for w in words if w.end <= limit and w.start >= 0.0]
     groups = group_phrases(phrases(words, settings.min_pause), settings)
     edges = [0.0] + [t for g in groups for t in (g[0].start, g[-1].end)] + [limit]
-    gaps = [quiet_run(audio, sample_rate, edges[i], edges[i + 1])
+    silence_db = silence_threshold_db(audio) if audio is not None else 0.0
+    gaps = [quiet_run(audio, sample_rate, edges[i], edges[i + 1], silence_db)
             for i in range(0, len(edges), 2)]  # before each group, and after the last
     planned = []
     for index, group in enumerate(groups):
@@ -92,18 +93,22 @@ def plan_spans(
     return planned
 
 
-def quiet_run(audio: np.ndarray | None, sample_rate: int, a: float, b: float
-              ) -> tuple[float, float]:
-    """The longest silent stretch (20 ms frames 35 dB under the recording's peak) in [a, b];
-    the quietest frame when nothing there is silent; all of [a, b] without audio."""
+def silence_threshold_db(audio: np.ndarray) -> float:
+    """Level under which a 20 ms frame is silence: 35 dB under the recording's peak."""
+    return max(20 * np.log10(np.max(np.abs(audio)) + 1e-6) - 35.0, -70.0)
+
+
+def quiet_run(audio: np.ndarray | None, sample_rate: int, a: float, b: float,
+              silence_db: float) -> tuple[float, float]:
+    """The longest silent stretch (20 ms frames under `silence_db`) in [a, b]; the quietest
+    frame when nothing there is silent; all of [a, b] without audio."""
     if audio is None or b - a < 0.04:
         return a, b
     hop = int(0.02 * sample_rate)
     first, last = int(a * sample_rate), int(b * sample_rate)
     frames = audio[first : first + (last - first) // hop * hop].reshape(-1, hop)
     level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
-    peak = 20 * np.log10(np.max(np.abs(audio)) + 1e-6)
-    silent = level < max(peak - 35.0, -70.0)
+    silent = level < silence_db
     if not silent.any():
         quietest = a + (np.argmin(level) + 0.5) * hop / sample_rate
         return quietest, quietest

@@ -90,9 +90,9 @@ def load_recording(
     if abs(face_seconds - recording.duration) > MAX_FACE_AUDIO_MISMATCH_SECONDS:
         return Rejection("recording", ref.id, "face_audio_length_mismatch",
                          f"face {face_seconds:.3f} s vs audio {recording.duration:.3f} s")
-    if rms_db(recording.audio) < min_rms_db:
-        return Rejection("recording", ref.id, "silent_audio",
-                         f"{rms_db(recording.audio):.1f} dBFS")
+    level = rms_db(recording.audio)
+    if level < min_rms_db:
+        return Rejection("recording", ref.id, "silent_audio", f"{level:.1f} dBFS")
     if face_fps_out and face_fps_out != recording.fps:
         recording.face = resample_face(recording.face, recording.fps, face_fps_out)
         recording.fps = face_fps_out
