@@ -64,6 +64,9 @@ def test_demo_rig_mouth_opens_like_the_real_rig():
     weights = torch.zeros(2, 51)
     weights[1, ARKIT51.index("JawOpen")] = 1.0
     rest, jaw = mouth_openness(rig.vertices(weights), rig.mouth_idx).tolist()
+    frames = np.random.default_rng(0).uniform(0, 1, (10, 51)).astype(np.float32)
+    np.testing.assert_allclose(rig.mouth_openness(frames, chunk=3), mouth_openness(
+        rig.vertices(torch.from_numpy(frames)), rig.mouth_idx).numpy(), rtol=1e-6)
     assert rest == pytest.approx(0.032, abs=1e-3) and jaw == pytest.approx(0.060, abs=2e-3)
     if RIG_FILE.exists():
         real = load_rig(RIG_FILE)

@@ -35,6 +35,17 @@ class Rig:
         mean = torch.as_tensor(self.meanshape, dtype=weights.dtype, device=weights.device)
         return mean + torch.einsum("...c,cvk->...vk", weights, basis)
 
+    @torch.no_grad()
+    def mouth_openness(self, faces: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Mouth openness (y extent of the inner-mouth vertices) of every (T, C) frame,
+        a chunk of frames at a time: a whole corpus of vertices would not fit in memory."""
+        index = torch.as_tensor(self.mouth_idx)
+        parts = []
+        for start in range(0, len(faces), chunk):
+            y = self.vertices(torch.from_numpy(faces[start : start + chunk]))[:, index, 1]
+            parts.append((y.amax(-1) - y.amin(-1)).numpy())
+        return np.concatenate(parts)
+
 
 def load_rig(path: str | Path, channels: tuple[str, ...] = ARKIT51_UNITALKER) -> Rig:
     with np.load(path) as data:

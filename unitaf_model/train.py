@@ -112,9 +112,7 @@ class Recipe:
         """The mouth-openness interval fitted on the training frames (saved in the run)."""
         if self.rig is None or not self.config.mouth_aware:
             return None
-        with torch.no_grad():
-            openness = mouth_openness(self.rig.vertices(torch.from_numpy(train_faces)),
-                                      self.rig.mouth_idx).numpy()
+        openness = self.rig.mouth_openness(train_faces)
         interval = fit_openness_interval(openness, self.config.mouth_coverage,
                                          self.config.mouth_alpha, self.config.mouth_gamma)
         if self.rank == 0:
