@@ -187,7 +187,9 @@ def extract_features(
     dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
     features: Annotated[str, typer.Option(
         help="Comma-separated feature sets: whisper, units, utterance (offline, from the "
-             "shipped Whisper tiny.en; `units` needs `fit-units` first), unitalker.")
+             "shipped Whisper tiny.en; `units` needs `fit-units` first); unitalker; "
+             "semantic_codes, spk_cond, emovec, tts_latent (IndexTTS2, one pass for all "
+             "four; needs `pip install 'unitaf[indextts2]'` and --indextts2-dir).")
     ] = "whisper,units,utterance",
     workers: Annotated[int | None, typer.Option(
         help="Actors per backend (default: one per CPU, or per GPU).")] = None,
@@ -199,6 +201,16 @@ def extract_features(
     unitalker_ckpt: Annotated[str | None, typer.Option(
         help="`unitalker`: a UniTalker checkpoint (.pt) or a Hugging Face WavLM/wav2vec2 "
              "model folder.")] = None,
+    indextts2_dir: Annotated[str | None, typer.Option(
+        help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
+             "License): config.yaml, gpt.pth, bpe.model, wav2vec2bert_stats.pt, s2mel.pth.")
+    ] = None,
+    w2v_bert: Annotated[str, typer.Option(
+        help="w2v-BERT 2.0 (MIT): a transformers folder, or a Hub id in the local cache.")
+    ] = "facebook/w2v-bert-2.0",
+    semantic_codec: Annotated[str, typer.Option(
+        help="MaskGCT semantic codec (CC BY-NC 4.0): semantic_codec/model.safetensors, a "
+             "folder holding it, or a Hub id in the local cache.")] = "amphion/MaskGCT",
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards
@@ -210,7 +222,8 @@ def extract_features(
     config = ExtractConfig(dataset_dir=dataset, feature_sets=tuple(
         f.strip() for f in features.split(",") if f.strip()), workers=workers,
         gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
-        unitalker_ckpt=unitalker_ckpt, ray_address=ray_address)
+        unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir, w2v_bert=w2v_bert,
+        semantic_codec=semantic_codec, ray_address=ray_address)
     try:
         summary = run_extract(config)
     except (FileNotFoundError, ValueError) as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unitaf_data import card, extract
-from unitaf_data.features import ExtractSettings, group_by_backend, make_backend
+from unitaf_data.features import ExtractSettings, check_backend, group_by_backend, make_backend
 from unitaf_pipelines.runtime import (
     actor_options,
     init_ray,
@@ -37,6 +37,9 @@ class ExtractConfig:
     gpus_per_worker: float = 0.0
     batch_seconds: float = 60.0
     unitalker_ckpt: str | None = None
+    indextts2_dir: str | None = None
+    w2v_bert: str | None = None
+    semantic_codec: str | None = None
     ray_address: str | None = None
     progress: bool = True
 
@@ -46,7 +49,9 @@ class ExtractConfig:
 
     def settings(self) -> ExtractSettings:
         return ExtractSettings(dataset_dir=self.dataset_dir, device=self.device,
-                               unitalker_ckpt=self.unitalker_ckpt)
+                               unitalker_ckpt=self.unitalker_ckpt,
+                               indextts2_dir=self.indextts2_dir, w2v_bert=self.w2v_bert,
+                               semantic_codec=self.semantic_codec)
 
 
 @dataclass
@@ -81,10 +86,13 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
 
     clock = time.perf_counter()
     shards = extract.main_shards(config.dataset_dir)
+    groups = group_by_backend(list(config.feature_sets))
+    for backend, sets in groups.items():
+        check_backend(backend, sets, config.settings())
     init_ray(config.ray_address)
     summary = ExtractSummary()
     with stage_progress(config.progress) as progress:
-        for backend, sets in group_by_backend(list(config.feature_sets)).items():
+        for backend, sets in groups.items():
             work = config.dataset_dir / "features" / ".build" / backend
             todo = [s for s in shards if not _marker(work, s).exists()]
             task = progress.add_task(f"extract {','.join(sets)}", total=len(shards),

@@ -104,7 +104,7 @@ def extract_shard(backend, feature_sets: list[str], dataset_dir: Path, shard_pat
         for name in feature_sets:
             sample: dict[str, bytes | str] = {"__key__": clip.key}
             if isinstance(result, str):
-                sample["rejected.txt"] = result
+                sample["rejected.txt"] = result.encode()
             else:
                 fields = result[name]
                 report.problems.setdefault(name, []).extend(

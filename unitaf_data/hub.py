@@ -1,4 +1,4 @@
-"""Inputs that are either a local folder or a Hugging Face Hub dataset id."""
+"""Inputs that are either a local path or a Hugging Face Hub repository id (dataset or model)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ from pathlib import Path
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-def local_or_hub(reference: str, allow_patterns: list[str] | None = None, hint: str = ""
-                 ) -> Path:
-    """`reference` as a local path when it exists; otherwise a Hub dataset id fetched with
-    `huggingface_hub.snapshot_download` (only `allow_patterns` when given). Offline, or for
-    an unknown or gated repository, a FileNotFoundError says so (`hint`: what to do)."""
+def local_or_hub(reference: str, allow_patterns: list[str] | None = None, hint: str = "",
+                 repo_type: str = "dataset") -> Path:
+    """`reference` as a local path when it exists; otherwise a Hub repository id fetched with
+    `huggingface_hub.snapshot_download` (only `allow_patterns` when given; from the local
+    cache when offline). Offline without a cached copy, or for an unknown or gated
+    repository, a FileNotFoundError says so (`hint`: what to do)."""
     path = Path(reference)
     if path.exists():
         return path
     if not _HUB_ID.fullmatch(reference):
-        raise FileNotFoundError(f"{reference} is neither a folder nor a Hub dataset id")
+        raise FileNotFoundError(f"{reference} is neither a local path nor a Hub {repo_type} id"
+                                f"{hint}")
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(reference, repo_type="dataset",
+        return Path(snapshot_download(reference, repo_type=repo_type,
                                       allow_patterns=allow_patterns))
     except Exception as error:  # offline, unknown repository, gated access...
         raise FileNotFoundError(f"could not download {reference} from the Hugging Face Hub "

@@ -126,8 +126,9 @@ class Recipe:
         features = self.spec.dataset / "features"
         teacher = json.loads((features / cfg.teacher_set / "feature.json").read_text())
         backbone = json.loads((features / cfg.backbone_set / "feature.json").read_text())
-        model = UniTAF(cfg.backbone, backbone["dims"], teacher["dims"], self.info["face_type"],
-                       len(self.info["channels"]), template)
+        teacher_dim = field_width(teacher, cfg.teacher_field)
+        model = UniTAF(cfg.backbone, field_width(backbone, cfg.backbone_field), teacher_dim,
+                       self.info["face_type"], len(self.info["channels"]), template)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
@@ -144,7 +145,7 @@ class Recipe:
         if cfg.stage == 1:
             model.decoder.requires_grad_(False)
         log.info("projector: %d parameters (%d → %d)", parameter_count(model.projector),
-                 model.projector.down.in_channels, teacher["dims"])
+                 model.projector.down.in_channels, teacher_dim)
         model.to(self.device)
         if self.world > 1:
             import ray.train.torch
@@ -347,6 +348,15 @@ class Recipe:
     def cleanup(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def field_width(info: dict, field: str) -> int:
+    """Width of a (T, D) feature field, or the vocabulary size of a (T,) code field."""
+    if field not in info["fields"]:
+        raise ValueError(f"feature set {info['name']} has no field {field}; it has "
+                         f"{', '.join(info['fields'])}")
+    shape = info["fields"][field]["shape"]
+    return int(shape[-1]) if len(shape) == 2 else int(info["dims"])
 
 
 def latest_checkpoint(run: Path, required: bool = True) -> Path | None:

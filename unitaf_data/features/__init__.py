@@ -14,16 +14,18 @@ Feature sets and the backend that makes them:
 | `units` | `offline` | `units.npy` int16 (T50,): k-means codes of those states (`fit-units`) |
 | `utterance` | `offline` | `utterance.npy` float16 (768,): mean and std over time of those states |
 | `unitalker` | `unitalker` | `teacher.npy` float16 (T50, 768/1024): UniTalker audio encoder |
+| `semantic_codes`, `spk_cond`, `emovec`, `tts_latent` | `indextts2` | see `features.indextts2` |
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FEATURE_BACKENDS = {"whisper": "offline", "units": "offline", "utterance": "offline",
-                    "unitalker": "unitalker"}
+                    "unitalker": "unitalker", "semantic_codes": "indextts2",
+                    "spk_cond": "indextts2", "emovec": "indextts2", "tts_latent": "indextts2"}
 FRAME_RATE = 50.0  # Hz: every time-varying feature here is at 50 frames per second
 SAMPLES_PER_FRAME = 320  # 16 kHz / 50 Hz
 
@@ -33,7 +35,9 @@ class ExtractSettings:
     dataset_dir: Path
     device: str = "cpu"
     unitalker_ckpt: str | None = None  # UniTalker .pt or a Hugging Face model folder
-    extra: dict[str, Any] = field(default_factory=dict)
+    indextts2_dir: str | None = None  # IndexTTS2 checkpoints folder (config.yaml, gpt.pth...)
+    w2v_bert: str | None = None  # w2v-BERT 2.0 folder or Hub id (default facebook/w2v-bert-2.0)
+    semantic_codec: str | None = None  # MaskGCT codec .safetensors or Hub id (amphion/MaskGCT)
 
 
 @dataclass
@@ -77,6 +81,25 @@ def group_by_backend(names: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def check_backend(backend: str, feature_sets: list[str], settings: ExtractSettings) -> None:
+    """Fail fast, before any model loads, on what a backend would lack (model files, the
+    optional model code, fitted units), with an error that says what to do."""
+    if backend == "offline" and "units" in feature_sets:
+        from unitaf_data.features.units import load_centroids
+
+        load_centroids(settings.dataset_dir)
+    elif backend == "unitalker":
+        if not settings.unitalker_ckpt:
+            raise ValueError("the unitalker feature set needs --unitalker-ckpt")
+        if not Path(settings.unitalker_ckpt).exists():
+            raise FileNotFoundError(f"{settings.unitalker_ckpt} not found")
+    elif backend == "indextts2":
+        from unitaf_data.features.indextts2 import check_installed, locate_files
+
+        check_installed()
+        locate_files(settings.indextts2_dir, settings.w2v_bert, settings.semantic_codec)
+
+
 def make_backend(backend: str, feature_sets: list[str], settings: ExtractSettings):
     if backend == "offline":
         from unitaf_data.features.offline import OfflineBackend
@@ -86,4 +109,8 @@ def make_backend(backend: str, feature_sets: list[str], settings: ExtractSetting
         from unitaf_data.features.unitalker import UniTalkerBackend
 
         return UniTalkerBackend(settings)
+    if backend == "indextts2":
+        from unitaf_data.features.indextts2 import IndexTTS2Backend
+
+        return IndexTTS2Backend(feature_sets, settings)
     raise ValueError(f"unknown backend {backend!r}")

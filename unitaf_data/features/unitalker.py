@@ -114,8 +114,6 @@ class UniTalkerBackend:
     def __init__(self, settings: ExtractSettings) -> None:
         import torch
 
-        if not settings.unitalker_ckpt:
-            raise ValueError("the unitalker feature set needs --unitalker-ckpt")
         self.model, self.info = load_encoder(settings.unitalker_ckpt)
         self.device = torch.device(settings.device)
         self.model.to(self.device)

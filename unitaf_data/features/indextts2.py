@@ -1,0 +1,370 @@
+"""IndexTTS2 features of each clip's own audio and text (the `indextts2` backend).
+
+One w2v-BERT 2.0 pass per batch (hidden layer 17, normalised by IndexTTS2's statistics; the
+layers after 17 are not built) feeds everything else:
+
+- `semantic_codes`: `codes.npy` int16 (T50,), MaskGCT semantic codec codes, codebook 8192
+  (the "GT audio tokens");
+- `spk_cond`: `spk_cond.npy` float16 (32, 1280), the GPT's speaker conditioning latents;
+- `emovec`: `emovec.npy` float16 (1280,), the emotion vector the GPT adds to them (paper
+  appendix C), and `emo_cond.npy` float16 (1024,), the same before its two projections;
+- `tts_latent`: `latent.npy` float16 (T50, 1280), GPT latents teacher-forced on the clip's
+  text and codes, and `gpt_layer.npy` float16 (T50, 1024), their projection by s2mel's
+  `gpt_layer` (what the projector is trained on).
+
+The model classes come from the `indextts2-inference` package (`pip install
+'unitaf[indextts2]'`); its modules are imported without the package `__init__`, which would
+load the whole inference front-end. The files come from the user (none ship with unitaf):
+IndexTTS2's `config.yaml`, `gpt.pth`, `bpe.model`, `wav2vec2bert_stats.pt`, `s2mel.pth`
+(IndexTeam/IndexTTS-2, bilibili Model Use License), w2v-BERT 2.0 (facebook/w2v-bert-2.0, MIT)
+and the MaskGCT semantic codec (amphion/MaskGCT `semantic_codec/model.safetensors`, CC BY-NC
+4.0).
+
+Where this differs from IndexTTS2's inference code, on purpose: the conditioning encoders get
+each clip's true length in padded batches (upstream passes the feature width as the length);
+each clip gets 15 ms of trailing silence so that its 50 Hz features cover it (the w2v-BERT
+front end would otherwise drop up to 1.25 frames), and the frame the feature extractor adds
+to reach an even count is dropped, so a clip has floor(samples / 320) frames; clips beyond the GPT's text or code limits
+are refused with a reason instead of being truncated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import sys
+import types
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unitaf_data.features import ClipInput, ExtractSettings, folder_hashes, sha256_of
+from unitaf_data.hub import local_or_hub
+
+INDEXTTS2_SETS = ("semantic_codes", "spk_cond", "emovec", "tts_latent")
+SEMANTIC_LAYER = 17  # w2v-BERT hidden state IndexTTS2 reads
+SEMANTIC_DIM = 1024
+TAIL_SAMPLES = 240  # 15 ms of silence: floor(samples / 320) frames out of the front end
+DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
+DEFAULT_SEMANTIC_CODEC = "amphion/MaskGCT"
+CODEC_FILE = "semantic_codec/model.safetensors"
+_OBTAIN = {
+    "indextts2": "download IndexTeam/IndexTTS-2 (bilibili Model Use License) and pass its "
+                 "folder as --indextts2-dir",
+    "w2v_bert": "download facebook/w2v-bert-2.0 (MIT) and pass its folder as --w2v-bert",
+    "codec": f"download {CODEC_FILE} of amphion/MaskGCT (CC BY-NC 4.0) and pass it as "
+             "--semantic-codec",
+}
+
+
+def check_installed() -> None:
+    if "indextts" not in sys.modules and importlib.util.find_spec("indextts") is None:
+        raise ValueError("the indextts2 feature sets need the IndexTTS2 model code: pip install "
+                         "'unitaf[indextts2]' && pip install --no-deps indextts2-inference==2.1.1")
+
+
+def import_upstream() -> types.SimpleNamespace:
+    """The indextts2-inference classes this backend uses."""
+    check_installed()
+    if "indextts" not in sys.modules:
+        spec = importlib.util.find_spec("indextts")
+        sys.modules["indextts"] = importlib.util.module_from_spec(spec)  # __init__ not run
+    with _codec_import_helpers():
+        from indextts.utils.maskgct.models.codec.kmeans.repcodec_model import RepCodec
+    from indextts.gpt.model_v2 import UnifiedVoice
+    from indextts.utils.checkpoint import load_checkpoint
+    from indextts.utils.front import TextNormalizer, TextTokenizer
+
+    return types.SimpleNamespace(RepCodec=RepCodec, UnifiedVoice=UnifiedVoice,
+                                 load_checkpoint=load_checkpoint,
+                                 TextNormalizer=TextNormalizer, TextTokenizer=TextTokenizer)
+
+
+def _torchaudio_loads() -> bool:
+    try:
+        import torchaudio.functional.functional  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _codec_import_helpers():
+    """The codec's module imports two mel-scale helpers from torchaudio at import time, for
+    a mel filterbank the semantic codec never builds. Where torchaudio cannot load (its
+    native library has no build for the installed torch), the same two formulas, from
+    librosa, are offered under torchaudio's names for the duration of that import only."""
+    if _torchaudio_loads():
+        yield
+        return
+    import librosa
+    import torch
+
+    helpers = types.ModuleType("torchaudio.functional.functional")
+    helpers._hz_to_mel = lambda freq, mel_scale="htk": float(
+        librosa.hz_to_mel(freq, htk=mel_scale == "htk"))
+    helpers._mel_to_hz = lambda mels, mel_scale="htk": torch.as_tensor(
+        librosa.mel_to_hz(np.asarray(mels), htk=mel_scale == "htk"), dtype=torch.float32)
+    names = ("torchaudio", "torchaudio.functional", "torchaudio.functional.functional")
+    modules = {name: types.ModuleType(name) for name in names[:2]} | {names[2]: helpers}
+    modules["torchaudio"].functional = modules["torchaudio.functional"]
+    modules["torchaudio.functional"].functional = helpers
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+@dataclass(frozen=True)
+class IndexTTS2Files:
+    """Where each model file of the stack is, and IndexTTS2's config."""
+
+    config_path: Path
+    gpt: Path
+    bpe: Path
+    w2v_stats: Path
+    s2mel: Path
+    w2v_bert: Path
+    semantic_codec: Path
+
+    @cached_property
+    def config(self):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.load(self.config_path)
+
+
+def locate_files(indextts2_dir: str | Path | None, w2v_bert: str | None = None,
+                 semantic_codec: str | None = None) -> IndexTTS2Files:
+    """Every file of the stack, checked to exist; the config checked to be IndexTTS2's
+    (version 2.0). w2v-BERT and the codec may be local paths or Hub ids (from the cache)."""
+    if not indextts2_dir:
+        raise ValueError(f"the indextts2 feature sets need --indextts2-dir: {_OBTAIN['indextts2']}")
+    folder = Path(indextts2_dir)
+    config_path = folder / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: {_OBTAIN['indextts2']}")
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(config_path)
+    if str(config.get("version")) != "2.0" or "emo_condition_module" not in config.get("gpt", {}):
+        raise ValueError(f"{config_path} is not an IndexTTS2 config (version 2.0 with an "
+                         f"emotion conditioning module); its version is {config.get('version')}")
+    named = {"gpt": config.gpt_checkpoint, "bpe": config.dataset.bpe_model,
+             "w2v_stats": config.w2v_stat, "s2mel": config.s2mel_checkpoint}
+    for name in named.values():
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} not found: {_OBTAIN['indextts2']}")
+    w2v_folder = local_or_hub(w2v_bert or DEFAULT_W2V_BERT, ["*.json", "*.safetensors"],
+                              repo_type="model", hint=f": {_OBTAIN['w2v_bert']}")
+    codec = local_or_hub(semantic_codec or DEFAULT_SEMANTIC_CODEC, [CODEC_FILE],
+                         repo_type="model", hint=f": {_OBTAIN['codec']}")
+    if codec.is_dir():
+        codec = codec / CODEC_FILE
+    if not codec.is_file():
+        raise FileNotFoundError(f"{codec} not found: {_OBTAIN['codec']}")
+    return IndexTTS2Files(config_path=config_path, w2v_bert=w2v_folder, semantic_codec=codec,
+                          **{key: folder / name for key, name in named.items()})
+
+
+def semantic_frames(num_samples: int) -> int:
+    """50 Hz frames of w2v-BERT for a clip of `num_samples` (16 kHz) plus the 15 ms tail:
+    25 ms fbank windows every 10 ms, stacked in pairs."""
+    return (1 + (num_samples + TAIL_SAMPLES - 400) // 160) // 2
+
+
+def load_semantic_model(folder: Path, device: str):
+    """(feature extractor, w2v-BERT with its first 17 layers) from a transformers folder."""
+    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
+    from transformers.utils import logging as hf_logging
+
+    config = Wav2Vec2BertConfig.from_pretrained(folder, local_files_only=True)
+    if config.num_hidden_layers < SEMANTIC_LAYER or config.hidden_size != SEMANTIC_DIM:
+        raise ValueError(f"{folder}: w2v-BERT 2.0 has {SEMANTIC_DIM}-d hidden states and at "
+                         f"least {SEMANTIC_LAYER} layers; this one {config.hidden_size}-d, "
+                         f"{config.num_hidden_layers} layers")
+    config.num_hidden_layers = SEMANTIC_LAYER
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused layers 18+ are reported as unexpected keys
+    try:
+        model = Wav2Vec2BertModel.from_pretrained(folder, config=config, local_files_only=True,
+                                                  dtype="float32")
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    extractor = SeamlessM4TFeatureExtractor.from_pretrained(folder, local_files_only=True)
+    return extractor, model.eval().to(device)
+
+
+def load_gpt_layer(s2mel_path: Path):
+    """s2mel's `gpt_layer` (Linear 1280→256→128→1024) read strictly from `s2mel.pth`
+    (`{"net": {"gpt_layer": state}}`); the rest of the synthesiser is not built."""
+    import torch
+
+    state = torch.load(s2mel_path, map_location="cpu", mmap=True)["net"]
+    if "gpt_layer" not in state:
+        raise ValueError(f"{s2mel_path} has no net.gpt_layer: not an IndexTTS2 s2mel checkpoint")
+    weights = {key.removeprefix("module."): value for key, value in state["gpt_layer"].items()}
+    count = len({key.split(".")[0] for key in weights})
+    layers = [torch.nn.Linear(*weights[f"{i}.weight"].shape[::-1]) for i in range(count)]
+    projection = torch.nn.Sequential(*layers)
+    projection.load_state_dict(weights, strict=True)
+    return projection.eval()
+
+
+class IndexTTS2Backend:
+    """The four IndexTTS2 feature sets from one w2v-BERT pass per batch."""
+
+    same_length = False  # w2v-BERT and the conditioning encoders take true lengths
+
+    def __init__(self, feature_sets: list[str], settings: ExtractSettings) -> None:
+        import torch
+
+        logging.getLogger("indextts").setLevel(logging.WARNING)
+        self.feature_sets = feature_sets
+        self.files = locate_files(settings.indextts2_dir, settings.w2v_bert,
+                                  settings.semantic_codec)
+        upstream = import_upstream()
+        config = self.files.config
+        self.device = torch.device(settings.device)
+        self.extractor, self.w2v_bert = load_semantic_model(self.files.w2v_bert, settings.device)
+        stats = torch.load(self.files.w2v_stats, map_location="cpu")
+        self.mean = stats["mean"].float().to(self.device)
+        self.std = torch.sqrt(stats["var"].float()).to(self.device)
+        from safetensors.torch import load_model
+
+        self.codec = upstream.RepCodec(cfg=config.semantic_codec)
+        load_model(self.codec, str(self.files.semantic_codec), strict=True)
+        self.codec.eval().to(self.device)
+        self.gpt = upstream.UnifiedVoice(**config.gpt)
+        upstream.load_checkpoint(self.gpt, str(self.files.gpt))
+        self.gpt.eval().to(self.device)
+        self.gpt_layer = load_gpt_layer(self.files.s2mel).to(self.device)
+        self.tokenizer = upstream.TextTokenizer(
+            str(self.files.bpe), upstream.TextNormalizer(enable_glossary=True))
+        self.max_text_tokens = int(config.gpt.max_text_tokens)
+        self.max_codes = int(config.gpt.max_mel_tokens)
+
+    def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]] | str]:
+        """Per clip {feature set: {field: array}}, or the reason it was refused."""
+        import torch
+
+        tokens = [self.tokenizer.encode(clip.text) for clip in clips]
+        results: list[Any] = [self._refusal(c, t) for c, t in zip(clips, tokens, strict=True)]
+        todo = [i for i, result in enumerate(results) if result is None]
+        if not todo:
+            return results
+        with torch.inference_mode():
+            semantic, lengths = self._semantic([clips[i].audio for i in todo])
+            conditioning = semantic.transpose(1, 2)
+            spk_cond = self.gpt.get_conditioning(conditioning, lengths)
+            emo_cond = self.gpt.get_emo_conditioning(conditioning, lengths)
+            emovec = self.gpt.emo_layer(self.gpt.emovec_layer(emo_cond))
+            for row, i in enumerate(todo):
+                frames = int(lengths[row])
+                results[i] = self._clip_features(
+                    semantic[row: row + 1, :frames], tokens[i], spk_cond[row: row + 1],
+                    emovec[row: row + 1], emo_cond[row])
+        return results
+
+    def _refusal(self, clip: ClipInput, tokens: list[int]) -> str | None:
+        if "tts_latent" not in self.feature_sets:
+            return None
+        if not tokens:
+            return "no_text_tokens: the clip's text gives no IndexTTS2 text tokens"
+        if len(tokens) > self.max_text_tokens:
+            return (f"text_too_long_for_gpt: {len(tokens)} text tokens > "
+                    f"{self.max_text_tokens}")
+        codes = semantic_frames(len(clip.audio))
+        if codes > self.max_codes:
+            return f"audio_too_long_for_gpt: {codes} codes > {self.max_codes}"
+        return None
+
+    def _semantic(self, audios: list[np.ndarray]):
+        """(B, T, 1024) normalised hidden layer 17 of the padded batch, and true lengths."""
+
+        padded = [np.pad(audio, (0, TAIL_SAMPLES)) for audio in audios]
+        inputs = self.extractor(padded, sampling_rate=16_000, padding=True,
+                                return_attention_mask=True, return_tensors="pt")
+        mask = inputs["attention_mask"].to(self.device)
+        hidden = self.w2v_bert(input_features=inputs["input_features"].to(self.device),
+                               attention_mask=mask).last_hidden_state
+        lengths = mask.sum(1)
+        expected = [semantic_frames(len(audio)) for audio in audios]
+        if lengths.tolist() != expected:
+            raise RuntimeError(f"w2v-BERT gave {lengths.tolist()} frames, expected {expected}")
+        return (hidden - self.mean) / self.std, lengths
+
+    def _clip_features(self, semantic, tokens: list[int], spk_cond, emovec, emo_cond
+                       ) -> dict[str, dict[str, np.ndarray]]:
+        """One clip's sets: codes from its unpadded features (the codec's convolutions see
+        no padding), then the teacher-forced GPT pass (its text and codes are one sequence
+        with no attention mask, so clips are not batched)."""
+        import torch
+
+        out = {"spk_cond": {"spk_cond.npy": _half(spk_cond[0])},
+               "emovec": {"emovec.npy": _half(emovec[0]), "emo_cond.npy": _half(emo_cond)}}
+        if {"semantic_codes", "tts_latent"} & set(self.feature_sets):
+            codes = self.codec.quantize(semantic)[0].reshape(1, -1)
+            out["semantic_codes"] = {"codes.npy": codes[0].cpu().numpy().astype(np.int16)}
+        if "tts_latent" in self.feature_sets:
+            text = torch.tensor([tokens], dtype=torch.long, device=self.device)
+            one = torch.ones(1, dtype=torch.long, device=self.device)
+            latent = self.gpt(spk_cond, text, one * text.shape[1], codes.long(),
+                              one * codes.shape[1], semantic.transpose(1, 2),
+                              cond_mel_lengths=one * semantic.shape[1],
+                              emo_cond_mel_lengths=one * semantic.shape[1], emo_vec=emovec,
+                              use_speed=one * 0)
+            out["tts_latent"] = {"latent.npy": _half(latent[0]),
+                                 "gpt_layer.npy": _half(self.gpt_layer(latent)[0])}
+        return {name: out[name] for name in self.feature_sets}
+
+    @cached_property
+    def model_info(self) -> dict[str, Any]:
+        """Model files with sha256 (hashed once, on first use: several GB)."""
+        files = self.files
+        return {"name": "IndexTTS2 (indextts2-inference classes)",
+                "config_version": str(files.config.version),
+                "semantic_layer": SEMANTIC_LAYER,
+                "files": {path.name: sha256_of(path) for path in
+                          (files.config_path, files.gpt, files.bpe, files.w2v_stats,
+                           files.s2mel, files.semantic_codec)},
+                "w2v_bert_files": folder_hashes(files.w2v_bert),
+                "licences": {"IndexTTS2": "bilibili Model Use License",
+                             "MaskGCT semantic codec": "CC BY-NC 4.0",
+                             "w2v-BERT 2.0": "MIT"}}
+
+    def describe(self) -> dict[str, dict]:
+        width = self.gpt.model_dim
+        sets = {
+            "semantic_codes": {"fields": {"codes.npy": {"dtype": "int16", "shape": ["T"]}},
+                               "frame_rate": 50.0,
+                               "dims": int(self.files.config.semantic_codec.codebook_size)},
+            "spk_cond": {"fields": {"spk_cond.npy": {
+                "dtype": "float16", "shape": [self.gpt.cond_num, width]}},
+                "frame_rate": None, "dims": width},
+            "emovec": {"fields": {"emovec.npy": {"dtype": "float16", "shape": [width]},
+                                  "emo_cond.npy": {"dtype": "float16",
+                                                   "shape": [SEMANTIC_DIM]}},
+                       "frame_rate": None, "dims": width},
+            "tts_latent": {"fields": {"latent.npy": {"dtype": "float16", "shape": ["T", width]},
+                                      "gpt_layer.npy": {"dtype": "float16",
+                                                        "shape": ["T", self._projection_dim]}},
+                           "frame_rate": 50.0, "dims": self._projection_dim,
+                           "teacher_forced_on": "the clip's text and its semantic codes"},
+        }
+        return {name: {"backend": "indextts2", "model": self.model_info, **sets[name]}
+                for name in self.feature_sets}
+
+    @property
+    def _projection_dim(self) -> int:
+        return self.gpt_layer[-1].out_features
+
+
+def _half(tensor) -> np.ndarray:
+    return tensor.float().cpu().numpy().astype(np.float16)
