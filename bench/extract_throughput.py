@@ -1,10 +1,13 @@
 """Feature extraction: one clip at a time (as the reference training code computes features
 inside its data loader) against the batched `extract-features` pipeline, on the same clips.
 
-Backends: `whisper` (the offline Whisper tiny.en encoder) and `unitalker` (a UniTalker-B-size
+Backends: `whisper` (the offline Whisper tiny.en encoder), `unitalker` (a UniTalker-B-size
 WavLM-base-plus audio encoder with random weights, saved in UniTalker's checkpoint layout and
-loaded by the real loader). Also prints the per-clip cost of w2v-BERT 2.0 at its real size
-(random weights), the first and most expensive stage of the IndexTTS2 feature stack.
+loaded by the real loader) and `indextts2` (all four IndexTTS2 sets from random-weight models of
+the upstream classes in the released file formats; `--indextts2-size tiny` on CPU by default,
+`real` on a GPU). Then the per-clip cost of the full IndexTTS2 stack at its real sizes (w2v-BERT
+2.0 to layer 17, MaskGCT semantic codec, the 24-layer GPT's conditioning and teacher-forced pass,
+`gpt_layer`) on one 8 s clip. With a GPU, both sides of the comparison run on it.
 
     python bench/extract_throughput.py --minutes 3
 """
@@ -13,12 +16,20 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from indextts2_models import write_random_indextts2  # noqa: E402
+
+from unitaf_data.features.indextts2 import INDEXTTS2_SETS  # noqa: E402
+
+SETS = {"offline": ("whisper",), "unitalker": ("unitalker",), "indextts2": INDEXTTS2_SETS}
 
 
 def demo_dataset(work: Path, minutes: float) -> Path:
@@ -40,69 +51,86 @@ def unitalker_b_checkpoint(path: Path) -> Path:
     return path
 
 
-def one_at_a_time(dataset: Path, backend: str, checkpoint: Path | None) -> tuple[int, float]:
-    """(clips, seconds): load the model once (timed), then one clip per forward pass."""
+def one_at_a_time(dataset: Path, backend: str, models: dict[str, str], device: str
+                  ) -> tuple[int, float]:
+    """(clips, seconds): load the models once (timed), then one clip per forward pass."""
     from unitaf_data.extract import main_shards, read_clips
     from unitaf_data.features import ExtractSettings, make_backend
 
     clips = [c for shard in main_shards(dataset) for c in read_clips(shard)]
     start = time.perf_counter()
-    sets = ["whisper"] if backend == "offline" else ["unitalker"]
-    model = make_backend(backend, sets, ExtractSettings(
-        dataset_dir=dataset, unitalker_ckpt=str(checkpoint) if checkpoint else None))
+    model = make_backend(backend, list(SETS[backend]),
+                         ExtractSettings(dataset_dir=dataset, device=device, **models))
     for clip in clips:
         model.extract([clip])
     return len(clips), time.perf_counter() - start
 
 
-def pipeline(dataset: Path, feature_set: str, checkpoint: Path | None) -> float:
+def pipeline(dataset: Path, backend: str, models: dict[str, str], gpus: float) -> float:
     """Seconds of `extract-features` on Ray (actor start, model loads, shard reading and
     writing included; Ray itself is already running)."""
     from unitaf_pipelines.extract import ExtractConfig, run_extract
 
     shutil.rmtree(dataset / "features", ignore_errors=True)
     start = time.perf_counter()
-    run_extract(ExtractConfig(dataset_dir=dataset, feature_sets=(feature_set,),
-                              unitalker_ckpt=str(checkpoint) if checkpoint else None,
-                              progress=False))
+    run_extract(ExtractConfig(dataset_dir=dataset, feature_sets=SETS[backend],
+                              gpus_per_worker=gpus, progress=False, **models))
     return time.perf_counter() - start
 
 
-def w2v_bert_per_clip(seconds: float = 8.0, repeats: int = 3) -> float:
-    """Seconds per clip of w2v-BERT 2.0 (600M, random weights) up to hidden layer 17."""
-    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
+def indextts2_stack_per_clip(work: Path, device: str, seconds: float = 8.0,
+                             repeats: int = 2) -> tuple[float, float]:
+    """(seconds per clip for all four sets, of which w2v-BERT) at IndexTTS2's real sizes."""
+    from unitaf_data.features import ClipInput, ExtractSettings, make_backend
 
-    config = Wav2Vec2BertConfig(num_hidden_layers=17)  # later layers are not needed
-    model = Wav2Vec2BertModel(config).eval()
-    features = SeamlessM4TFeatureExtractor()(np.random.default_rng(0).normal(
-        size=int(16000 * seconds)).astype(np.float32), sampling_rate=16000, return_tensors="pt")
+    models = write_random_indextts2(work / "indextts2-real", size="real")
+    backend = make_backend("indextts2", list(INDEXTTS2_SETS), ExtractSettings(
+        dataset_dir=work, device=device, **{k: str(v) for k, v in models.items()}))
+    audio = np.random.default_rng(0).normal(scale=0.1, size=int(16000 * seconds))
+    clip = ClipInput("clip", audio.astype(np.float32),
+                     "The quick brown fox jumps over the lazy dog near the river bank today.",
+                     seconds)
+    backend.extract([clip])  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        backend.extract([clip])
+    total = (time.perf_counter() - start) / repeats
     with torch.inference_mode():
-        model(**features)
         start = time.perf_counter()
         for _ in range(repeats):
-            model(**features)
-    return (time.perf_counter() - start) / repeats
+            backend._semantic([clip.audio])
+    shutil.rmtree(work / "indextts2-real", ignore_errors=True)
+    return total, (time.perf_counter() - start) / repeats
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--indextts2-size", choices=("tiny", "real"), default=None,
+                        help="random IndexTTS2 models for the comparison (default: tiny on "
+                             "CPU, real on a GPU)")
     args = parser.parse_args()
+    gpu = torch.cuda.is_available()
+    device, gpus = ("cuda", 1.0) if gpu else ("cpu", 0.0)
     work = Path(tempfile.mkdtemp(prefix="unitaf-extract-bench-"))
     dataset = demo_dataset(work, args.minutes)
-    checkpoint = unitalker_b_checkpoint(work / "unitalker-b.pt")
-    print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-          f"{torch.get_num_threads()} torch threads\n")
+    size = args.indextts2_size or ("real" if gpu else "tiny")
+    indextts2 = write_random_indextts2(work / f"indextts2-{size}", size=size)
+    models = {"offline": {},
+              "unitalker": {"unitalker_ckpt": str(unitalker_b_checkpoint(work / "b.pt"))},
+              "indextts2": {k: str(v) for k, v in indextts2.items()}}
+    print(f"device: {device}, {torch.get_num_threads()} torch threads; "
+          f"indextts2 models: {size}\n")
     print("| backend | clips | one at a time (clips/s) | extract-features (clips/s) | ratio |")
     print("|---|---|---|---|---|")
-    for backend, feature_set, ckpt in (("offline", "whisper", None),
-                                       ("unitalker", "unitalker", checkpoint)):
-        clips, single = one_at_a_time(dataset, backend, ckpt)
-        batched = pipeline(dataset, feature_set, ckpt)
-        print(f"| {feature_set} | {clips} | {clips / single:.2f} | {clips / batched:.2f} | "
-              f"{single / batched:.2f} |")
-    print(f"\nw2v-BERT 2.0 (17 layers, real size, random weights), one 8 s clip: "
-          f"{w2v_bert_per_clip():.2f} s")
+    for backend in ("offline", "unitalker", "indextts2"):
+        clips, single = one_at_a_time(dataset, backend, models[backend], device)
+        batched = pipeline(dataset, backend, models[backend], gpus)
+        print(f"| {','.join(SETS[backend])} | {clips} | {clips / single:.2f} | "
+              f"{clips / batched:.2f} | {single / batched:.2f} |")
+    total, semantic = indextts2_stack_per_clip(work, device)
+    print(f"\nIndexTTS2 stack at real sizes (random weights), one 8 s clip on {device}: "
+          f"{total:.2f} s for all four sets, of which w2v-BERT 2.0 to layer 17 {semantic:.2f} s")
     shutil.rmtree(work, ignore_errors=True)
 
 

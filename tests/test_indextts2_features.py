@@ -6,17 +6,20 @@ import importlib.util
 import io
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
-
+from datasets import load_dataset
 from indextts2_models import write_random_indextts2
+
 from unitaf_data.extract import read_clips
 from unitaf_data.features import ClipInput, ExtractSettings, make_backend
 from unitaf_data.features.indextts2 import (
     INDEXTTS2_SETS,
+    import_upstream,
     load_gpt_layer,
     load_semantic_model,
     locate_files,
@@ -120,6 +123,12 @@ def test_clips_beyond_the_gpts_limits_are_refused_with_a_reason(backend):
     assert results[1] == f"audio_too_long_for_gpt: {semantic_frames(37 * 16_000)} codes > 1815"
 
 
+def test_upstream_import_leaves_no_torchaudio_stand_in_behind():
+    import_upstream()
+    torchaudio = sys.modules.get("torchaudio")
+    assert torchaudio is None or getattr(torchaudio, "__file__", None)
+
+
 def test_a_config_that_is_not_indextts2_2_0_is_refused(models, tmp_path):
     folder = tmp_path / "IndexTTS-1.5"
     shutil.copytree(models["indextts2_dir"], folder)
@@ -165,7 +174,10 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_build, models, 
         assert checks["problems"] == 0 and checks["rejected"] == [], name
     info = json.loads((dataset / "features" / "tts_latent" / "feature.json").read_text())
     assert {"gpt.pth", "s2mel.pth", "bpe.model", "model.safetensors"} <= set(
-        info["model"]["files"]) and info["model"]["licences"]
+        info["model"]["files"]) and info["licences"]["IndexTTS2"] == "bilibili Model Use License"
+    card = (dataset / "README.md").read_text()
+    assert "`semantic_codes`: w2v-BERT 2.0 (MIT); IndexTTS2 (bilibili Model Use License); " \
+           "MaskGCT semantic codec (CC BY-NC 4.0)" in card
     main = sorted(dataset.glob("data/*/*.tar"))[0]
     keys = [s["__key__"] for s in read_tar(main)]
     for name, field, dtype in (("semantic_codes", "codes.npy", np.int16),
@@ -173,6 +185,8 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_build, models, 
         sidecar = list(raw_samples(dataset / "features" / name / main.parent.name / main.name))
         assert [s["__key__"] for s in sidecar] == keys
         assert all(np.load(io.BytesIO(s[field])).dtype == dtype for s in sidecar)
+    loaded = load_dataset(str(dataset), "tts_latent", split="train")
+    assert np.asarray(loaded[0]["gpt_layer.npy"]).shape[1] == 1024
     run = tmp_path / "run"
     train(load_config(None, ["steps=30", "val_every=30", "backbone=precomputed",
                              "backbone_set=tts_latent", "backbone_field=gpt_layer.npy",

@@ -144,7 +144,7 @@ ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.r
 
 ## Licence
 
-{license_id}. {license_note}
+{license_id}. {license_note}{_feature_licences(sidecars)}
 """
     (out_dir / "README.md").write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
 
@@ -158,6 +158,18 @@ def _sidecar_prose(sidecars: dict[str, dict[str, Any]]) -> str:
     return ("Feature sets (sidecar shards under `features/{name}/`, same keys in the same order "
             "as the main shards; load one with `load_dataset(path, name)`):\n\n"
             "| set | backend | fields | Hz |\n|---|---|---|---|\n" + lines + "\n\n")
+
+
+def _feature_licences(sidecars: dict[str, dict[str, Any]]) -> str:
+    """Terms of the model weights the feature sets were computed with, where declared."""
+    lines = [f"- `{name}`: " + "; ".join(f"{model} ({terms})"
+                                          for model, terms in spec["licences"].items())
+             for name, spec in sidecars.items() if spec.get("licences")]
+    if not lines:
+        return ""
+    return ("\n\nFeature sets computed with third-party model weights are derived from them; "
+            "obtain the weights and respect their terms before using or sharing these sets:\n\n"
+            + "\n".join(lines))
 
 
 def refresh_card(out_dir: Path) -> None:

@@ -24,8 +24,8 @@ Where this differs from IndexTTS2's inference code, on purpose: the conditioning
 each clip's true length in padded batches (upstream passes the feature width as the length);
 each clip gets 15 ms of trailing silence so that its 50 Hz features cover it (the w2v-BERT
 front end would otherwise drop up to 1.25 frames), and the frame the feature extractor adds
-to reach an even count is dropped, so a clip has floor(samples / 320) frames; clips beyond the GPT's text or code limits
-are refused with a reason instead of being truncated.
+to reach an even count is dropped, so a clip has floor(samples / 320) frames; clips beyond
+the GPT's text or code limits are refused with a reason instead of being truncated.
 """
 
 from __future__ import annotations
@@ -52,6 +52,14 @@ TAIL_SAMPLES = 240  # 15 ms of silence: floor(samples / 320) frames out of the f
 DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
 DEFAULT_SEMANTIC_CODEC = "amphion/MaskGCT"
 CODEC_FILE = "semantic_codec/model.safetensors"
+LICENCES = {"IndexTTS2": "bilibili Model Use License", "w2v-BERT 2.0": "MIT",
+             "MaskGCT semantic codec": "CC BY-NC 4.0"}
+WEIGHTS_USED = {  # IndexTTS2's w2v-BERT statistics normalise every set's input
+    "semantic_codes": ("w2v-BERT 2.0", "IndexTTS2", "MaskGCT semantic codec"),
+    "spk_cond": ("w2v-BERT 2.0", "IndexTTS2"),
+    "emovec": ("w2v-BERT 2.0", "IndexTTS2"),
+    "tts_latent": ("w2v-BERT 2.0", "IndexTTS2", "MaskGCT semantic codec"),
+}
 _OBTAIN = {
     "indextts2": "download IndexTeam/IndexTTS-2 (bilibili Model Use License) and pass its "
                  "folder as --indextts2-dir",
@@ -334,10 +342,7 @@ class IndexTTS2Backend:
                 "files": {path.name: sha256_of(path) for path in
                           (files.config_path, files.gpt, files.bpe, files.w2v_stats,
                            files.s2mel, files.semantic_codec)},
-                "w2v_bert_files": folder_hashes(files.w2v_bert),
-                "licences": {"IndexTTS2": "bilibili Model Use License",
-                             "MaskGCT semantic codec": "CC BY-NC 4.0",
-                             "w2v-BERT 2.0": "MIT"}}
+                "w2v_bert_files": folder_hashes(files.w2v_bert)}
 
     def describe(self) -> dict[str, dict]:
         width = self.gpt.model_dim
@@ -358,7 +363,8 @@ class IndexTTS2Backend:
                            "frame_rate": 50.0, "dims": self._projection_dim,
                            "teacher_forced_on": "the clip's text and its semantic codes"},
         }
-        return {name: {"backend": "indextts2", "model": self.model_info, **sets[name]}
+        return {name: {"backend": "indextts2", "model": self.model_info, **sets[name],
+                       "licences": {model: LICENCES[model] for model in WEIGHTS_USED[name]}}
                 for name in self.feature_sets}
 
     @property
