@@ -90,10 +90,10 @@ def test_one_clip_matches_indextts2s_own_inference_calls(backend, demo_build):
                      emo_cond_mel_lengths=width, emo_vec=emovec,
                      use_speed=torch.zeros(1, dtype=torch.long))
         projected = backend.gpt_layer(latent)
-    np.testing.assert_array_equal(ours["semantic_codes"]["codes.npy"], codes[0].numpy())
+    np.testing.assert_array_equal(ours["semantic_codes"]["semantic_codes.npy"], codes[0].numpy())
     for got, want in ((ours["spk_cond"]["spk_cond.npy"], spk_cond[0]),
                       (ours["emovec"]["emovec.npy"], emovec[0]),
-                      (ours["tts_latent"]["latent.npy"], latent[0]),
+                      (ours["tts_latent"]["tts_latent.npy"], latent[0]),
                       (ours["tts_latent"]["gpt_layer.npy"], projected[0])):
         np.testing.assert_allclose(got.astype(np.float32), want.numpy(), rtol=2e-3, atol=2e-3)
 
@@ -103,14 +103,14 @@ def test_padded_batches_give_each_clip_its_own_features(backend, demo_build):
     batched = backend.extract(clips)
     for clip, together in zip(clips, batched, strict=True):
         alone = backend.extract([clip])[0]
-        np.testing.assert_array_equal(together["semantic_codes"]["codes.npy"],
-                                      alone["semantic_codes"]["codes.npy"])
+        np.testing.assert_array_equal(together["semantic_codes"]["semantic_codes.npy"],
+                                      alone["semantic_codes"]["semantic_codes.npy"])
         for name, field in (("spk_cond", "spk_cond.npy"), ("emovec", "emovec.npy"),
                             ("emovec", "emo_cond.npy"), ("tts_latent", "gpt_layer.npy")):
             np.testing.assert_allclose(together[name][field].astype(np.float32),
                                        alone[name][field].astype(np.float32),
                                        rtol=1e-2, atol=1e-2, err_msg=f"{clip.key} {field}")
-        assert len(together["tts_latent"]["latent.npy"]) == semantic_frames(len(clip.audio))
+        assert len(together["tts_latent"]["tts_latent.npy"]) == semantic_frames(len(clip.audio))
         assert abs(semantic_frames(len(clip.audio)) - clip.duration * 50) <= 1
 
 
@@ -175,12 +175,13 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_build, models, 
     info = json.loads((dataset / "features" / "tts_latent" / "feature.json").read_text())
     assert {"gpt.pth", "s2mel.pth", "bpe.model", "model.safetensors"} <= set(
         info["model"]["files"]) and info["licences"]["IndexTTS2"] == "bilibili Model Use License"
-    card = (dataset / "README.md").read_text()
-    assert "`semantic_codes`: w2v-BERT 2.0 (MIT); IndexTTS2 (bilibili Model Use License); " \
-           "MaskGCT semantic codec (CC BY-NC 4.0)" in card
+    card = (dataset / "README.md").read_text().splitlines()
+    codes_terms = next(line for line in card if line.startswith("- `semantic_codes`: "))
+    assert "MaskGCT semantic codec (CC BY-NC 4.0)" in codes_terms
+    assert "IndexTTS2 (bilibili Model Use License)" in codes_terms
     main = sorted(dataset.glob("data/*/*.tar"))[0]
     keys = [s["__key__"] for s in read_tar(main)]
-    for name, field, dtype in (("semantic_codes", "codes.npy", np.int16),
+    for name, field, dtype in (("semantic_codes", "semantic_codes.npy", np.int16),
                                ("tts_latent", "gpt_layer.npy", np.float16)):
         sidecar = list(raw_samples(dataset / "features" / name / main.parent.name / main.name))
         assert [s["__key__"] for s in sidecar] == keys

@@ -3,12 +3,12 @@
 One w2v-BERT 2.0 pass per batch (hidden layer 17, normalised by IndexTTS2's statistics; the
 layers after 17 are not built) feeds everything else:
 
-- `semantic_codes`: `codes.npy` int16 (T50,), MaskGCT semantic codec codes, codebook 8192
+- `semantic_codes`: `semantic_codes.npy` int16 (T50,), MaskGCT semantic codec codes, codebook 8192
   (the "GT audio tokens");
 - `spk_cond`: `spk_cond.npy` float16 (32, 1280), the GPT's speaker conditioning latents;
 - `emovec`: `emovec.npy` float16 (1280,), the emotion vector the GPT adds to them (paper
   appendix C), and `emo_cond.npy` float16 (1024,), the same before its two projections;
-- `tts_latent`: `latent.npy` float16 (T50, 1280), GPT latents teacher-forced on the clip's
+- `tts_latent`: `tts_latent.npy` float16 (T50, 1280), GPT latents teacher-forced on the clip's
   text and codes, and `gpt_layer.npy` float16 (T50, 1024), their projection by s2mel's
   `gpt_layer` (what the projector is trained on).
 
@@ -319,7 +319,7 @@ class IndexTTS2Backend:
                "emovec": {"emovec.npy": _half(emovec[0]), "emo_cond.npy": _half(emo_cond)}}
         if {"semantic_codes", "tts_latent"} & set(self.feature_sets):
             codes = self.codec.quantize(semantic)[0].reshape(1, -1)
-            out["semantic_codes"] = {"codes.npy": codes[0].cpu().numpy().astype(np.int16)}
+            out["semantic_codes"] = {"semantic_codes.npy": codes[0].cpu().numpy().astype(np.int16)}
         if "tts_latent" in self.feature_sets:
             text = torch.tensor([tokens], dtype=torch.long, device=self.device)
             one = torch.ones(1, dtype=torch.long, device=self.device)
@@ -328,7 +328,7 @@ class IndexTTS2Backend:
                               cond_mel_lengths=one * semantic.shape[1],
                               emo_cond_mel_lengths=one * semantic.shape[1], emo_vec=emovec,
                               use_speed=one * 0)
-            out["tts_latent"] = {"latent.npy": _half(latent[0]),
+            out["tts_latent"] = {"tts_latent.npy": _half(latent[0]),
                                  "gpt_layer.npy": _half(self.gpt_layer(latent)[0])}
         return {name: out[name] for name in self.feature_sets}
 
@@ -347,7 +347,7 @@ class IndexTTS2Backend:
     def describe(self) -> dict[str, dict]:
         width = self.gpt.model_dim
         sets = {
-            "semantic_codes": {"fields": {"codes.npy": {"dtype": "int16", "shape": ["T"]}},
+            "semantic_codes": {"fields": {"semantic_codes.npy": {"dtype": "int16", "shape": ["T"]}},
                                "frame_rate": 50.0,
                                "dims": int(self.files.config.semantic_codec.codebook_size)},
             "spk_cond": {"fields": {"spk_cond.npy": {
@@ -357,7 +357,7 @@ class IndexTTS2Backend:
                                   "emo_cond.npy": {"dtype": "float16",
                                                    "shape": [SEMANTIC_DIM]}},
                        "frame_rate": None, "dims": width},
-            "tts_latent": {"fields": {"latent.npy": {"dtype": "float16", "shape": ["T", width]},
+            "tts_latent": {"fields": {"tts_latent.npy": {"dtype": "float16", "shape": ["T", width]},
                                       "gpt_layer.npy": {"dtype": "float16",
                                                         "shape": ["T", self._projection_dim]}},
                            "frame_rate": 50.0, "dims": self._projection_dim,
