@@ -63,9 +63,9 @@ class Recipe:
         self.spec = cfg.data_spec(resolve_dataset(cfg.data))
         self.info = json.loads((self.spec.dataset / "unitaf.json").read_text())
         self.speakers = self._setup_speakers()
-        template, train_faces = self._train_faces()
         self.rig = self._setup_rig()
-        self.interval = self._setup_interval(train_faces) if cfg.stage == 2 else None
+        template, openness = self._train_statistics()
+        self.interval = self._setup_interval(openness) if openness is not None else None
         self.model = self._setup_model(template)
         self.optimizer, self.scheduler = self._setup_optimizer()
         if self.rank == 0:
@@ -95,11 +95,23 @@ class Recipe:
         return torch.tensor([self.speakers.get(s, unknown) for s in speakers],
                             device=self.device)
 
-    def _train_faces(self) -> tuple[torch.Tensor, np.ndarray]:
-        """Mean face (the template) and every train frame on the model grid, read from the
-        main shards alone (no audio decoding, no sidecars)."""
-        faces = np.concatenate(list(split_faces(self.spec, "train")))
-        return torch.from_numpy(faces.mean(0)), faces
+    def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Mean face (the template) and, when stage II's mouth-aware loss needs it, the mouth
+        openness of every train frame on the model grid: one pass over the main shards (no
+        audio, no sidecars) holding one clip's face at a time, so memory grows by one float
+        per frame, not one face."""
+        wants_openness = (self.config.stage == 2 and self.rig is not None
+                          and self.config.mouth_aware)
+        total, frames, openness = 0.0, 0, []
+        for face in split_faces(self.spec, "train"):
+            total = total + face.sum(0, dtype=np.float64)
+            frames += len(face)
+            if wants_openness:
+                openness.append(self.rig.mouth_openness(face))
+        if not frames:
+            raise ValueError(f"{self.spec.dataset} has no train clips")
+        template = torch.from_numpy((total / frames).astype(np.float32))
+        return template, np.concatenate(openness) if wants_openness else None
 
     def _setup_rig(self) -> Rig | None:
         if self.info["face_type"] != "arkit51":
@@ -108,11 +120,8 @@ class Recipe:
             return None
         return demo_rig() if self.config.rig == "demo" else load_rig(self.config.rig)
 
-    def _setup_interval(self, train_faces: np.ndarray) -> OpennessInterval | None:
+    def _setup_interval(self, openness: np.ndarray) -> OpennessInterval:
         """The mouth-openness interval fitted on the training frames (saved in the run)."""
-        if self.rig is None or not self.config.mouth_aware:
-            return None
-        openness = self.rig.mouth_openness(train_faces)
         interval = fit_openness_interval(openness, self.config.mouth_coverage,
                                          self.config.mouth_alpha, self.config.mouth_gamma)
         if self.rank == 0:

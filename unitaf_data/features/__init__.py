@@ -94,10 +94,15 @@ def check_backend(backend: str, feature_sets: list[str], settings: ExtractSettin
         if not Path(settings.unitalker_ckpt).exists():
             raise FileNotFoundError(f"{settings.unitalker_ckpt} not found")
     elif backend == "indextts2":
-        from unitaf_data.features.indextts2 import check_installed, locate_files
+        from unitaf_data.features.indextts2 import (
+            check_installed,
+            locate_files,
+            prepare_text_normaliser,
+        )
 
         check_installed()
         locate_files(settings.indextts2_dir, settings.w2v_bert, settings.semantic_codec)
+        prepare_text_normaliser()
 
 
 def make_backend(backend: str, feature_sets: list[str], settings: ExtractSettings):

@@ -92,6 +92,13 @@ def import_upstream() -> types.SimpleNamespace:
                                  TextNormalizer=TextNormalizer, TextTokenizer=TextTokenizer)
 
 
+def prepare_text_normaliser() -> None:
+    """Load IndexTTS2's text normaliser once, so that its grammars are compiled and cached
+    (about 25 s, the first time on a machine) before several actors would race to write
+    the same cache."""
+    import_upstream().TextNormalizer(enable_glossary=True).load()
+
+
 def _torchaudio_loads() -> bool:
     try:
         import torchaudio.functional.functional  # noqa: F401
