@@ -98,7 +98,7 @@ def indextts2_stack_per_clip(work: Path, device: str, seconds: float = 8.0,
     with torch.inference_mode():
         start = time.perf_counter()
         for _ in range(repeats):
-            backend._semantic([clip.audio])
+            backend.semantic([clip.audio])
     shutil.rmtree(work / "indextts2-real", ignore_errors=True)
     return total, (time.perf_counter() - start) / repeats
 

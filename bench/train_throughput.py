@@ -5,10 +5,10 @@ Measures, on the same demo clips: clips/s of the loader alone (main + sidecar sh
 by key, resampled, bucketed, padded); of stage-I and stage-II training steps with the
 `precomputed` backbone (pre-extracted 50 Hz features); and of a one-clip-at-a-time loader
 that, like the reference code, decodes each clip and runs the feature models per sample:
-two w2v-BERT 2.0 passes (real size, random weights, up to layer 17) and the teacher encoder
-(WavLM-base-plus size, random weights). IndexTTS2's GPT and semantic codec are not in that
-per-sample cost (their package cannot be imported on these CPU machines), so the ratio is a
-lower bound. Prints clips/s and the ratios.
+the IndexTTS2 stack at its real sizes (random weights of the upstream classes: w2v-BERT 2.0
+to layer 17, MaskGCT semantic codec, the GPT's conditioning and teacher-forced pass,
+`gpt_layer`), the reference's second w2v-BERT pass, and the teacher encoder (WavLM-base-plus
+size). Prints clips/s and the ratios.
 
     python bench/train_throughput.py --minutes 4
 """
@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from indextts2_models import write_random_indextts2  # noqa: E402
 
 
 def prepare(work: Path, minutes: float) -> Path:
@@ -79,33 +83,30 @@ def training_clips_per_second(dataset: Path, work: Path, stage: int, steps: int 
     return steps * config.batch_size / elapsed if len(history) else 0.0
 
 
-def reference_clips_per_second(dataset: Path, clips: int = 3) -> float:
-    """Per sample: decode, two w2v-BERT passes (17 layers), one teacher-encoder pass."""
-    from transformers import (
-        SeamlessM4TFeatureExtractor,
-        Wav2Vec2BertConfig,
-        Wav2Vec2BertModel,
-        WavLMConfig,
-        WavLMModel,
-    )
+def reference_clips_per_second(dataset: Path, work: Path, clips: int = 3) -> float:
+    """Per sample: decode, the real-size IndexTTS2 stack, a second w2v-BERT pass, and one
+    teacher-encoder pass."""
+    from transformers import WavLMConfig, WavLMModel
 
     from unitaf_data.audio import decode_flac
     from unitaf_data.extract import main_shards
+    from unitaf_data.features import ClipInput, ExtractSettings, make_backend
+    from unitaf_data.features.indextts2 import INDEXTTS2_SETS
     from unitaf_data.shards import read_tar
 
-    w2v_bert = Wav2Vec2BertModel(Wav2Vec2BertConfig(num_hidden_layers=17)).eval()
+    models = write_random_indextts2(work / "indextts2-real", size="real")
+    stack = make_backend("indextts2", list(INDEXTTS2_SETS), ExtractSettings(
+        dataset_dir=dataset, **{k: str(v) for k, v in models.items()}))
     teacher = WavLMModel(WavLMConfig()).eval()
-    features = SeamlessM4TFeatureExtractor()
     samples = [s for shard in main_shards(dataset) for s in read_tar(shard)][:clips]
     start = time.perf_counter()
     with torch.inference_mode():
         for sample in samples:
-            audio, _ = decode_flac(sample["flac"])
-            inputs = features(audio.astype(np.float32), sampling_rate=16000,
-                              return_tensors="pt")
-            for _ in range(2):  # semantic codes pass and conditioning pass
-                w2v_bert(**inputs)
-            teacher(torch.from_numpy(audio.astype(np.float32))[None])
+            audio = decode_flac(sample["flac"])[0].astype(np.float32)
+            stack.extract([ClipInput(sample["__key__"], audio, sample["json"]["text"],
+                                     sample["json"]["duration"])])
+            stack.semantic([audio])  # the reference computes w2v-BERT twice per sample
+            teacher(torch.from_numpy(audio)[None])
     return len(samples) / (time.perf_counter() - start)
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     rows = {"loader alone": loader_clips_per_second(dataset),
             "stage I steps": training_clips_per_second(dataset, work, 1),
             "stage II steps": training_clips_per_second(dataset, work, 2),
-            "reference-style per-sample loader": reference_clips_per_second(dataset)}
+            "reference-style per-sample loader": reference_clips_per_second(dataset, work)}
     print(f"device: {device}\n\n| what | clips/s |\n|---|---|")
     for name, value in rows.items():
         print(f"| {name} | {value:.2f} |")

@@ -189,7 +189,7 @@ def extract_features(
         help="Comma-separated feature sets: whisper, units, utterance (offline, from the "
              "shipped Whisper tiny.en; `units` needs `fit-units` first); unitalker; "
              "semantic_codes, spk_cond, emovec, tts_latent (IndexTTS2, one pass for all "
-             "four; needs `pip install 'unitaf[indextts2]'` and --indextts2-dir).")
+             "four; needs the indextts2 install from the README and --indextts2-dir).")
     ] = "whisper,units,utterance",
     workers: Annotated[int | None, typer.Option(
         help="Actors per backend (default: one per CPU, or per GPU).")] = None,
@@ -206,11 +206,13 @@ def extract_features(
              "License): config.yaml, gpt.pth, bpe.model, wav2vec2bert_stats.pt, s2mel.pth.")
     ] = None,
     w2v_bert: Annotated[str, typer.Option(
-        help="w2v-BERT 2.0 (MIT): a transformers folder, or a Hub id in the local cache.")
+        help="w2v-BERT 2.0 (MIT): a transformers folder, or a Hub id (fetched once into "
+             "the Hugging Face cache; HF_HUB_OFFLINE=1 to use the cache only).")
     ] = "facebook/w2v-bert-2.0",
     semantic_codec: Annotated[str, typer.Option(
         help="MaskGCT semantic codec (CC BY-NC 4.0): semantic_codec/model.safetensors, a "
-             "folder holding it, or a Hub id in the local cache.")] = "amphion/MaskGCT",
+             "folder holding it, or a Hub id (fetched once into the Hugging Face cache).")
+    ] = "amphion/MaskGCT",
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unitaf_data import card, extract
-from unitaf_data.features import ExtractSettings, check_backend, group_by_backend, make_backend
+from unitaf_data.features import ExtractSettings, group_by_backend, make_backend, plan_backend
 from unitaf_pipelines.runtime import (
     actor_options,
     init_ray,
@@ -87,8 +87,8 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
     clock = time.perf_counter()
     shards = extract.main_shards(config.dataset_dir)
     groups = group_by_backend(list(config.feature_sets))
-    for backend, sets in groups.items():
-        check_backend(backend, sets, config.settings())
+    plans = {backend: plan_backend(backend, sets, config.settings())
+             for backend, sets in groups.items()}
     init_ray(config.ray_address)
     summary = ExtractSummary()
     with stage_progress(config.progress) as progress:
@@ -98,9 +98,11 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
             task = progress.add_task(f"extract {','.join(sets)}", total=len(shards),
                                      completed=len(shards) - len(todo), hours=0.0)
             count, options = actor_options(config.device, config.workers, cpu_share=0.0,
-                                           gpus_per_worker=config.gpus_per_worker or None)
+                                           gpus_per_worker=config.gpus_per_worker or None,
+                                           memory_per_worker=plans[backend].memory_bytes)
+            log.info("%s: %d actor(s)", backend, count)
             actors = [_extractor_class().options(**options).remote(backend, sets,
-                                                                   config.settings())
+                                                                   plans[backend].settings)
                       for _ in range(count)]
             declared = ray.get(actors[0].describe.remote())
             hours = 0.0

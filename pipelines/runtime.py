@@ -38,20 +38,28 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def actor_options(device: str, workers: int | None, cpu_share: float = 0.5,
-                  gpus_per_worker: float | None = None) -> tuple[int, dict[str, Any]]:
+                  gpus_per_worker: float | None = None, memory_per_worker: int | None = None
+                  ) -> tuple[int, dict[str, Any]]:
     """How many actors to start and their Ray options: one per CPU (or per GPU on `cuda`)
-    by default, leaving `cpu_share` of a CPU free for the tasks that feed them, restarted
-    and retried when a worker process dies."""
+    by default, and no more than the cluster's memory holds when each needs
+    `memory_per_worker` bytes (then reserved per actor, unless even one does not fit);
+    leaving `cpu_share` of a CPU free for the tasks that feed them; restarted and retried
+    when a worker process dies. An explicit `workers` count is taken as it is."""
     import ray
 
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
     on_gpu = device == "cuda"
     count = workers or max(1, int(gpus if on_gpu else cpus))
+    fitting = int(resources.get("memory", 0) // memory_per_worker) if memory_per_worker else 0
+    if fitting and not workers:
+        count = min(count, fitting)
     options: dict[str, Any] = {"num_cpus": min(1.0, max(0.1, (cpus - cpu_share) / count)),
                                "max_restarts": 3, "max_task_retries": 3}
     if on_gpu:
         options["num_gpus"] = gpus_per_worker or max(gpus, 1) / count
+    if fitting and not workers:
+        options["memory"] = memory_per_worker
     return count, options
 
 

@@ -33,6 +33,15 @@ def demo_build(tmp_path_factory):
     return config, run_build(config)
 
 
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """The Hugging Face Hub in offline mode (read once at import, so patched where read)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _shutdown_ray():
     yield

@@ -143,3 +143,17 @@ def test_feature_checks_report_length_nan_and_shape_problems():
     bad = {"teacher.npy": np.full((90, 3), np.nan, np.float16)}
     problems = " ".join(check_features("k", 2.0, bad, declared))
     assert "NaN" in problems and "frames" in problems and "shape" in problems
+
+
+def test_actors_are_no_more_than_the_cluster_memory_holds(extracted):
+    import ray
+
+    from unitaf_pipelines.runtime import actor_options
+
+    memory = ray.cluster_resources()["memory"]
+    count, options = actor_options("cpu", None, memory_per_worker=int(memory / 1.5))
+    assert count == 1 and options["memory"] == int(memory / 1.5)
+    count, options = actor_options("cpu", None, memory_per_worker=int(memory * 2))
+    assert count >= 1 and "memory" not in options  # not even one fits: do not hang
+    count, options = actor_options("cpu", 2, memory_per_worker=int(memory / 1.5))
+    assert count == 2 and "memory" not in options

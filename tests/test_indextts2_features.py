@@ -19,6 +19,7 @@ from unitaf_data.extract import read_clips
 from unitaf_data.features import ClipInput, ExtractSettings, make_backend
 from unitaf_data.features.indextts2 import (
     INDEXTTS2_SETS,
+    TAIL_SAMPLES,
     import_upstream,
     load_gpt_layer,
     load_semantic_model,
@@ -69,16 +70,24 @@ def test_w2v_bert_is_cut_after_layer_17_with_layer_17_unchanged(models):
     torch.testing.assert_close(got, expected)
 
 
-def test_one_clip_matches_indextts2s_own_inference_calls(backend, demo_build):
-    """What IndexTTS2's inference code computes for a reference clip (its length argument
-    is the feature width, harmless for one unpadded clip), and its GPT forward pass, on the
-    clip's true frames."""
+def test_one_clip_matches_indextts2s_own_inference_calls(backend, models, demo_build):
+    """What IndexTTS2's inference code computes for a reference clip: `get_emb` (hidden
+    state 17 of the full w2v-BERT, normalised by the stats), conditioning with its length
+    argument (the feature width, harmless for one unpadded clip), `merge_emovec`, the codec,
+    and the GPT forward pass, on the clip's true frames."""
+    from transformers import Wav2Vec2BertModel
+
     clip = _speech_clips(demo_build, 1)[0]
     ours = backend.extract([clip])[0]
     gpt = backend.gpt
+    full = Wav2Vec2BertModel.from_pretrained(models["w2v_bert"]).eval()
+    stats = torch.load(models["indextts2_dir"] / "wav2vec2bert_stats.pt")
+    inputs = backend.extractor(np.pad(clip.audio, (0, TAIL_SAMPLES)), sampling_rate=16_000,
+                               return_tensors="pt")
     with torch.inference_mode():
-        semantic, lengths = backend._semantic([clip.audio])
-        semantic = semantic[:, : int(lengths[0])]
+        hidden = full(**inputs, output_hidden_states=True).hidden_states[17]
+        semantic = ((hidden - stats["mean"]) / torch.sqrt(stats["var"]))[
+            :, : semantic_frames(len(clip.audio))]
         width = torch.tensor([semantic.shape[-1]])
         spk_cond = gpt.get_conditioning(semantic.transpose(1, 2), width)
         emovec = gpt.merge_emovec(semantic, semantic, width, width, alpha=1.0)
@@ -106,7 +115,8 @@ def test_padded_batches_give_each_clip_its_own_features(backend, demo_build):
         np.testing.assert_array_equal(together["semantic_codes"]["semantic_codes.npy"],
                                       alone["semantic_codes"]["semantic_codes.npy"])
         for name, field in (("spk_cond", "spk_cond.npy"), ("emovec", "emovec.npy"),
-                            ("emovec", "emo_cond.npy"), ("tts_latent", "gpt_layer.npy")):
+                            ("emovec", "emo_cond.npy"), ("tts_latent", "tts_latent.npy"),
+                            ("tts_latent", "gpt_layer.npy")):
             np.testing.assert_allclose(together[name][field].astype(np.float32),
                                        alone[name][field].astype(np.float32),
                                        rtol=1e-2, atol=1e-2, err_msg=f"{clip.key} {field}")
@@ -114,13 +124,17 @@ def test_padded_batches_give_each_clip_its_own_features(backend, demo_build):
         assert abs(semantic_frames(len(clip.audio)) - clip.duration * 50) <= 1
 
 
-def test_clips_beyond_the_gpts_limits_are_refused_with_a_reason(backend):
-    short = np.zeros(16_000, np.float32)
-    long_text = ClipInput("text", short, "word " * 700, 1.0)
-    long_audio = ClipInput("audio", np.zeros(37 * 16_000, np.float32), "a long pause", 37.0)
-    results = backend.extract([long_text, long_audio])
+def test_clips_the_gpt_cannot_take_are_refused_with_a_reason_and_the_rest_kept(backend):
+    noise = np.random.default_rng(0).normal(scale=0.1, size=16_000).astype(np.float32)
+    clips = [ClipInput("text", noise, "word " * 700, 1.0),
+             ClipInput("fine", noise, "Hello there.", 1.0),
+             ClipInput("audio", np.zeros(37 * 16_000, np.float32), "a long pause", 37.0),
+             ClipInput("short", noise[:400], "hi", 0.025)]
+    results = backend.extract(clips)
     assert results[0].startswith("text_too_long_for_gpt: ") and "> 600" in results[0]
-    assert results[1] == f"audio_too_long_for_gpt: {semantic_frames(37 * 16_000)} codes > 1815"
+    assert len(results[1]["tts_latent"]["gpt_layer.npy"]) == 50
+    assert results[2] == f"audio_too_long_for_gpt: {semantic_frames(37 * 16_000)} codes > 1815"
+    assert results[3] == "too_short_for_indextts2: 1 frames < 3"
 
 
 def test_upstream_import_leaves_no_torchaudio_stand_in_behind():
@@ -139,13 +153,12 @@ def test_a_config_that_is_not_indextts2_2_0_is_refused(models, tmp_path):
         locate_files(folder, str(models["w2v_bert"]), str(models["semantic_codec"]))
 
 
-def test_missing_model_files_say_what_to_download(models, tmp_path, monkeypatch):
+def test_missing_model_files_say_what_to_download(models, tmp_path, hub_offline):
     folder = tmp_path / "partial"
     shutil.copytree(models["indextts2_dir"], folder)
     (folder / "s2mel.pth").unlink()
     with pytest.raises(FileNotFoundError, match="s2mel.pth not found.*IndexTeam/IndexTTS-2"):
         locate_files(folder, str(models["w2v_bert"]), str(models["semantic_codec"]))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="amphion/MaskGCT.*CC BY-NC 4.0"):
         locate_files(models["indextts2_dir"], str(models["w2v_bert"]), "amphion/MaskGCT")
 

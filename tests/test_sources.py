@@ -87,8 +87,7 @@ def test_beat2_keeps_flame103_without_a_matrix(beat2_build):
     assert recording.reference_words[0].word
 
 
-def test_beat2_hub_id_offline_fails_with_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_beat2_hub_id_offline_fails_with_a_clear_message(tmp_path, hub_offline):
     with pytest.raises(FileNotFoundError, match="download BEAT2 yourself"):
         beat2.discover("some-org/beat2-mirror", SourceOptions())
 

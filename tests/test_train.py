@@ -112,9 +112,24 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(stage1, dataset):
     assert result.exit_code == 2 and "--resume" in result.output
 
 
-def test_a_hub_dataset_id_offline_fails_with_a_clear_message(monkeypatch):
+def test_a_hub_dataset_id_offline_fails_with_a_clear_message(hub_offline):
     from unitaf_model.data import resolve_dataset
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="Hugging Face Hub"):
         resolve_dataset("some-org/unitaf-demo")
+
+
+def test_inputs_are_sized_from_their_field_and_a_wrong_kind_is_refused():
+    from unitaf_model.train import field_width
+
+    codes = {"name": "semantic_codes", "dims": 8192,
+             "fields": {"semantic_codes.npy": {"dtype": "int16", "shape": ["T"]}}}
+    latents = {"name": "tts_latent", "dims": 1024,
+               "fields": {"tts_latent.npy": {"dtype": "float16", "shape": ["T", 1280]},
+                          "gpt_layer.npy": {"dtype": "float16", "shape": ["T", 1024]}}}
+    assert field_width(codes, "semantic_codes.npy", "units") == 8192
+    assert field_width(latents, "tts_latent.npy", "precomputed") == 1280
+    with pytest.raises(ValueError, match="not the \\(T, D\\) features"):
+        field_width(codes, "semantic_codes.npy", "precomputed")
+    with pytest.raises(ValueError, match="has no field latent.npy"):
+        field_width(latents, "latent.npy", "precomputed")

@@ -104,6 +104,8 @@ class Recipe:
                           and self.config.mouth_aware)
         total, frames, openness = 0.0, 0, []
         for face in split_faces(self.spec, "train"):
+            if not len(face):
+                continue
             total = total + face.sum(0, dtype=np.float64)
             frames += len(face)
             if wants_openness:
@@ -135,9 +137,9 @@ class Recipe:
         features = self.spec.dataset / "features"
         teacher = json.loads((features / cfg.teacher_set / "feature.json").read_text())
         backbone = json.loads((features / cfg.backbone_set / "feature.json").read_text())
-        teacher_dim = field_width(teacher, cfg.teacher_field)
-        model = UniTAF(cfg.backbone, field_width(backbone, cfg.backbone_field), teacher_dim,
-                       self.info["face_type"], len(self.info["channels"]), template)
+        teacher_dim = field_width(teacher, cfg.teacher_field, "precomputed")
+        model = UniTAF(cfg.backbone, field_width(backbone, cfg.backbone_field, cfg.backbone),
+                       teacher_dim, self.info["face_type"], len(self.info["channels"]), template)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
@@ -359,13 +361,20 @@ class Recipe:
             self.writer.close()
 
 
-def field_width(info: dict, field: str) -> int:
-    """Width of a (T, D) feature field, or the vocabulary size of a (T,) code field."""
+def field_width(info: dict, field: str, kind: str) -> int:
+    """Width of a (T, D) feature field (`precomputed`), or the vocabulary size of a (T,)
+    integer code field (`units`)."""
     if field not in info["fields"]:
         raise ValueError(f"feature set {info['name']} has no field {field}; it has "
                          f"{', '.join(info['fields'])}")
-    shape = info["fields"][field]["shape"]
-    return int(shape[-1]) if len(shape) == 2 else int(info["dims"])
+    spec = info["fields"][field]
+    if kind == "units" and spec["shape"] == ["T"] and spec["dtype"].startswith("int"):
+        return int(info["dims"])
+    if kind == "precomputed" and len(spec["shape"]) == 2 and spec["shape"][0] == "T":
+        return int(spec["shape"][1])
+    wanted = "(T,) integer codes" if kind == "units" else "(T, D) features"
+    raise ValueError(f"{info['name']}/{field} is {spec['dtype']} {spec['shape']}, not the "
+                     f"{wanted} a {kind} input needs")
 
 
 def latest_checkpoint(run: Path, required: bool = True) -> Path | None:

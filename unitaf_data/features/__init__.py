@@ -81,7 +81,17 @@ def group_by_backend(names: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def check_backend(backend: str, feature_sets: list[str], settings: ExtractSettings) -> None:
+@dataclass(frozen=True)
+class BackendPlan:
+    """A backend's settings with its model locations resolved to local paths (once, in the
+    driver, so actors never download), and the host memory one actor needs (None: small)."""
+
+    settings: ExtractSettings
+    memory_bytes: int | None = None
+
+
+def plan_backend(backend: str, feature_sets: list[str], settings: ExtractSettings
+                 ) -> BackendPlan:
     """Fail fast, before any model loads, on what a backend would lack (model files, the
     optional model code, fitted units), with an error that says what to do."""
     if backend == "offline" and "units" in feature_sets:
@@ -94,15 +104,10 @@ def check_backend(backend: str, feature_sets: list[str], settings: ExtractSettin
         if not Path(settings.unitalker_ckpt).exists():
             raise FileNotFoundError(f"{settings.unitalker_ckpt} not found")
     elif backend == "indextts2":
-        from unitaf_data.features.indextts2 import (
-            check_installed,
-            locate_files,
-            prepare_text_normaliser,
-        )
+        from unitaf_data.features.indextts2 import plan_indextts2
 
-        check_installed()
-        locate_files(settings.indextts2_dir, settings.w2v_bert, settings.semantic_codec)
-        prepare_text_normaliser()
+        return plan_indextts2(feature_sets, settings)
+    return BackendPlan(settings)
 
 
 def make_backend(backend: str, feature_sets: list[str], settings: ExtractSettings):
@@ -113,6 +118,7 @@ def make_backend(backend: str, feature_sets: list[str], settings: ExtractSetting
     if backend == "unitalker":
         from unitaf_data.features.unitalker import UniTalkerBackend
 
+        plan_backend(backend, feature_sets, settings)
         return UniTalkerBackend(settings)
     if backend == "indextts2":
         from unitaf_data.features.indextts2 import IndexTTS2Backend

@@ -24,13 +24,16 @@ Where this differs from IndexTTS2's inference code, on purpose: the conditioning
 each clip's true length in padded batches (upstream passes the feature width as the length);
 each clip gets 15 ms of trailing silence so that its 50 Hz features cover it (the w2v-BERT
 front end would otherwise drop up to 1.25 frames), and the frame the feature extractor adds
-to reach an even count is dropped, so a clip has floor(samples / 320) frames; clips beyond
-the GPT's text or code limits are refused with a reason instead of being truncated.
+to reach an even count is dropped, so a clip has floor(samples / 320) frames; speaker and
+emotion conditioning read the clip's first 15 s, as IndexTTS2 cuts its prompts to 15 s;
+clips beyond the GPT's text or code limits (or under 60 ms) are refused, for every set, with
+a reason instead of being truncated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import sys
@@ -42,13 +45,21 @@ from typing import Any
 
 import numpy as np
 
-from unitaf_data.features import ClipInput, ExtractSettings, folder_hashes, sha256_of
+from unitaf_data.features import (
+    BackendPlan,
+    ClipInput,
+    ExtractSettings,
+    folder_hashes,
+    sha256_of,
+)
 from unitaf_data.hub import local_or_hub
 
 INDEXTTS2_SETS = ("semantic_codes", "spk_cond", "emovec", "tts_latent")
 SEMANTIC_LAYER = 17  # w2v-BERT hidden state IndexTTS2 reads
 SEMANTIC_DIM = 1024
 TAIL_SAMPLES = 240  # 15 ms of silence: floor(samples / 320) frames out of the front end
+PROMPT_FRAMES = 750  # IndexTTS2 cuts speaker and emotion prompts to 15 s
+MIN_FRAMES = 3  # the conformer conditioning encoders subsample 3 frames into 1
 DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
 DEFAULT_SEMANTIC_CODEC = "amphion/MaskGCT"
 CODEC_FILE = "semantic_codec/model.safetensors"
@@ -69,34 +80,47 @@ _OBTAIN = {
 }
 
 
-def check_installed() -> None:
-    if "indextts" not in sys.modules and importlib.util.find_spec("indextts") is None:
-        raise ValueError("the indextts2 feature sets need the IndexTTS2 model code: pip install "
-                         "'unitaf[indextts2]' && pip install --no-deps indextts2-inference==2.1.1")
+INSTALL = "pip install 'unitaf[indextts2]' && pip install --no-deps indextts2-inference==2.1.1"
 
 
 def import_upstream() -> types.SimpleNamespace:
-    """The indextts2-inference classes this backend uses."""
-    check_installed()
+    """The indextts2-inference classes this backend uses (a ValueError that says how to
+    install them when they, or what they import, are missing)."""
     if "indextts" not in sys.modules:
         spec = importlib.util.find_spec("indextts")
+        if spec is None:
+            raise ValueError(f"the indextts2 feature sets need the IndexTTS2 model code: {INSTALL}")
         sys.modules["indextts"] = importlib.util.module_from_spec(spec)  # __init__ not run
-    with _codec_import_helpers():
-        from indextts.utils.maskgct.models.codec.kmeans.repcodec_model import RepCodec
-    from indextts.gpt.model_v2 import UnifiedVoice
-    from indextts.utils.checkpoint import load_checkpoint
-    from indextts.utils.front import TextNormalizer, TextTokenizer
+    try:
+        with _codec_import_helpers():
+            from indextts.utils.maskgct.models.codec.kmeans.repcodec_model import RepCodec
+        from indextts.gpt.model_v2 import UnifiedVoice
+        from indextts.utils.checkpoint import load_checkpoint
+        from indextts.utils.front import TextNormalizer, TextTokenizer
+    except ImportError as error:
+        raise ValueError(f"the IndexTTS2 model code cannot be imported ({error}): {INSTALL}"
+                         ) from error
 
     return types.SimpleNamespace(RepCodec=RepCodec, UnifiedVoice=UnifiedVoice,
                                  load_checkpoint=load_checkpoint,
                                  TextNormalizer=TextNormalizer, TextTokenizer=TextTokenizer)
 
 
-def prepare_text_normaliser() -> None:
-    """Load IndexTTS2's text normaliser once, so that its grammars are compiled and cached
-    (about 25 s, the first time on a machine) before several actors would race to write
-    the same cache."""
-    import_upstream().TextNormalizer(enable_glossary=True).load()
+def plan_indextts2(feature_sets: list[str], settings: ExtractSettings) -> BackendPlan:
+    """In the driver: the model code imports, every file exists (Hub ids resolved to local
+    paths once), the text normaliser's grammars are compiled and cached before several
+    actors would race to write that cache (about 25 s, the first time on a machine; only
+    for `tts_latent`), and the host memory of one actor (its weights in float32 and room
+    to work)."""
+    upstream = import_upstream()
+    files = locate_files(settings.indextts2_dir, settings.w2v_bert, settings.semantic_codec)
+    if "tts_latent" in feature_sets:
+        upstream.TextNormalizer(enable_glossary=True).load()
+    weights = sum(path.stat().st_size for path in
+                  (files.gpt, files.semantic_codec, *files.w2v_bert.glob("*.safetensors")))
+    resolved = dataclasses.replace(settings, w2v_bert=str(files.w2v_bert),
+                                   semantic_codec=str(files.semantic_codec))
+    return BackendPlan(resolved, memory_bytes=int(weights * 1.3) + (1 << 30))
 
 
 def _torchaudio_loads() -> bool:
@@ -204,6 +228,9 @@ def load_semantic_model(folder: Path, device: str):
         raise ValueError(f"{folder}: w2v-BERT 2.0 has {SEMANTIC_DIM}-d hidden states and at "
                          f"least {SEMANTIC_LAYER} layers; this one {config.hidden_size}-d, "
                          f"{config.num_hidden_layers} layers")
+    if config.add_adapter or config.use_intermediate_ffn_before_adapter:
+        raise ValueError(f"{folder}: this w2v-BERT has an adapter after its layers; IndexTTS2 "
+                         "reads layer 17 of the plain encoder (facebook/w2v-bert-2.0)")
     config.num_hidden_layers = SEMANTIC_LAYER
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused layers 18+ are reported as unexpected keys
@@ -260,25 +287,37 @@ class IndexTTS2Backend:
         upstream.load_checkpoint(self.gpt, str(self.files.gpt))
         self.gpt.eval().to(self.device)
         self.gpt_layer = load_gpt_layer(self.files.s2mel).to(self.device)
-        self.tokenizer = upstream.TextTokenizer(
-            str(self.files.bpe), upstream.TextNormalizer(enable_glossary=True))
+        self.tokenizer = None
+        if "tts_latent" in feature_sets:
+            self.tokenizer = self._text_tokenizer(upstream)
         self.max_text_tokens = int(config.gpt.max_text_tokens)
         self.max_codes = int(config.gpt.max_mel_tokens)
 
+    def _text_tokenizer(self, upstream: types.SimpleNamespace):
+        """IndexTTS2's text front end: its normaliser (with the model folder's glossary, when
+        there is one) and its SentencePiece model."""
+        normaliser = upstream.TextNormalizer(enable_glossary=True)
+        glossary = self.files.config_path.parent / "glossary.yaml"
+        if glossary.exists():
+            normaliser.load_glossary_from_yaml(str(glossary))
+        return upstream.TextTokenizer(str(self.files.bpe), normaliser)
+
     def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]] | str]:
-        """Per clip {feature set: {field: array}}, or the reason it was refused."""
+        """Per clip {feature set: {field: array}}, or the reason it was refused (for every
+        set: a clip the GPT cannot take is refused as a whole)."""
         import torch
 
-        tokens = [self.tokenizer.encode(clip.text) for clip in clips]
+        tokens = [self.tokenizer.encode(clip.text) if self.tokenizer else [] for clip in clips]
         results: list[Any] = [self._refusal(c, t) for c, t in zip(clips, tokens, strict=True)]
         todo = [i for i, result in enumerate(results) if result is None]
         if not todo:
             return results
         with torch.inference_mode():
-            semantic, lengths = self._semantic([clips[i].audio for i in todo])
-            conditioning = semantic.transpose(1, 2)
-            spk_cond = self.gpt.get_conditioning(conditioning, lengths)
-            emo_cond = self.gpt.get_emo_conditioning(conditioning, lengths)
+            semantic, lengths = self.semantic([clips[i].audio for i in todo])
+            prompt = semantic[:, :PROMPT_FRAMES].transpose(1, 2)
+            prompt_lengths = lengths.clamp(max=PROMPT_FRAMES)
+            spk_cond = self.gpt.get_conditioning(prompt, prompt_lengths)
+            emo_cond = self.gpt.get_emo_conditioning(prompt, prompt_lengths)
             emovec = self.gpt.emo_layer(self.gpt.emovec_layer(emo_cond))
             for row, i in enumerate(todo):
                 frames = int(lengths[row])
@@ -288,6 +327,9 @@ class IndexTTS2Backend:
         return results
 
     def _refusal(self, clip: ClipInput, tokens: list[int]) -> str | None:
+        frames = semantic_frames(len(clip.audio))
+        if frames < MIN_FRAMES:
+            return f"too_short_for_indextts2: {frames} frames < {MIN_FRAMES}"
         if "tts_latent" not in self.feature_sets:
             return None
         if not tokens:
@@ -295,12 +337,11 @@ class IndexTTS2Backend:
         if len(tokens) > self.max_text_tokens:
             return (f"text_too_long_for_gpt: {len(tokens)} text tokens > "
                     f"{self.max_text_tokens}")
-        codes = semantic_frames(len(clip.audio))
-        if codes > self.max_codes:
-            return f"audio_too_long_for_gpt: {codes} codes > {self.max_codes}"
+        if frames > self.max_codes:
+            return f"audio_too_long_for_gpt: {frames} codes > {self.max_codes}"
         return None
 
-    def _semantic(self, audios: list[np.ndarray]):
+    def semantic(self, audios: list[np.ndarray]):
         """(B, T, 1024) normalised hidden layer 17 of the padded batch, and true lengths."""
 
         padded = [np.pad(audio, (0, TAIL_SAMPLES)) for audio in audios]
@@ -330,10 +371,11 @@ class IndexTTS2Backend:
         if "tts_latent" in self.feature_sets:
             text = torch.tensor([tokens], dtype=torch.long, device=self.device)
             one = torch.ones(1, dtype=torch.long, device=self.device)
+            prompt_frames = one * min(semantic.shape[1], PROMPT_FRAMES)
             latent = self.gpt(spk_cond, text, one * text.shape[1], codes.long(),
-                              one * codes.shape[1], semantic.transpose(1, 2),
-                              cond_mel_lengths=one * semantic.shape[1],
-                              emo_cond_mel_lengths=one * semantic.shape[1], emo_vec=emovec,
+                              one * codes.shape[1], semantic[:, :PROMPT_FRAMES],
+                              cond_mel_lengths=prompt_frames,
+                              emo_cond_mel_lengths=prompt_frames, emo_vec=emovec,
                               use_speed=one * 0)
             out["tts_latent"] = {"tts_latent.npy": _half(latent[0]),
                                  "gpt_layer.npy": _half(self.gpt_layer(latent)[0])}
