@@ -274,8 +274,10 @@ def inspect(
                           f"{len(info['channels'])} channels")
     table.add_row("channels", ", ".join(info["channels"]))
     for name, spec in feature_sets(dataset).items():
+        checks = spec["checks"]
+        refused = f", {len(checks['rejected'])} refused" if checks["rejected"] else ""
         table.add_row(f"features {name}", f"{spec['backend']}: {', '.join(spec['fields'])} "
-                                          f"({spec['checks']['clips']} clips)")
+                                          f"({checks['clips']} clips{refused})")
     console.print(table)
     samples = Table(title="sample clips")
     for column in ("key", "duration", "text"):
