@@ -171,12 +171,7 @@ class IndexTTS2Files:
     s2mel: Path
     w2v_bert: Path
     semantic_codec: Path
-
-    @cached_property
-    def config(self):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.load(self.config_path)
+    config: Any  # the loaded config.yaml (OmegaConf)
 
 
 def locate_files(indextts2_dir: str | Path | None, w2v_bert: str | None = None,
@@ -209,7 +204,7 @@ def locate_files(indextts2_dir: str | Path | None, w2v_bert: str | None = None,
     if not codec.is_file():
         raise FileNotFoundError(f"{codec} not found: {_OBTAIN['codec']}")
     return IndexTTS2Files(config_path=config_path, w2v_bert=w2v_folder, semantic_codec=codec,
-                          **{key: folder / name for key, name in named.items()})
+                          config=config, **{key: folder / name for key, name in named.items()})
 
 
 def semantic_frames(num_samples: int) -> int:
