@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,15 @@ def demo_build(tmp_path_factory):
     config = BuildConfig(source="demo", out_dir=tmp_path_factory.mktemp("demo") / "dataset",
                          demo_minutes=1.0, seed=3, progress=False)
     return config, run_build(config)
+
+
+@pytest.fixture
+def demo_copy(demo_build, tmp_path) -> Path:
+    """A fresh copy of the demo dataset, for a test that adds feature sets to it."""
+    pytest.importorskip("espeakng_loader")
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo_build[0].out_dir, dataset)
+    return dataset
 
 
 @pytest.fixture

@@ -174,11 +174,8 @@ def test_gpt_layer_is_read_strictly_from_the_s2mel_checkpoint(models, tmp_path):
 
 
 @pytest.mark.e2e
-def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_build, models, tmp_path):
-    pytest.importorskip("espeakng_loader")
-    config, _ = demo_build
-    dataset = tmp_path / "dataset"
-    shutil.copytree(config.out_dir, dataset)
+def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_copy, models, tmp_path):
+    dataset = demo_copy
     summary = run_extract(ExtractConfig(
         dataset_dir=dataset, feature_sets=("whisper", *INDEXTTS2_SETS), workers=1,
         progress=False, **{k: str(v) for k, v in models.items()}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -98,11 +97,8 @@ def unitalker_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.e2e
-def test_unitalker_teacher_features_end_to_end(demo_build, unitalker_checkpoint, tmp_path):
-    pytest.importorskip("espeakng_loader")
-    config, _ = demo_build
-    dataset = tmp_path / "dataset"
-    shutil.copytree(config.out_dir, dataset)
+def test_unitalker_teacher_features_end_to_end(demo_copy, unitalker_checkpoint):
+    dataset = demo_copy
     summary = run_extract(ExtractConfig(dataset_dir=dataset, feature_sets=("unitalker",),
                                         unitalker_ckpt=str(unitalker_checkpoint),
                                         workers=1, progress=False))
