@@ -167,6 +167,8 @@ def fit_units(
     k: Annotated[int, typer.Option(help="Number of units (k-means clusters).")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of the clip sample and of k-means.")] = 0,
     max_clips: Annotated[int, typer.Option(help="Train clips sampled for fitting.")] = 2000,
+    overwrite: Annotated[bool, typer.Option(
+        help="Delete an extracted `units` set (its codes belong to the old units).")] = False,
 ) -> None:
     """Learn discrete speech units (k-means over Whisper encoder states of a seeded sample of
     the train split) for the `units` feature set; saved in DATASET/features/units/."""
@@ -174,8 +176,8 @@ def fit_units(
 
     _setup_logging(False)
     try:
-        info = fit(dataset, k=k, seed=seed, max_clips=max_clips)
-    except (FileNotFoundError, ValueError) as error:
+        info = fit(dataset, k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     console.print(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips "
@@ -214,10 +216,14 @@ def extract_features(
              "folder holding it, or a Hub id (fetched once into the Hugging Face cache).")
     ] = "amphion/MaskGCT",
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        help="Redo the requested sets from scratch (needed when their settings changed).")
+    ] = False,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards
     (features/{set}/{split}/{split}-NNNNNN.tar, same keys and order as the main shards) with
-    a features/{set}/feature.json each. Reruns skip finished shards."""
+    a features/{set}/feature.json each. Reruns with the same settings skip finished shards;
+    other settings (another checkpoint, refitted units) are refused unless --overwrite."""
     from unitaf_pipelines.extract import ExtractConfig, run_extract
 
     _setup_logging(False)
@@ -225,7 +231,7 @@ def extract_features(
         f.strip() for f in features.split(",") if f.strip()), workers=workers,
         gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
         unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir, w2v_bert=w2v_bert,
-        semantic_codec=semantic_codec, ray_address=ray_address)
+        semantic_codec=semantic_codec, ray_address=ray_address, overwrite=overwrite)
     try:
         summary = run_extract(config)
     except (FileNotFoundError, ValueError) as error:
@@ -235,10 +241,12 @@ def extract_features(
     for column in ("set", "fields", "clips", "hours", "rejected", "checks"):
         table.add_column(column)
     for name, info in summary.feature_sets.items():
-        checks = info["checks"]
-        table.add_row(name, ", ".join(info["fields"]), str(checks["clips"]),
-                      f"{checks['audio_hours']:.3f}", str(len(checks["rejected"])),
-                      "ok" if not checks["problems"] else f"{checks['problems']} problems")
+        checks = info.checks
+        problems = sum(checks.problems.values())
+        table.add_row(name, ", ".join(info.fields), str(checks.clips),
+                      f"{checks.audio_hours:.3f}", str(len(checks.refused)),
+                      "ok" if not problems else f"{problems} problems "
+                      f"({', '.join(f'{k} {v}' for k, v in checks.problems.items() if v)})")
     console.print(table)
 
 
@@ -252,17 +260,16 @@ def inspect(
                    ] = None,
 ) -> None:
     """Counts, hours, speakers, splits, face type and channels, and three sample clips."""
-    from unitaf_data.card import feature_sets
     from unitaf_data.inspection import load_clip, load_summary, plot_clip
 
     try:
         summary = load_summary(dataset)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     info = summary.info
     table = Table(title=str(dataset), show_header=False)
-    table.add_row("source", info["source"])
+    table.add_row("source", info.source)
     table.add_row("clips", f"{len(summary.manifest)} ({summary.hours:.3f} h)")
     table.add_row("rejected", str(len(summary.rejected)))
     for split, (clips, hours) in summary.splits().items():
@@ -270,14 +277,13 @@ def inspect(
     speakers = summary.speakers()
     table.add_row("speakers", f"{len(speakers)}: " + ", ".join(
         f"{name} ({count})" for name, count in speakers.items()))
-    table.add_row("face", f"{info['face_type']} at {info['fps']} fps, "
-                          f"{len(info['channels'])} channels")
-    table.add_row("channels", ", ".join(info["channels"]))
-    for name, spec in feature_sets(dataset).items():
-        checks = spec["checks"]
-        refused = f", {len(checks['rejected'])} refused" if checks["rejected"] else ""
-        table.add_row(f"features {name}", f"{spec['backend']}: {', '.join(spec['fields'])} "
-                                          f"({checks['clips']} clips{refused})")
+    table.add_row("face", f"{info.face_type} at {info.fps} fps, "
+                          f"{len(info.channels)} channels")
+    table.add_row("channels", ", ".join(info.channels))
+    for name, spec in summary.dataset.feature_sets().items():
+        refused = f", {len(spec.checks.refused)} refused" if spec.checks.refused else ""
+        table.add_row(f"features {name}", f"{spec.backend}: {', '.join(spec.fields)} "
+                                          f"({spec.checks.clips} clips{refused})")
     console.print(table)
     samples = Table(title="sample clips")
     for column in ("key", "duration", "text"):
@@ -286,5 +292,5 @@ def inspect(
         samples.add_row(row["key"], f"{row['duration']:.2f} s", row["text"])
     console.print(samples)
     if plot:
-        path = plot_clip(load_clip(dataset, key), plot)
+        path = plot_clip(load_clip(summary.dataset, key), plot)
         console.print(f"plot written to {path}")

@@ -22,23 +22,22 @@ from typing import Any
 
 from unitaf_data import card, shards, stages
 from unitaf_data.asr import AsrSettings
+from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
 from unitaf_data.quality import QualityRules
-from unitaf_data.schema import RecordingRef, Rejection
+from unitaf_data.schema import ClipMeta, RecordingRef, Rejection, ShardInfo
 from unitaf_data.segment import SegmentSettings
 from unitaf_data.sources import SourceOptions, demo, get_source
 from unitaf_pipelines.runtime import (
     actor_options,
+    actor_pool,
     init_ray,
     read_json,
     run_on_actors,
     stage_progress,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
 
-WORK_DIR = ".build"
-SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,9 @@ def run_build(config: BuildConfig) -> BuildSummary:
                                     f"{input_dir}")
         plans = _timed(summary, "transcribe", lambda: _transcribe_all(config, refs, work,
                                                                       progress))
-        shard_rows = _timed(summary, "write shards", lambda: _write_all(config, plans, work,
-                                                                        progress))
-    _timed(summary, "finish", lambda: _finish(config, plans, shard_rows, summary))
+        written = _timed(summary, "write shards", lambda: _write_all(config, plans, work,
+                                                                     progress))
+    _timed(summary, "finish", lambda: _finish(config, plans, written, summary))
     return summary
 
 
@@ -119,7 +118,7 @@ def _prepare_out_dir(config: BuildConfig) -> Path:
     """Create the output folder, or check that an existing one was begun with these settings."""
     if config.overwrite and config.out_dir.exists():
         shutil.rmtree(config.out_dir)
-    work = config.out_dir / WORK_DIR
+    work = DatasetLayout(config.out_dir).work
     settings_path = work / "settings.json"
     settings = config.output_settings()
     if settings_path.exists():
@@ -131,7 +130,7 @@ def _prepare_out_dir(config: BuildConfig) -> Path:
     elif config.out_dir.exists() and any(config.out_dir.iterdir()):
         raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
                               "choose a new --out or pass --overwrite")
-    write_json_atomic(settings_path, settings)
+    write_json(settings_path, settings)
     return work
 
 
@@ -209,22 +208,7 @@ def _transcribe_all(config: BuildConfig, refs: list[RecordingRef], work: Path,
         saved = read_json(marker(ref))
         results.append(Rejection(**saved["rejection"]) if "rejection" in saved
                        else stages.RecordingPlan.from_dict(saved["plan"]))
-    return _one_face_type(results)
-
-
-def _one_face_type(results: list) -> list:
-    """A dataset has one face type: recordings of any other (fewer than the most common
-    one, ties broken by name) are rejected."""
-    kinds = Counter((r.face_type, tuple(r.channels), r.fps) for r in results
-                    if isinstance(r, stages.RecordingPlan))
-    if len(kinds) <= 1:
-        return results
-    chosen = min(kinds, key=lambda kind: (-kinds[kind], kind))
-    return [r if not isinstance(r, stages.RecordingPlan)
-            or (r.face_type, tuple(r.channels), r.fps) == chosen
-            else Rejection("recording", r.ref.id, "face_type_mismatch",
-                           f"{r.face_type} at {r.fps} fps; the dataset is {chosen[0]} at "
-                           f"{chosen[2]} fps") for r in results]
+    return stages.one_face_type(results)
 
 
 def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progress, task) -> None:
@@ -232,8 +216,6 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progres
     import ray
 
     workers, options = actor_options(config.asr.device, config.asr_workers)
-    actors = [_asr_worker_class().options(**options).remote(config.asr)
-              for _ in range(workers)]
     load = ray.remote(num_cpus=0.5)(stages.load_recording)
     plan = ray.remote(num_cpus=0.5)(_plan)
     hours = 0.0
@@ -245,87 +227,81 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], marker, progres
 
     def done(ref: RecordingRef, result: dict) -> None:
         nonlocal hours
-        write_json_atomic(marker(ref), result)
+        write_json(marker(ref), result)
         hours += result.get("plan", {}).get("duration", 0.0) / 3600
         progress.update(task, advance=1, hours=hours)
 
-    run_on_actors(actors, todo, submit, done)
+    with actor_pool(_asr_worker_class(), workers, options, config.asr) as actors:
+        run_on_actors(actors, todo, submit, done)
 
 
 # --- stage 3: shards ------------------------------------------------------------------------
 
 
-def _write_all(config: BuildConfig, plans: list, work: Path, progress) -> list[dict[str, Any]]:
+def _write_all(config: BuildConfig, plans: list, work: Path, progress
+               ) -> tuple[list[dict[str, Any]], dict[str, ShardInfo]]:
+    """Write every shard without a marker; returns all manifest rows and shard records."""
     import ray
 
-    clips_by_key = {
-        meta["key"]: (plan.ref, meta | {"estimated_bytes": shards.estimated_bytes(
-            meta["duration"], meta["num_frames"], len(plan.channels))})
-        for plan in plans if isinstance(plan, stages.RecordingPlan) for meta in plan.clips
-    }
-    shard_plans = shards.plan_shards([meta for _, meta in clips_by_key.values()],
-                                     config.shard_size_mb, config.shard_max_clips)
-    todo = [s for s in shard_plans if not (work / "shards" / f"{s.name}.json").exists()]
+    planned = [(plan, meta) for plan in plans if isinstance(plan, stages.RecordingPlan)
+               for meta in plan.clips]
+    clips: dict[str, tuple[RecordingRef, ClipMeta]] = {
+        meta.key: (plan.ref, meta) for plan, meta in planned}
+    shard_plans = shards.plan_shards(
+        [shards.PlannedClip(meta.key, meta.split, shards.estimated_bytes(
+            meta.duration, meta.num_frames, len(plan.channels))) for plan, meta in planned],
+        config.shard_size_mb, config.shard_max_clips)
+
+    def marker(plan: shards.ShardPlan) -> Path:
+        return work / "shards" / f"{plan.ref.name}.json"
+
+    todo = [s for s in shard_plans if not marker(s).exists()]
     task = progress.add_task("write shards", total=len(shard_plans),
                              completed=len(shard_plans) - len(todo), hours=0.0)
+    layout = DatasetLayout(config.out_dir)
     write = ray.remote(num_cpus=1)(stages.write_shard)
     pending = {
-        write.remote(s.name, [(clips_by_key[k][0], _strip(clips_by_key[k][1])) for k in s.keys],
-                     config.out_dir / s.relative_path, config.source_options.face_fps_out): s
+        write.remote(s.ref, [clips[k] for k in s.keys], layout.shard(s.ref),
+                     config.source_options.face_fps_out): s
         for s in todo
     }
     hours = 0.0
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         shard = pending.pop(done[0])
-        rows = ray.get(done[0])
-        write_json_atomic(work / "shards" / f"{shard.name}.json", {"rows": rows})
+        rows, record = ray.get(done[0])
+        write_json(marker(shard), {"rows": rows, "record": record.to_dict()})
         hours += sum(row["duration"] for row in rows) / 3600
         progress.update(task, advance=1, hours=hours)
-    return [row for s in shard_plans
-            for row in read_json(work / "shards" / f"{s.name}.json")["rows"]]
-
-
-def _strip(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k != "estimated_bytes"}
+    saved = {s.ref.id: read_json(marker(s)) for s in shard_plans}
+    return ([row for done in saved.values() for row in done["rows"]],
+            {shard: ShardInfo.from_dict(done["record"]) for shard, done in saved.items()})
 
 
 # --- stage 4: tables, info and card ---------------------------------------------------------
 
 
-def _finish(config: BuildConfig, plans: list, rows: list[dict[str, Any]],
-            summary: BuildSummary) -> None:
-    out = config.out_dir
+def _finish(config: BuildConfig, plans: list, written: tuple[list[dict[str, Any]],
+            dict[str, ShardInfo]], summary: BuildSummary) -> None:
+    rows, records = written
+    layout = DatasetLayout(config.out_dir)
     recording_plans = [p for p in plans if isinstance(p, stages.RecordingPlan)]
     rejections = [p for p in plans if isinstance(p, Rejection)] + [
         r for p in recording_plans for r in p.rejections]
-    rows.sort(key=lambda r: (SPLIT_ORDER.get(r["split"], 9), r["split"], r["key"]))
-    card.write_table(out / "manifest.parquet", rows)
-    card.write_table(out / "rejected.parquet", [r.to_dict() for r in rejections],
+    rows.sort(key=lambda r: (split_order(r["split"]), r["split"], r["key"]))
+    card.write_table(layout.manifest, rows)
+    card.write_table(layout.rejected, [r.to_dict() for r in rejections],
                      card.REJECTED_COLUMNS)
     if not rows:
-        raise RuntimeError(f"no clip survived: see {out / 'rejected.parquet'}")
-    splits = sorted({r["split"] for r in rows}, key=lambda s: SPLIT_ORDER.get(s, 9))
-    counts = {
-        "recordings": len(plans),
-        "recordings_rejected": sum(r.what == "recording" for r in rejections),
-        "clips": len(rows), "clips_rejected": sum(r.what == "clip" for r in rejections),
-        "hours": round(sum(r["duration"] for r in rows) / 3600, 6),
-        "input_hours": round(sum(p.duration for p in recording_plans) / 3600, 6),
-        "speakers": len({r["speaker"] for r in rows}),
-        "clips_per_split": {s: sum(r["split"] == s for r in rows) for s in splits},
-        "hours_per_split": {s: round(sum(r["duration"] for r in rows if r["split"] == s) / 3600,
-                                     6) for s in splits},
-        "shards": len({(r["split"], r["shard"]) for r in rows}),
-        "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
-        "has_reference_text": any(r.get("reference_text") is not None for r in rows),
-    }
+        raise RuntimeError(f"no clip survived: see {layout.rejected}")
     face = recording_plans[0]
-    info = {"source": config.source, "face_type": face.face_type, "channels": face.channels,
-            "fps": face.fps, "sample_rate": 16_000, "build_settings": config.output_settings(),
-            "counts": counts}
-    card.write_info(out, info)
-    card.write_card(out, info, counts["has_reference_text"])
+    info = card.dataset_info(
+        config.source, (face.face_type, tuple(face.channels), face.fps),
+        config.output_settings(), rows, rejections, len(plans),
+        sum(p.duration for p in recording_plans) / 3600, records)
+    card.write_info(layout, info)
+    card.write_card(Dataset.open_folder(layout.root))
+    counts = info.counts
     summary.recordings = counts["recordings"]
     summary.recordings_rejected = counts["recordings_rejected"]
     summary.clips, summary.clips_rejected = counts["clips"], counts["clips_rejected"]

@@ -1,29 +1,33 @@
 """`unitaf-data extract-features` on Ray.
 
 One actor pool per backend (each actor holds the backend's models); one unit of work is one
-main shard, whose sidecar shards are written under temporary names, renamed, and then marked
-done in `features/.build/{backend}/`. A rerun skips marked shards. At the end every feature
-set gets its `feature.json` (backend, model files with sha256, fields, frame rate, checks)
-and the dataset card gains a config per feature set.
+main shard, whose sidecar shards (one per requested feature set of that backend) are written
+under temporary names and renamed; then each set's marker `features/.build/{set}/{shard}.json`
+is written. A set's settings (backend, model files and hashes, batch policy, device) are
+saved beside its markers when it is begun and compared on every rerun: the same settings
+resume, other settings are refused (or, with `overwrite`, the set is redone). A set's
+`feature.json` and dataset-card config are written only once every shard has its sidecar.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unitaf_data import card, extract
+from unitaf_data.dataset import Dataset, ShardRef, remove_feature_set, write_json
 from unitaf_data.features import ExtractSettings, group_by_backend, make_backend, plan_backend
+from unitaf_data.schema import FeatureSetInfo
 from unitaf_pipelines.runtime import (
     actor_options,
+    actor_pool,
     init_ray,
     read_json,
     run_on_actors,
     stage_progress,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class ExtractConfig:
     w2v_bert: str | None = None
     semantic_codec: str | None = None
     ray_address: str | None = None
+    overwrite: bool = False  # redo the requested sets from scratch
     progress: bool = True
 
     @property
@@ -56,7 +61,7 @@ class ExtractConfig:
 
 @dataclass
 class ExtractSummary:
-    feature_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    feature_sets: dict[str, FeatureSetInfo] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -74,76 +79,98 @@ def _extractor_class():
         def describe(self) -> dict:
             return self.backend.describe()
 
-        def shard(self, dataset_dir: Path, shard_path: Path, batch_seconds: float) -> dict:
-            return asdict(extract.extract_shard(self.backend, self.feature_sets, dataset_dir,
-                                                shard_path, batch_seconds))
+        def shard(self, dataset_dir: Path, shard: ShardRef, batch_seconds: float) -> dict:
+            reports = extract.extract_shard(self.backend, self.feature_sets,
+                                            Dataset.open_folder(dataset_dir), shard,
+                                            batch_seconds)
+            return {name: report.to_dict() for name, report in reports.items()}
 
     return Extractor
 
 
 def run_extract(config: ExtractConfig) -> ExtractSummary:
-    import ray
-
     clock = time.perf_counter()
-    shards = extract.main_shards(config.dataset_dir)
+    dataset = Dataset.open_folder(config.dataset_dir)
+    shards = dataset.shards()
     groups = group_by_backend(list(config.feature_sets))
     plans = {backend: plan_backend(backend, sets, config.settings())
              for backend, sets in groups.items()}
+    if config.overwrite:
+        for name in config.feature_sets:
+            remove_feature_set(dataset.layout, name)
     init_ray(config.ray_address)
     summary = ExtractSummary()
     with stage_progress(config.progress) as progress:
         for backend, sets in groups.items():
-            work = config.dataset_dir / "features" / ".build" / backend
-            todo = [s for s in shards if not _marker(work, s).exists()]
-            task = progress.add_task(f"extract {','.join(sets)}", total=len(shards),
-                                     completed=len(shards) - len(todo), hours=0.0)
-            count, options = actor_options(config.device, config.workers, cpu_share=0.0,
-                                           gpus_per_worker=config.gpus_per_worker or None,
-                                           memory_per_worker=plans[backend].memory_bytes)
-            log.info("%s: %d actor(s)", backend, count)
-            actors = [_extractor_class().options(**options).remote(backend, sets,
-                                                                   plans[backend].settings)
-                      for _ in range(count)]
-            declared = ray.get(actors[0].describe.remote())
-            hours = 0.0
-
-            def submit(actor, shard: Path):
-                return actor.shard.remote(config.dataset_dir, shard, config.batch_seconds)
-
-            def done(shard: Path, report: dict, work=work, task=task) -> None:
-                nonlocal hours
-                write_json_atomic(_marker(work, shard), report)
-                hours += report["audio_seconds"] / 3600
-                progress.update(task, advance=1, hours=hours)
-
-            run_on_actors(actors, todo, submit, done)
-            reports = [read_json(_marker(work, s)) for s in shards]
-            for name in sets:
-                summary.feature_sets[name] = _write_feature_json(config, name, declared[name],
-                                                                 reports)
-    card.refresh_card(config.dataset_dir)
+            summary.feature_sets |= _run_backend(config, dataset, shards, backend, sets,
+                                                 plans[backend], progress)
+    card.refresh_card(dataset.root)
     summary.seconds = time.perf_counter() - clock
     return summary
 
 
-def _marker(work: Path, shard: Path) -> Path:
-    return work / f"{shard.stem}.json"
+def _run_backend(config: ExtractConfig, dataset: Dataset, shards: list[ShardRef],
+                 backend: str, sets: list[str], plan, progress) -> dict[str, FeatureSetInfo]:
+    layout = dataset.layout
+    todo = [s for s in shards
+            if not all(_marker(layout, name, s).exists() for name in sets)]
+    task = progress.add_task(f"extract {','.join(sets)}", total=len(shards),
+                             completed=len(shards) - len(todo), hours=0.0)
+    count, options = actor_options(config.device, config.workers, cpu_share=0.0,
+                                   gpus_per_worker=config.gpus_per_worker or None,
+                                   memory_per_worker=plan.memory_bytes)
+    log.info("%s: %d actor(s)", backend, count)
+    import ray
+
+    with actor_pool(_extractor_class(), count, options, backend, sets, plan.settings) as actors:
+        declared = ray.get(actors[0].describe.remote())
+        settings = {name: _settings(config, declared[name]) for name in sets}
+        for name in sets:
+            _begin(layout, name, settings[name], dataset.root)
+        hours = 0.0
+
+        def submit(actor, shard: ShardRef):
+            return actor.shard.remote(dataset.root, shard, config.batch_seconds)
+
+        def done(shard: ShardRef, reports: dict) -> None:
+            nonlocal hours
+            for name in sets:
+                write_json(_marker(layout, name, shard), reports[name])
+            hours += reports[sets[0]]["audio_seconds"] / 3600
+            progress.update(task, advance=1, hours=hours)
+
+        run_on_actors(actors, todo, submit, done)
+    finished = {}
+    for name in sets:
+        reports = {s.id: extract.SetReport.from_dict(read_json(_marker(layout, name, s)))
+                   for s in shards}
+        info = extract.feature_info(name, declared[name], settings[name], reports)
+        write_json(layout.feature_info(name), info.to_dict())
+        finished[name] = info
+    return finished
 
 
-def _write_feature_json(config: ExtractConfig, name: str, declared: dict,
-                        reports: list[dict]) -> dict:
-    problems = [p for r in reports for p in r["problems"].get(name, [])]
-    info = {
-        **declared, "name": name, "tool_version": card.tool_version(),
-        "settings": {"batch_seconds": config.batch_seconds, "device": config.device},
-        "checks": {"clips": sum(r["clips"] for r in reports),
-                   "audio_hours": round(sum(r["audio_seconds"] for r in reports) / 3600, 6),
-                   "rejected": [x for r in reports for x in r["rejected"]],
-                   "problems": len(problems), "first_problems": problems[:20],
-                   "frames_within_one_of_duration": not any("frames for" in p
-                                                            for p in problems),
-                   "all_finite": not any("NaN" in p for p in problems),
-                   "dims_as_declared": not any("shape" in p for p in problems)},
-    }
-    write_json_atomic(config.dataset_dir / "features" / name / "feature.json", info)
-    return info
+def _settings(config: ExtractConfig, declared: dict[str, Any]) -> dict[str, Any]:
+    """Everything that changes a set's bytes: the backend's description (model files and
+    hashes, fields), the batch policy and the device."""
+    return {"described": declared, "batch_seconds": config.batch_seconds,
+            "device": config.device, "tool_version": card.tool_version()}
+
+
+def _begin(layout, name: str, settings: dict[str, Any], root: Path) -> None:
+    """Record the set's settings, or check them against the run that began it."""
+    path = layout.feature_work(name) / "settings.json"
+    if path.exists():
+        if read_json(path) != settings:
+            raise ValueError(
+                f"features/{name} in {root} was extracted with other settings (other model "
+                f"files, batch policy or device; see {path}): pass --overwrite to redo it")
+        return
+    if layout.feature_info(name).exists():
+        raise ValueError(f"features/{name} in {root} has no record of its settings: pass "
+                         "--overwrite to redo it")
+    write_json(path, settings)
+
+
+def _marker(layout, name: str, shard: ShardRef) -> Path:
+    return layout.feature_work(name) / f"{shard.name}.json"

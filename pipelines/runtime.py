@@ -82,16 +82,19 @@ def run_on_actors(actors: list, items: list, submit, on_done, per_actor: int = 2
         item, index = in_flight.pop(done[0])
         busy[index] -= 1
         on_done(item, ray.get(done[0]))
-    for actor in actors:
-        ray.kill(actor)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON under a temporary name and rename it into place (a completion marker)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+@contextmanager
+def actor_pool(actor_class, count: int, options: dict[str, Any], *args):
+    """`count` actors of `actor_class(*args)`, killed when the block ends however it ends."""
+    import ray
+
+    actors = [actor_class.options(**options).remote(*args) for _ in range(count)]
+    try:
+        yield actors
+    finally:
+        for actor in actors:
+            ray.kill(actor)
 
 
 def read_json(path: Path) -> Any:

@@ -1,4 +1,5 @@
-"""The dataset's self-description: `unitaf.json`, the Hub dataset card, and the parquet tables.
+"""The dataset's self-description: `unitaf.json` (counted from the build's results), the Hub
+dataset card, and the parquet tables.
 
 The card's YAML declares every field's type so that `datasets.load_dataset` reads the
 shards on a CPU-only machine without an audio decoding package (`flac` stays bytes) and
@@ -7,7 +8,7 @@ without guessing types from the first few samples.
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unitaf_data.schema import SCHEMA_VERSION
+from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
+from unitaf_data.schema import SAMPLE_RATE, DatasetInfo, FeatureSetInfo, Rejection, ShardInfo
 
 SOURCE_LICENSES = {  # what a user of a dataset built from each source must respect
     "demo": ("apache-2.0", "Generated locally from eSpeak NG speech (the generated audio is "
@@ -37,7 +39,7 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def dataset_features(channels: int, has_reference: bool) -> Any:
+def dataset_features(channels: int, has_reference: bool, has_phones: bool) -> Any:
     """The `datasets.Features` of a main shard sample."""
     from datasets import Array2D, Features, List, Value
 
@@ -57,31 +59,29 @@ def dataset_features(channels: int, has_reference: bool) -> Any:
     }
     if has_reference:
         meta |= {"reference_text": Value("string"), "wer": Value("float64")}
+    if has_phones:
+        meta |= {"phones": List({"phone": Value("string"), "start": Value("float64"),
+                                 "end": Value("float64")}),
+                 "phones_source": Value("string")}
     return Features({
         "__key__": Value("string"), "__url__": Value("string"), "flac": Value("binary"),
         "face.npy": Array2D(shape=(None, channels), dtype="float32"), "json": meta,
     })
 
 
-def sidecar_features(feature_info: dict[str, Any]) -> Any:
+def sidecar_features(feature_info: FeatureSetInfo) -> Any:
     """The `datasets.Features` of one sidecar feature set, from its feature.json."""
     from datasets import Array2D, Features, List, Value
 
     declared: dict[str, Any] = {"__key__": Value("string"), "__url__": Value("string"),
                                 "rejected.txt": Value("string")}
-    for name, spec in feature_info["fields"].items():
-        shape = spec["shape"]
-        if len(shape) == 2:
-            declared[name] = Array2D(shape=(None, shape[1]), dtype=spec["dtype"])
+    for name, spec in feature_info.fields.items():
+        if len(spec.shape) == 2:
+            first = None if spec.time_varying else spec.shape[0]
+            declared[name] = Array2D(shape=(first, spec.shape[1]), dtype=spec.dtype)
         else:
-            declared[name] = List(Value(spec["dtype"]))
+            declared[name] = List(Value(spec.dtype))
     return Features(declared)
-
-
-def feature_sets(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """feature.json of every extracted feature set, by name."""
-    return {path.parent.name: json.loads(path.read_text())
-            for path in sorted((out_dir / "features").glob("*/feature.json"))}
 
 
 def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:
@@ -91,20 +91,49 @@ def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]
     pq.write_table(table, path)
 
 
-def write_info(out_dir: Path, info: dict[str, Any]) -> None:
-    (out_dir / "unitaf.json").write_text(json.dumps(
-        {"schema_version": SCHEMA_VERSION, "tool_version": tool_version(), **info},
-        indent=2, sort_keys=True))
+def dataset_info(source: str, face: tuple[str, tuple[str, ...], float],
+                 build_settings: dict[str, Any], rows: list[dict[str, Any]],
+                 rejections: list[Rejection], recordings: int, input_hours: float,
+                 shards: dict[str, ShardInfo]) -> DatasetInfo:
+    """`unitaf.json` of a finished build: the face type (name, channels, fps), settings,
+    counts from the manifest rows and rejections, and every shard's record."""
+    splits = sorted({r["split"] for r in rows}, key=split_order)
+    counts = {
+        "recordings": recordings,
+        "recordings_rejected": sum(r.what == "recording" for r in rejections),
+        "clips": len(rows), "clips_rejected": sum(r.what == "clip" for r in rejections),
+        "hours": round(sum(r["duration"] for r in rows) / 3600, 6),
+        "input_hours": round(input_hours, 6),
+        "speakers": len({r["speaker"] for r in rows}),
+        "clips_per_split": {s: sum(r["split"] == s for r in rows) for s in splits},
+        "hours_per_split": {s: round(sum(r["duration"] for r in rows if r["split"] == s) / 3600,
+                                     6) for s in splits},
+        "shards": len(shards),
+        "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
+        "has_reference_text": any(r.get("reference_text") is not None for r in rows),
+        "has_phones": any(r.get("phones_source") is not None for r in rows),
+    }
+    face_type, channels, fps = face
+    return DatasetInfo(source=source, face_type=face_type, channels=channels, fps=fps,
+                       sample_rate=SAMPLE_RATE, build_settings=build_settings, counts=counts,
+                       shards=dict(sorted(shards.items())), tool_version=tool_version())
 
 
-def write_card(out_dir: Path, info: dict[str, Any], has_reference: bool) -> None:
+def write_info(layout: DatasetLayout, info: DatasetInfo) -> None:
+    write_json(layout.info, info.to_dict())
+
+
+def write_card(dataset: Dataset) -> None:
     """README.md: YAML front matter (license, splits, features) and prose for people."""
     import yaml
 
-    license_id, license_note = SOURCE_LICENSES.get(info["source"], ("other", ""))
-    splits = sorted(info["counts"]["clips_per_split"])
-    sidecars = feature_sets(out_dir)
-    configs = [("default", "data", dataset_features(len(info["channels"]), has_reference))] + [
+    info = dataset.info
+    license_id, license_note = SOURCE_LICENSES.get(info.source, ("other", ""))
+    splits = dataset.splits
+    sidecars = dataset.feature_sets()
+    main = dataset_features(len(info.channels), info.counts.get("has_reference_text", False),
+                            info.counts.get("has_phones", False))
+    configs = [("default", "data", main)] + [
         (name, f"features/{name}", sidecar_features(spec)) for name, spec in sidecars.items()]
     front = {
         "license": license_id,
@@ -116,16 +145,17 @@ def write_card(out_dir: Path, info: dict[str, Any], has_reference: bool) -> None
         "dataset_info": [{"config_name": name, "features": features._to_yaml_list()}
                          for name, _, features in configs],
     }
-    counts = info["counts"]
+    counts = info.counts
     split_lines = "\n".join(f"| {s} | {counts['clips_per_split'][s]} | "
                             f"{counts['hours_per_split'][s]:.3f} |" for s in splits)
-    body = f"""# UniTAF {info['source']} dataset
+    body = f"""# UniTAF {info.source} dataset
 
-Text–audio–face triplets cut from the `{info['source']}` corpus by `unitaf-data build`
-(unitaf {tool_version()}): each sample is a clip of 16 kHz mono speech (`flac`), its face
-track (`face.npy`, float32 `(T, {len(info['channels'])})` `{info['face_type']}` at
-{info['fps']} fps) and its metadata (`json`: transcript with word times, speaker, emotion,
-ASR statistics). Channel names and build settings are in `unitaf.json`; one row per clip is
+Text–audio–face triplets cut from the `{info.source}` corpus by `unitaf-data build`
+(unitaf {info.tool_version}): each sample is a clip of 16 kHz mono speech (`flac`), its face
+track (`face.npy`, float32 `(T, {len(info.channels)})` `{info.face_type}` at
+{info.fps} fps) and its metadata (`json`: transcript with word times, speaker, emotion,
+ASR statistics{", phone times" if counts.get("has_phones") else ""}). Channel names, build
+settings and every shard's sample count and sha256 are in `unitaf.json`; one row per clip is
 in `manifest.parquet`, one row per dropped recording or clip in `rejected.parquet`.
 
 | split | clips | hours |
@@ -146,25 +176,26 @@ ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.r
 
 {license_id}. {license_note}{_feature_licences(sidecars)}
 """
-    (out_dir / "README.md").write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
+    dataset.layout.card.write_text(
+        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
 
 
-def _sidecar_prose(sidecars: dict[str, dict[str, Any]]) -> str:
+def _sidecar_prose(sidecars: dict[str, FeatureSetInfo]) -> str:
     if not sidecars:
         return ""
-    lines = "\n".join(f"| `{name}` | {spec['backend']} | "
-                       f"{', '.join(f'`{f}`' for f in spec['fields'])} | {spec['frame_rate']} |"
+    lines = "\n".join(f"| `{name}` | {spec.backend} | "
+                       f"{', '.join(f'`{f}`' for f in spec.fields)} | {spec.frame_rate} |"
                        for name, spec in sidecars.items())
     return ("Feature sets (sidecar shards under `features/{name}/`, same keys in the same order "
             "as the main shards; load one with `load_dataset(path, name)`):\n\n"
             "| set | backend | fields | Hz |\n|---|---|---|---|\n" + lines + "\n\n")
 
 
-def _feature_licences(sidecars: dict[str, dict[str, Any]]) -> str:
+def _feature_licences(sidecars: dict[str, FeatureSetInfo]) -> str:
     """Terms of the model weights the feature sets were computed with, where declared."""
     lines = [f"- `{name}`: " + "; ".join(f"{model} ({terms})"
-                                          for model, terms in spec["licences"].items())
-             for name, spec in sidecars.items() if spec.get("licences")]
+                                          for model, terms in spec.licences.items())
+             for name, spec in sidecars.items() if spec.licences]
     if not lines:
         return ""
     return ("\n\nFeature sets computed with third-party model weights are derived from them; "
@@ -172,7 +203,6 @@ def _feature_licences(sidecars: dict[str, dict[str, Any]]) -> str:
             + "\n".join(lines))
 
 
-def refresh_card(out_dir: Path) -> None:
-    """Rewrite README.md from unitaf.json and the feature sets now present."""
-    info = json.loads((out_dir / "unitaf.json").read_text())
-    write_card(out_dir, info, info["counts"].get("has_reference_text", False))
+def refresh_card(root: Path) -> None:
+    """Rewrite README.md from unitaf.json and the complete feature sets now present."""
+    write_card(Dataset.open_folder(root))

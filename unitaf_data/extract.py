@@ -1,49 +1,67 @@
 """Feature extraction stages: read a main shard, batch its clips, run a backend, write one
-sidecar shard per feature set with the same keys in the same order, and check the result."""
+sidecar shard per feature set with the same keys in the same order, check the result, and
+describe a finished set (`feature.json`); plus fitting the offline units.
+
+A backend refuses a clip by returning a string `reason: detail` instead of its features
+(`reason` a short countable code); the refusal is kept as a rejection record, like the
+build's, and the clip's sidecar samples hold only `rejected.txt`.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unitaf_data.audio import decode_flac
+from unitaf_data.card import tool_version
+from unitaf_data.dataset import Dataset, ShardRef, remove_feature_set
 from unitaf_data.features import FRAME_RATE, ClipInput, frames_for
-from unitaf_data.shards import npy_bytes, read_tar, write_tar
+from unitaf_data.schema import (
+    SAMPLE_RATE,
+    FeatureChecks,
+    FeatureSetInfo,
+    FieldSpec,
+    Rejection,
+    ShardInfo,
+)
+from unitaf_data.shards import npy_bytes, write_tar
+
+PROBLEM_KINDS = ("frames_off", "non_finite", "bad_shape")
+_REASON = re.compile(r"[a-z][a-z0-9_]*")
+_EXAMPLES = 20
 
 
 @dataclass
-class ShardFeatures:
-    """What extracting one shard produced: per-set checks and clips the backend refused."""
+class SetReport:
+    """What extracting one shard gave one feature set: its sidecar's record, refusals and
+    problems by kind (with a few examples)."""
 
-    shard: str
-    clips: int = 0
-    audio_seconds: float = 0.0
-    rejected: list[dict[str, str]] = field(default_factory=list)
-    problems: dict[str, list[str]] = field(default_factory=dict)  # by feature set
+    record: ShardInfo
+    clips: int
+    audio_seconds: float
+    refused: list[Rejection] = field(default_factory=list)
+    problems: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record.to_dict(), "clips": self.clips,
+                "audio_seconds": self.audio_seconds,
+                "refused": [r.to_dict() for r in self.refused],
+                "problems": dict(self.problems), "examples": self.examples}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> SetReport:
+        return SetReport(ShardInfo.from_dict(data["record"]), data["clips"],
+                         data["audio_seconds"], [Rejection(**r) for r in data["refused"]],
+                         Counter(data["problems"]), data["examples"])
 
 
-def main_shards(dataset_dir: Path) -> list[Path]:
-    shards = sorted(Path(dataset_dir).glob("data/*/*.tar"))
-    if not shards:
-        raise FileNotFoundError(f"no shards in {dataset_dir}/data: build the dataset first")
-    return shards
-
-
-def sidecar_path(dataset_dir: Path, feature_set: str, shard_path: Path) -> Path:
-    """features/{set}/{split}/{split}-NNNNNN.tar beside data/{split}/{split}-NNNNNN.tar."""
-    return Path(dataset_dir) / "features" / feature_set / shard_path.parent.name / shard_path.name
-
-
-def read_clips(shard_path: Path) -> list[ClipInput]:
-    clips = []
-    for sample in read_tar(shard_path):
-        audio, _ = decode_flac(sample["flac"])
-        clips.append(ClipInput(sample["__key__"], audio.astype(np.float32),
-                               sample["json"]["text"], sample["json"]["duration"]))
-    return clips
+def clip_inputs(dataset: Dataset, shard: ShardRef) -> list[ClipInput]:
+    return [ClipInput(s.key, s.audio(), s.meta.text, s.meta.duration)
+            for s in dataset.samples([shard])]
 
 
 def length_batches(clips: list[ClipInput], batch_seconds: float, same_length: bool
@@ -56,7 +74,7 @@ def length_batches(clips: list[ClipInput], batch_seconds: float, same_length: bo
     for i in order:
         current = batches[-1] if batches else None
         fits = current is not None and (len(current) + 1) * len(clips[current[0]].audio) \
-            / 16_000 <= batch_seconds
+            / SAMPLE_RATE <= batch_seconds
         same = current is not None and frames_for(len(clips[current[0]].audio)) == \
             frames_for(len(clips[i].audio))
         if fits and (same or not same_length):
@@ -67,72 +85,118 @@ def length_batches(clips: list[ClipInput], batch_seconds: float, same_length: bo
 
 
 def check_features(key: str, duration: float, fields: dict[str, np.ndarray],
-                   declared: dict[str, Any]) -> list[str]:
-    """Frame count vs clip duration (±1 at 50 Hz), finite values, dims as declared."""
+                   declared: dict[str, FieldSpec]) -> list[tuple[str, str]]:
+    """(kind, message) problems: frame count vs clip duration (±1 at 50 Hz), NaN/inf,
+    shape against the declared field."""
     problems = []
     for name, array in fields.items():
-        spec = declared["fields"][name]
+        spec = declared[name]
         if not np.isfinite(array.astype(np.float32)).all():
-            problems.append(f"{key}/{name}: NaN or inf")
-        if spec["shape"] and spec["shape"][0] == "T":
-            if abs(len(array) - duration * FRAME_RATE) > 1:
-                problems.append(f"{key}/{name}: {len(array)} frames for {duration:.3f} s")
-            if len(spec["shape"]) == 2 and array.shape[1:] != tuple(spec["shape"][1:]):
-                problems.append(f"{key}/{name}: shape {array.shape} != {spec['shape']}")
-        elif array.shape != tuple(spec["shape"]):
-            problems.append(f"{key}/{name}: shape {array.shape} != {spec['shape']}")
+            problems.append(("non_finite", f"{key}/{name}: NaN or inf"))
+        sizes = array.shape[1:] if spec.time_varying else array.shape
+        if sizes != tuple(spec.shape[1:] if spec.time_varying else spec.shape):
+            problems.append(("bad_shape", f"{key}/{name}: shape {array.shape} != "
+                                          f"{list(spec.shape)}"))
+        if spec.time_varying and abs(len(array) - duration * FRAME_RATE) > 1:
+            problems.append(("frames_off", f"{key}/{name}: {len(array)} frames for "
+                                           f"{duration:.3f} s"))
     return problems
 
 
-def extract_shard(backend, feature_sets: list[str], dataset_dir: Path, shard_path: Path,
-                  batch_seconds: float) -> ShardFeatures:
-    """Run `backend` over one main shard and write its sidecar shards atomically. Backends
-    whose encoder has no attention mask (`backend.same_length`) get unpadded batches."""
-    clips = read_clips(shard_path)
-    report = ShardFeatures(shard=f"{shard_path.parent.name}/{shard_path.stem}",
-                           clips=len(clips),
-                           audio_seconds=sum(len(c.audio) for c in clips) / 16_000)
-    declared = backend.describe()
+def refusal(key: str, result: str) -> Rejection:
+    """A backend's `reason: detail` refusal of one clip as a rejection record."""
+    reason, _, detail = result.partition(": ")
+    if not _REASON.fullmatch(reason):
+        raise ValueError(f"backend refusal {result!r} does not start with a reason code")
+    return Rejection("clip", key, reason, detail)
+
+
+def extract_shard(backend, feature_sets: list[str], dataset: Dataset, shard: ShardRef,
+                  batch_seconds: float) -> dict[str, SetReport]:
+    """Run `backend` over one main shard and write its sidecar shards atomically; returns
+    each set's report. Backends whose encoder has no attention mask (`backend.same_length`)
+    get unpadded batches."""
+    clips = clip_inputs(dataset, shard)
+    declared = {name: {k: FieldSpec.from_dict(v) for k, v in spec["fields"].items()}
+                for name, spec in backend.describe().items()}
     outputs: list[dict[str, Any] | str | None] = [None] * len(clips)
     for batch in length_batches(clips, batch_seconds, backend.same_length):
         for i, result in zip(batch, backend.extract([clips[i] for i in batch]), strict=True):
             outputs[i] = result
-    samples: dict[str, list[dict[str, bytes | str]]] = {name: [] for name in feature_sets}
-    for clip, result in zip(clips, outputs, strict=True):
-        if isinstance(result, str):  # the backend refused this clip, with a reason
-            report.rejected.append({"key": clip.key, "reason": result})
-        for name in feature_sets:
+    seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
+    reports = {}
+    for name in feature_sets:
+        samples: list[dict[str, bytes | str]] = []
+        problems: list[tuple[str, str]] = []
+        refused = []
+        for clip, result in zip(clips, outputs, strict=True):
             sample: dict[str, bytes | str] = {"__key__": clip.key}
             if isinstance(result, str):
+                refused.append(refusal(clip.key, result))
                 sample["rejected.txt"] = result.encode()
             else:
-                fields = result[name]
-                report.problems.setdefault(name, []).extend(
-                    check_features(clip.key, clip.duration, fields, declared[name]))
-                sample |= {field_name: npy_bytes(array) for field_name, array in fields.items()}
-            samples[name].append(sample)
-    for name in feature_sets:
-        write_tar(sidecar_path(dataset_dir, name, shard_path), samples[name])
-    return report
+                problems += check_features(clip.key, clip.duration, result[name],
+                                           declared[name])
+                sample |= {field_name: npy_bytes(array)
+                           for field_name, array in result[name].items()}
+            samples.append(sample)
+        record = write_tar(dataset.layout.sidecar(name, shard), samples)
+        reports[name] = SetReport(record, len(clips), seconds, refused,
+                                  Counter(kind for kind, _ in problems),
+                                  [message for _, message in problems[:_EXAMPLES]])
+    return reports
 
 
-def fit_units(dataset_dir: Path, k: int = 512, seed: int = 0, max_clips: int = 2000,
-              split: str = "train") -> dict[str, Any]:
+_DESCRIBED = {"backend", "model", "fields", "frame_rate", "dims", "licences"}
+
+
+def feature_info(name: str, declared: dict[str, Any], settings: dict[str, Any],
+                 reports: dict[str, SetReport]) -> FeatureSetInfo:
+    """`feature.json` of a finished set from the backend's description of it, the run's
+    settings and every shard's report (`{shard id: report}`)."""
+    problems = sum((r.problems for r in reports.values()), Counter())
+    checks = FeatureChecks(
+        clips=sum(r.clips for r in reports.values()),
+        audio_hours=round(sum(r.audio_seconds for r in reports.values()) / 3600, 6),
+        refused=tuple(x for r in reports.values() for x in r.refused),
+        problems={kind: problems[kind] for kind in PROBLEM_KINDS},
+        examples=tuple(e for r in reports.values() for e in r.examples)[:_EXAMPLES])
+    return FeatureSetInfo(
+        name=name, backend=declared["backend"], model=declared["model"],
+        fields={k: FieldSpec.from_dict(v) for k, v in declared["fields"].items()},
+        frame_rate=declared["frame_rate"], dims=declared["dims"], settings=settings,
+        checks=checks, shards={shard: r.record for shard, r in sorted(reports.items())},
+        licences=declared.get("licences", {}), tool_version=tool_version(),
+        custom={k: v for k, v in declared.items() if k not in _DESCRIBED})
+
+
+def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
+              split: str = "train", overwrite: bool = False) -> dict[str, Any]:
     """Learn `k` unit centroids from the Whisper states of a seeded sample of `split` clips
-    and save them with the dataset (`features/units/centroids.npy`, `fit.json`)."""
+    (keys sampled from the manifest, so only those clips are decoded) and save them with
+    the dataset (`features/units/centroids.npy`, `fit.json`). Codes already extracted with
+    other centroids would no longer match them: an extracted `units` set is refused unless
+    `overwrite` deletes it."""
     from unitaf_data.features.offline import WhisperEncoder
     from unitaf_data.features.units import fit_centroids, save_centroids
 
-    shards = [s for s in main_shards(dataset_dir) if s.parent.name == split]
-    if not shards:
-        raise FileNotFoundError(f"no {split} shards in {dataset_dir}")
-    clips = [c for s in shards for c in read_clips(s)]
-    picks = sorted(np.random.default_rng(seed).permutation(len(clips))[:max_clips])
+    dataset = Dataset.open_folder(dataset_dir)
+    layout = dataset.layout
+    if layout.feature_info("units").exists() or layout.feature_work("units").exists():
+        if not overwrite:
+            raise FileExistsError(f"{layout.feature_dir('units')} holds codes of the current "
+                                  "units: pass --overwrite to delete them and refit")
+        remove_feature_set(layout, "units")
+    keys = sorted(row["key"] for row in dataset.manifest() if row["split"] == split)
+    if not keys:
+        raise FileNotFoundError(f"no {split} clips in {dataset_dir}")
+    picks = {keys[i] for i in np.random.default_rng(seed).permutation(len(keys))[:max_clips]}
     encoder = WhisperEncoder()
-    states = [encoder.encode([clips[i].audio])[0] for i in picks]
+    states = [encoder.encode([sample.audio()])[0]
+              for sample in dataset.samples(dataset.shards(split)) if sample.key in picks]
     centroids = fit_centroids(states, k, seed)
-    info = {"k": k, "seed": seed, "split": split, "clips": len(picks),
+    info = {"k": k, "seed": seed, "split": split, "clips": len(states),
             "frames": int(sum(len(s) for s in states)),
             "features": "whisper tiny.en encoder states (384-d, 50 Hz)"}
-    save_centroids(dataset_dir, centroids, info)
+    save_centroids(dataset.root, centroids, info)
     return info

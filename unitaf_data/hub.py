@@ -8,6 +8,11 @@ from pathlib import Path
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
+def is_hub_id(reference: str) -> bool:
+    """`owner/name`: the shape of a Hugging Face Hub repository id."""
+    return bool(_HUB_ID.fullmatch(reference)) and ".." not in reference
+
+
 def local_or_hub(reference: str, allow_patterns: list[str] | None = None, hint: str = "",
                  repo_type: str = "dataset") -> Path:
     """`reference` as a local path when it exists; otherwise a Hub repository id fetched with
@@ -17,7 +22,7 @@ def local_or_hub(reference: str, allow_patterns: list[str] | None = None, hint: 
     path = Path(reference)
     if path.exists():
         return path
-    if not _HUB_ID.fullmatch(reference):
+    if not is_hub_id(reference):
         raise FileNotFoundError(f"{reference} is neither a local path nor a Hub {repo_type} id"
                                 f"{hint}")
     from huggingface_hub import snapshot_download

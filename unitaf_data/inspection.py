@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from unitaf_data.audio import decode_flac
+from unitaf_data.dataset import Dataset
 from unitaf_data.face import channel_index
-from unitaf_data.shards import read_tar
+from unitaf_data.schema import DatasetInfo
 
 
 @dataclass
 class DatasetSummary:
-    path: Path
-    info: dict[str, Any]
+    dataset: Dataset
     manifest: list[dict[str, Any]]
     rejected: list[dict[str, Any]]
+
+    @property
+    def info(self) -> DatasetInfo:
+        return self.dataset.info
 
     @property
     def hours(self) -> float:
@@ -48,32 +49,21 @@ class DatasetSummary:
         return [self.manifest[int(i)] for i in picks]
 
 
-def load_summary(dataset_dir: str | Path) -> DatasetSummary:
-    path = Path(dataset_dir)
-    info_path = path / "unitaf.json"
-    if not info_path.exists():
-        raise FileNotFoundError(f"{path} is not a unitaf dataset (no unitaf.json)")
-    return DatasetSummary(
-        path=path, info=json.loads(info_path.read_text()),
-        manifest=pq.read_table(path / "manifest.parquet").to_pylist(),
-        rejected=pq.read_table(path / "rejected.parquet").to_pylist(),
-    )
+def load_summary(reference: str | Path) -> DatasetSummary:
+    dataset = Dataset.open(reference)
+    return DatasetSummary(dataset, dataset.manifest(), dataset.rejected())
 
 
-def load_clip(dataset_dir: str | Path, key: str | None = None) -> dict[str, Any]:
-    """One decoded sample (audio array, face array, json) by key; the first clip by default."""
-    summary = load_summary(dataset_dir)
-    if not summary.manifest:
-        raise ValueError(f"{dataset_dir} has no clips")
-    row = next((r for r in summary.manifest if r["key"] == key), None) if key else \
-        summary.manifest[0]
-    if row is None:
-        raise KeyError(f"no clip {key!r} in {dataset_dir}")
-    shard = Path(dataset_dir) / "data" / row["split"] / f"{row['shard']}.tar"
-    sample = next(s for s in read_tar(shard) if s["__key__"] == row["key"])
-    audio, sample_rate = decode_flac(sample["flac"])
-    return {"audio": audio, "sample_rate": sample_rate, "face": sample["face.npy"],
-            "meta": sample["json"], "channels": summary.info["channels"]}
+def load_clip(dataset: Dataset, key: str | None = None) -> dict[str, Any]:
+    """One decoded clip (audio array, face array, metadata) by key; the first by default."""
+    if key is None:
+        first = next(iter(dataset.samples(dataset.shards()[:1])), None)
+        if first is None:
+            raise ValueError(f"{dataset.root} has no clips")
+        key = first.key
+    sample = dataset.sample(key)
+    return {"audio": sample.audio(), "sample_rate": sample.meta.sample_rate,
+            "face": sample.face, "meta": sample.meta, "channels": dataset.info.channels}
 
 
 def mouth_channels(channels: list[str]) -> list[str]:
@@ -87,35 +77,35 @@ def mouth_channels(channels: list[str]) -> list[str]:
 
 def plot_clip(clip: dict[str, Any], out_path: str | Path) -> Path:
     """Waveform, mouth channels (JawOpen and MouthClose for ARKit) and word boundaries of one
-    clip on one time axis."""
-    import matplotlib
+    clip on one time axis. The title wraps to the figure's width and word labels alternate
+    between rows, so long texts and quick words stay readable."""
+    import textwrap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     meta, face, channels = clip["meta"], clip["face"], clip["channels"]
     audio_time = np.arange(len(clip["audio"])) / clip["sample_rate"]
-    frame_time = (np.arange(len(face)) + 0.5) / meta["fps"]
-    fig, (wave_ax, face_ax) = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
-                                           gridspec_kw={"height_ratios": [1, 1.3]})
+    frame_time = (np.arange(len(face)) + 0.5) / meta.fps
+    fig = Figure(figsize=(12, 5.5))
+    wave_ax, face_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1.3]})
     wave_ax.plot(audio_time, clip["audio"], linewidth=0.4, color="0.3")
     wave_ax.set_ylabel("waveform")
-    wave_ax.set_title(f"{meta['key']}: “{meta['text']}”", fontsize=9, loc="left")
+    fig.suptitle("\n".join(textwrap.wrap(f"{meta.key}: “{meta.text}”", 130)), fontsize=9,
+                 x=0.01, ha="left")
     for name, colour in zip(mouth_channels(channels), ("tab:red", "tab:blue"), strict=False):
         face_ax.plot(frame_time, face[:, channel_index(channels, name)], label=name,
                      color=colour)
     face_ax.set_ylabel("face channel value")
-    face_ax.set_xlabel(f"seconds from clip start (recording {meta['recording']} "
-                       f"at {meta['start']:.3f} s)")
+    face_ax.set_xlabel(f"seconds from clip start (recording {meta.recording} "
+                       f"at {meta.start:.3f} s)")
     face_ax.legend(loc="upper right")
-    for word in meta["words"]:
+    for i, word in enumerate(meta.words):
         for ax in (wave_ax, face_ax):
-            ax.axvspan(word["start"], word["end"], color="tab:green", alpha=0.08)
-            ax.axvline(word["start"], color="tab:green", linewidth=0.5)
-        face_ax.text(word["start"], 1.02, word["word"], fontsize=7, rotation=45,
+            ax.axvspan(word.start, word.end, color="tab:green", alpha=0.08)
+            ax.axvline(word.start, color="tab:green", linewidth=0.5)
+        face_ax.text(word.start, 1.02 + 0.07 * (i % 3), word.word, fontsize=7,
                      transform=face_ax.get_xaxis_transform())
     fig.tight_layout()
     out_path = Path(out_path)
     fig.savefig(out_path, dpi=120)
-    plt.close(fig)
     return out_path

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unitaf_data.audio import rms_db
-from unitaf_data.schema import AsrSegment, ClipSpan
+from unitaf_data.schema import AsrInfo, AsrSegment, ClipSpan
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def asr_stats(segments: list[AsrSegment], span: ClipSpan) -> dict[str, float]:
 
 
 def check_clip(
-    audio: np.ndarray, face: np.ndarray, text: str, asr: dict[str, float],
+    audio: np.ndarray, face: np.ndarray, text: str, asr: AsrInfo,
     wer: float | None, rules: QualityRules,
 ) -> str | None:
     """None when the clip is kept; otherwise the reason it is dropped."""
@@ -46,10 +46,10 @@ def check_clip(
         return "face_not_finite"
     if rms_db(audio) < rules.min_rms_db:
         return "silent_audio"
-    silent = asr["no_speech_prob"] > rules.max_no_speech_prob
-    if silent and asr["avg_logprob"] < rules.min_avg_logprob:
+    silent = asr.no_speech_prob > rules.max_no_speech_prob
+    if silent and asr.avg_logprob < rules.min_avg_logprob:
         return "asr_text_on_silence"
-    if asr["compression_ratio"] > rules.max_compression_ratio:
+    if asr.compression_ratio > rules.max_compression_ratio:
         return "asr_repetition"
     if wer is not None and rules.max_wer is not None and wer > rules.max_wer:
         return "asr_wer_too_high"

@@ -159,15 +159,15 @@ def cut(recording: Recording, span: ClipSpan) -> tuple[np.ndarray, np.ndarray]:
     return audio, face
 
 
-def words_in_clip(words: tuple[Word, ...] | list[Word], span: ClipSpan) -> list[dict]:
+def words_in_clip(words: tuple[Word, ...] | list[Word], span: ClipSpan) -> tuple[Word, ...]:
     """Words relative to the clip start, clamped into it, times rounded to milliseconds."""
-    return [
-        {"word": w.word, "start": round(max(0.0, w.start - span.start), 3),
-         "end": round(min(span.duration, w.end - span.start), 3), "prob": round(w.prob, 4)}
+    return tuple(
+        Word(w.word, round(max(0.0, w.start - span.start), 3),
+             round(min(span.duration, max(0.0, w.end - span.start)), 3), round(w.prob, 4))
         for w in words
-    ]
+    )
 
 
-def words_in_span(words: list[Word], span: ClipSpan) -> str:
+def text_in_span(words: list[Word], span: ClipSpan) -> str:
     """The words whose midpoint falls inside the clip, joined."""
     return " ".join(w.word for w in words if span.start <= (w.start + w.end) / 2 < span.end)

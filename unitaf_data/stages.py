@@ -8,6 +8,7 @@ notebook or test can call them one by one.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,18 @@ import numpy as np
 
 from unitaf_data import shards
 from unitaf_data.audio import flac_bytes, rms_db
+from unitaf_data.dataset import ShardRef
 from unitaf_data.face import resample_face
 from unitaf_data.quality import QualityRules, asr_stats, check_clip
 from unitaf_data.schema import (
     SAMPLE_RATE,
+    AsrInfo,
+    ClipMeta,
     ClipSpan,
     Recording,
     RecordingRef,
     Rejection,
+    ShardInfo,
     Transcript,
     Word,
     make_key,
@@ -34,8 +39,8 @@ from unitaf_data.segment import (
     SegmentSettings,
     cut,
     plan_spans,
+    text_in_span,
     words_in_clip,
-    words_in_span,
 )
 from unitaf_data.sources import InputError, get_source
 from unitaf_data.text import align_reference, word_error_rate
@@ -47,24 +52,29 @@ MAX_FACE_AUDIO_MISMATCH_SECONDS = 0.1
 
 @dataclass
 class RecordingPlan:
-    """What one recording contributes: clip metadata (the `json` field of each sample, plus
-    where to cut) and what was dropped. Saved as the recording's unit of work."""
+    """What one recording contributes: its clips' metadata (the `json` field of each sample,
+    which also says where to cut) and what was dropped. Saved as the recording's unit of
+    work."""
 
     ref: RecordingRef
     duration: float
     face_type: str
     channels: list[str]
     fps: float
-    clips: list[dict[str, Any]] = field(default_factory=list)
+    clips: list[ClipMeta] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"ref": asdict(self.ref), "duration": self.duration,
+                "face_type": self.face_type, "channels": self.channels, "fps": self.fps,
+                "clips": [clip.to_dict() for clip in self.clips],
+                "rejections": [r.to_dict() for r in self.rejections]}
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> RecordingPlan:
         return RecordingPlan(**{
             **data, "ref": RecordingRef(**data["ref"]),
+            "clips": [ClipMeta.from_dict(c) for c in data["clips"]],
             "rejections": [Rejection(**r) for r in data["rejections"]],
         })
 
@@ -144,73 +154,70 @@ def plan_recording(
             plan.rejections.append(Rejection("clip", key, planned.problem,
                                              f"{planned.span.duration:.2f} s"))
             continue
-        meta = clip_meta(key, recording, transcript, planned, reference, source)
         audio, face = cut(recording, planned.span)
-        problem = check_clip(audio, face, meta["text"], meta["asr"], meta.get("wer"), rules)
+        meta = clip_meta(key, recording, transcript, planned, reference, source, rms_db(audio))
+        problem = check_clip(audio, face, meta.text, meta.asr, meta.wer, rules)
         if problem:
             log.debug("rejected clip %s: %s", key, problem)
             plan.rejections.append(Rejection("clip", key, problem))
             continue
-        meta["rms_db"] = round(rms_db(audio), 2)
         plan.clips.append(meta)
     return plan
 
 
 def clip_meta(
     key: str, recording: Recording, transcript: Transcript, planned: PlannedSpan,
-    reference: list[Word] | None, text_source: str,
-) -> dict[str, Any]:
+    reference: list[Word] | None, text_source: str, rms: float,
+) -> ClipMeta:
     """The `json` field of a sample (DESIGN.md "Dataset on disk")."""
     ref, span = recording.ref, planned.span
-    asr_text = words_in_span(transcript.words, span)
-    meta: dict[str, Any] = {
-        "key": key, "text": " ".join(w.word for w in planned.words),
-        "text_source": text_source, "words": words_in_clip(planned.words, span),
-        "language": transcript.language, "speaker": ref.speaker, "emotion": ref.emotion,
-        "split": ref.split, "source": ref.source, "recording": ref.recording,
-        "start": span.start, "end": span.end, "duration": span.duration,
-        "sample_rate": recording.sample_rate, "fps": recording.fps,
-        "face_type": recording.face_type, "num_frames": span.num_frames,
-        "asr": {"model": transcript.model, "text": asr_text,
-                **asr_stats(transcript.segments, span)},
-    }
-    if reference is not None:
-        meta["reference_text"] = words_in_span(reference, span)
-        meta["wer"] = round(word_error_rate(meta["reference_text"], asr_text), 4)
-    return meta
+    asr_text = text_in_span(transcript.words, span)
+    reference_text = text_in_span(reference, span) if reference is not None else None
+    return ClipMeta(
+        key=key, text=" ".join(w.word for w in planned.words), text_source=text_source,
+        words=words_in_clip(planned.words, span), language=transcript.language,
+        speaker=ref.speaker, emotion=ref.emotion, split=ref.split, source=ref.source,
+        recording=ref.recording, start=span.start, end=span.end, duration=span.duration,
+        sample_rate=recording.sample_rate, fps=recording.fps,
+        face_type=recording.face_type, num_frames=span.num_frames, rms_db=round(rms, 2),
+        asr=AsrInfo(model=transcript.model, text=asr_text,
+                    **asr_stats(transcript.segments, span)),
+        reference_text=reference_text,
+        wer=None if reference_text is None else round(
+            word_error_rate(reference_text, asr_text), 4),
+    )
 
 
-def encode_clip(recording: Recording, meta: dict[str, Any]) -> dict[str, bytes | str]:
+def encode_clip(recording: Recording, meta: ClipMeta) -> dict[str, bytes | str]:
     """One WebDataset sample: cut, validated against the contract, encoded."""
-    span = ClipSpan(index=0, start=meta["start"], num_frames=meta["num_frames"], fps=meta["fps"])
+    span = ClipSpan(index=0, start=meta.start, num_frames=meta.num_frames, fps=meta.fps)
     audio, face = cut(recording, span)
     face = np.ascontiguousarray(face, dtype=np.float32)
-    validate_clip(meta["key"], audio, face, meta, len(recording.channels))
-    return {"__key__": meta["key"], "flac": flac_bytes(audio, SAMPLE_RATE),
-            "face.npy": shards.npy_bytes(face), "json": shards.json_bytes(meta)}
+    validate_clip(audio, face, meta, len(recording.channels))
+    return {"__key__": meta.key, "face.npy": shards.npy_bytes(face),
+            "flac": flac_bytes(audio, SAMPLE_RATE), "json": shards.json_bytes(meta.to_dict())}
 
 
-def manifest_row(meta: dict[str, Any], shard: str) -> dict[str, Any]:
+def manifest_row(meta: ClipMeta, shard: ShardRef) -> dict[str, Any]:
     """One `manifest.parquet` row: identity, labels and quality fields of a written clip."""
     return {
-        "key": meta["key"], "split": meta["split"], "shard": shard, "speaker": meta["speaker"],
-        "recording": meta["recording"], "start": meta["start"], "duration": meta["duration"],
-        "text": meta["text"], "text_source": meta["text_source"], "emotion": meta["emotion"],
-        "num_words": len(meta["words"]),
-        "asr_avg_logprob": meta["asr"]["avg_logprob"],
-        "asr_no_speech_prob": meta["asr"]["no_speech_prob"],
-        "asr_compression_ratio": meta["asr"]["compression_ratio"],
-        "rms_db": meta["rms_db"], "reference_text": meta.get("reference_text"),
-        "wer": meta.get("wer"),
+        "key": meta.key, "split": meta.split, "shard": shard.name, "speaker": meta.speaker,
+        "recording": meta.recording, "start": meta.start, "duration": meta.duration,
+        "text": meta.text, "text_source": meta.text_source, "emotion": meta.emotion,
+        "num_words": len(meta.words), "asr_avg_logprob": meta.asr.avg_logprob,
+        "asr_no_speech_prob": meta.asr.no_speech_prob,
+        "asr_compression_ratio": meta.asr.compression_ratio, "rms_db": meta.rms_db,
+        "reference_text": meta.reference_text, "wer": meta.wer,
+        "phones_source": meta.phones_source,
     }
 
 
 def write_shard(
-    shard_name: str, clips: list[tuple[RecordingRef, dict[str, Any]]], path: Path,
+    shard: ShardRef, clips: list[tuple[RecordingRef, ClipMeta]], path: Path,
     face_fps_out: float | None = None,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], ShardInfo]:
     """Load each recording once, encode its clips in the given order, write the tar
-    atomically; returns the manifest rows."""
+    atomically; returns the manifest rows and the shard's record."""
     samples, rows = [], []
     refs = {ref.id: ref for ref, _ in clips}
     for ref in refs.values():
@@ -220,6 +227,20 @@ def write_shard(
                                f"{recording.detail}")
         for meta in (meta for r, meta in clips if r.id == ref.id):
             samples.append(encode_clip(recording, meta))
-            rows.append(manifest_row(meta, shard_name))
-    shards.write_tar(path, samples)
-    return rows
+            rows.append(manifest_row(meta, shard))
+    return rows, shards.write_tar(path, samples)
+
+
+def one_face_type(results: list[RecordingPlan | Rejection]) -> list[RecordingPlan | Rejection]:
+    """A dataset has one face type: recordings of any other (fewer than the most common
+    one, ties broken by name) are rejected."""
+    kinds = Counter((r.face_type, tuple(r.channels), r.fps) for r in results
+                    if isinstance(r, RecordingPlan))
+    if len(kinds) <= 1:
+        return results
+    chosen = min(kinds, key=lambda kind: (-kinds[kind], kind))
+    return [r if not isinstance(r, RecordingPlan)
+            or (r.face_type, tuple(r.channels), r.fps) == chosen
+            else Rejection("recording", r.ref.id, "face_type_mismatch",
+                           f"{r.face_type} at {r.fps} fps; the dataset is {chosen[0]} at "
+                           f"{chosen[2]} fps") for r in results]

@@ -13,7 +13,8 @@ from typing import Any
 @dataclass
 class TrainConfig:
     # data
-    data: str = ""  # dataset folder written by unitaf-data build + extract-features
+    data: str = ""  # dataset folder (build + extract-features), or a Hub dataset id
+    data_revision: str = ""  # Hub datasets: the branch, tag or commit to read
     out: str = ""  # run folder
     stage: int = 1  # 1: projector to the teacher; 2: projector + decoder to the face
     backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
@@ -21,10 +22,11 @@ class TrainConfig:
     backbone_field: str = "units.npy"
     teacher_set: str = "whisper"
     teacher_field: str = "teacher.npy"
-    fps: float = 25.0
+    fps: float = 25.0  # the model's frame rate: the projector halves the 50 Hz input
     batch_size: int = 8
     shuffle_buffer: int = 64
     loader_workers: int = 0
+    skip_bad: bool = False  # skip (and count) bad samples instead of stopping
     # optimisation
     steps: int = 400
     lr: float = 2e-3
@@ -45,6 +47,7 @@ class TrainConfig:
     mouth_aware: bool = True  # False: plain vertex MSE
     # bookkeeping
     log_every: int = 20
+    best_metric: str = "loss"  # validation metric whose lowest step is kept in best/
     val_every: int = 100
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
@@ -63,15 +66,17 @@ class TrainConfig:
             raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError("steps and batch_size must be positive")
+        if self.fps != 25.0:
+            raise ValueError("fps must be 25: the projector maps 50 Hz inputs to 25 fps")
         return self
 
-    def data_spec(self, dataset: Path):
-        """The loader's view of this config, for the dataset found at `dataset`."""
+    def data_spec(self):
+        """The loader's view of this config."""
         from unitaf_model.data import DataSpec
 
-        return DataSpec(dataset, self.backbone_set, self.backbone_field, self.teacher_set,
+        return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
                         self.teacher_field, self.fps, self.batch_size, self.shuffle_buffer,
-                        self.seed)
+                        self.seed, self.skip_bad)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,21 +14,21 @@ on a collective that another never reaches.
 
 from __future__ import annotations
 
-import io
-import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
-from unitaf_data.hub import local_or_hub
-from unitaf_data.shards import raw_samples, read_tar
+from unitaf_data.reader import Skips
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,6 @@ class DataSpec:
     """What the loader reads; built from a TrainConfig (`data_spec`), which holds the
     defaults."""
 
-    dataset: Path
     backbone_set: str  # sidecar holding the TTS-side input
     backbone_field: str
     teacher_set: str
@@ -45,59 +44,42 @@ class DataSpec:
     batch_size: int
     shuffle_buffer: int
     seed: int
+    skip_bad: bool = False  # skip (and count) bad samples instead of stopping
+
+    @property
+    def sidecars(self) -> dict[str, list[str]]:
+        wanted: dict[str, list[str]] = {}
+        for name, field_name in ((self.backbone_set, self.backbone_field),
+                                 (self.teacher_set, self.teacher_field)):
+            wanted.setdefault(name, []).append(field_name)
+        return wanted
 
 
-def resolve_dataset(data: str) -> Path:
-    """A local dataset folder, or a Hub dataset id downloaded whole (shards, sidecars,
-    tables)."""
-    return local_or_hub(data)
+def joined_samples(dataset: Dataset, spec: DataSpec, shards, skips: Skips | None = None
+                   ) -> Iterator[dict[str, Any]]:
+    """Model-grid samples of `shards`: main shard + backbone and teacher sidecars, read by
+    the safe reader; clips a feature backend refused are left out."""
+    for sample in dataset.samples(shards, spec.sidecars, skips):
+        if not sample.refused:
+            yield to_model_grid(spec, sample)
 
 
-def shards(spec: DataSpec, split: str) -> list[Path]:
-    found = sorted((spec.dataset / "data" / split).glob("*.tar"))
-    if not found:
-        raise FileNotFoundError(f"no {split} shards in {spec.dataset}")
-    for name in (spec.backbone_set, spec.teacher_set):
-        if not (spec.dataset / "features" / name / split).exists():
-            raise FileNotFoundError(f"no '{name}' features in {spec.dataset}: run "
-                                    f"`unitaf-data extract-features {spec.dataset} "
-                                    f"--features {name}`")
-    return found
-
-
-def read_joined(spec: DataSpec, shard: Path) -> Iterator[dict[str, Any]]:
-    """Main shard + backbone and teacher sidecars in lockstep (same keys, same order)."""
-    split = shard.parent.name
-    sidecars = [spec.dataset / "features" / name / split / shard.name
-                for name in (spec.backbone_set, spec.teacher_set)]
-    for main, backbone, teacher in zip(raw_samples(shard), *map(raw_samples, sidecars),
-                                       strict=True):
-        if not main["__key__"] == backbone["__key__"] == teacher["__key__"]:
-            raise ValueError(f"{shard}: sidecar keys out of step at {main['__key__']}")
-        if "rejected.txt" in backbone or "rejected.txt" in teacher:
-            continue  # the feature backend refused this clip
-        yield to_model_grid(spec, main, np.load(io.BytesIO(backbone[spec.backbone_field])),
-                            np.load(io.BytesIO(teacher[spec.teacher_field])))
-
-
-def split_faces(spec: DataSpec, split: str) -> Iterator[np.ndarray]:
+def split_faces(dataset: Dataset, split: str, fps: float) -> Iterator[np.ndarray]:
     """Every clip's face of a split resampled to the model frame rate, from the main
     shards alone."""
-    for shard in shards(spec, split):
-        for sample in read_tar(shard):
-            yield resample_face(sample["face.npy"], sample["json"]["fps"], spec.fps)
+    for sample in dataset.samples(dataset.shards(split)):
+        yield resample_face(sample.face, sample.meta.fps, fps)
 
 
-def to_model_grid(spec: DataSpec, main: dict[str, bytes], inputs: np.ndarray,
-                  teacher: np.ndarray) -> dict[str, Any]:
-    meta = json.loads(main["json"])
-    face = resample_face(np.load(io.BytesIO(main["face.npy"])), meta["fps"], spec.fps)
+def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
+    inputs = sample.features[spec.backbone_set][spec.backbone_field]
+    teacher = sample.features[spec.teacher_set][spec.teacher_field].astype(np.float32)
+    face = resample_face(sample.face, sample.meta.fps, spec.fps)
     frames = math.ceil(len(inputs) / 2)
-    teacher = teacher.astype(np.float32)
     if len(teacher) % 2:
         teacher = np.concatenate([teacher, teacher[-1:]])
     teacher = teacher.reshape(-1, 2, teacher.shape[1]).mean(1)
-    return {"key": meta["key"], "speaker": meta["speaker"], "inputs": inputs,
+    return {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
             "teacher": _fit(teacher, frames), "face": _fit(face, frames), "frames": frames}
 
 
@@ -132,11 +114,13 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 class ClipStream(IterableDataset):
     """Length-bucketed batches of one split for one consumer (rank × DataLoader worker)."""
 
-    def __init__(self, spec: DataSpec, split: str, rank: int = 0, world: int = 1,
-                 endless: bool = True) -> None:
-        self.spec, self.split, self.rank, self.world = spec, split, rank, world
-        self.endless = endless
-        self.shards = shards(spec, split)
+    def __init__(self, dataset: Dataset, spec: DataSpec, split: str, rank: int = 0,
+                 world: int = 1, endless: bool = True) -> None:
+        self.dataset, self.spec, self.split = dataset, spec, split
+        self.rank, self.world, self.endless = rank, world, endless
+        self.shards = dataset.shards(split)
+        if not self.shards:
+            raise FileNotFoundError(f"no {split} shards in {dataset.root}")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -154,16 +138,15 @@ class ClipStream(IterableDataset):
         order = list(self.shards)
         if self.endless:
             np.random.default_rng([self.spec.seed, epoch]).shuffle(order)
+        skips = Skips() if self.spec.skip_bad else None
         if len(order) >= consumers:
-            for shard in order[me::consumers]:
-                yield from read_joined(self.spec, shard)
+            yield from joined_samples(self.dataset, self.spec, order[me::consumers], skips)
         else:
-            index = 0
-            for shard in order:
-                for sample in read_joined(self.spec, shard):
-                    if index % consumers == me:
-                        yield sample
-                    index += 1
+            samples = joined_samples(self.dataset, self.spec, order, skips)
+            yield from (s for i, s in enumerate(samples) if i % consumers == me)
+        if skips is not None and skips.total:
+            log.warning("%s split, epoch %d: skipped %d bad samples (%s); first: %s",
+                        self.split, epoch, skips.total, dict(skips.counts), skips.examples[0])
 
     def _batches(self, samples: Iterator[dict[str, Any]], rng: np.random.Generator
                  ) -> Iterator[dict[str, Any]]:
@@ -188,7 +171,7 @@ class ClipStream(IterableDataset):
             yield collate(batches[i])
 
 
-def loader(spec: DataSpec, split: str, rank: int = 0, world: int = 1, workers: int = 0,
-           endless: bool = True) -> DataLoader:
-    return DataLoader(ClipStream(spec, split, rank, world, endless), batch_size=None,
+def loader(dataset: Dataset, spec: DataSpec, split: str, rank: int = 0, world: int = 1,
+           workers: int = 0, endless: bool = True) -> DataLoader:
+    return DataLoader(ClipStream(dataset, spec, split, rank, world, endless), batch_size=None,
                       num_workers=workers, persistent_workers=False)

@@ -30,11 +30,15 @@ def train(config: TrainConfig, ray_address: str | None = None) -> list[dict[str,
     out = Path(config.out).resolve()
     trainer = TorchTrainer(
         _worker, train_loop_config={**config.to_dict(), "out": str(out),
-                                    "data": str(Path(config.data).resolve())},
+                                    "data": _absolute(config.data)},
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
         run_config=RunConfig(name="unitaf", storage_path=str(out / "ray")))
     trainer.fit()
-    import torch
+    from unitaf_model.run import latest_checkpoint, load_training_state
 
-    return torch.load(sorted(out.glob("step_??????"))[-1] / "state.pt",
-                      weights_only=False)["history"]
+    return load_training_state(latest_checkpoint(out)).history
+
+
+def _absolute(data: str) -> str:
+    """A local dataset as an absolute path (workers may start elsewhere); a Hub id as is."""
+    return str(Path(data).resolve()) if Path(data).exists() else data

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unitaf_model.decoder import UniTalkerFaceDecoder
+from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.projector import Projector
 
 UNIT_EMBEDDING_DIM = 512
@@ -21,7 +21,8 @@ UNIT_EMBEDDING_DIM = 512
 
 class UniTAF(nn.Module):
     def __init__(self, backbone: str, backbone_size: int, teacher_dim: int, face_type: str,
-                 channels: int, template: torch.Tensor) -> None:
+                 channels: int, template: torch.Tensor,
+                 identities: int = PRETRAINED_IDENTITIES) -> None:
         super().__init__()
         if backbone == "units":
             self.backbone = nn.Embedding(backbone_size, UNIT_EMBEDDING_DIM)
@@ -33,7 +34,8 @@ class UniTAF(nn.Module):
             raise ValueError(f"unknown backbone {backbone!r}: units or precomputed")
         self.face_type = face_type
         self.projector = Projector(in_dim, teacher_dim)
-        self.decoder = UniTalkerFaceDecoder(teacher_dim, heads={face_type: channels})
+        self.decoder = UniTalkerFaceDecoder(teacher_dim, heads={face_type: channels},
+                                            identities=identities)
         self.register_buffer("template", template.float())
 
     def project(self, inputs: torch.Tensor) -> torch.Tensor:

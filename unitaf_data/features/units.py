@@ -3,12 +3,11 @@ the spirit of arXiv 2606.13630), learned from a seeded sample of the train split
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-UNITS_DIR = "features/units"
+from unitaf_data.dataset import DatasetLayout, write_json
 
 
 def fit_centroids(states: list[np.ndarray], k: int, seed: int) -> np.ndarray:
@@ -31,17 +30,26 @@ def nearest(states: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return distances.argmin(1)
 
 
+def centroids_path(dataset_dir: Path) -> Path:
+    return DatasetLayout(dataset_dir).units / "centroids.npy"
+
+
 def save_centroids(dataset_dir: Path, centroids: np.ndarray, info: dict) -> Path:
-    folder = Path(dataset_dir) / UNITS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "centroids.npy", centroids)
-    (folder / "fit.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-    return folder / "centroids.npy"
+    path = centroids_path(dataset_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, centroids, allow_pickle=False)
+    write_json(path.with_name("fit.json"), info)
+    return path
 
 
 def load_centroids(dataset_dir: Path) -> np.ndarray:
-    path = Path(dataset_dir) / UNITS_DIR / "centroids.npy"
+    """The fitted (k, D) float32 centroids (checked: a file from elsewhere may be anything)."""
+    path = centroids_path(dataset_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `unitaf-data fit-units "
                                 f"{dataset_dir}` first")
-    return np.load(path)
+    centroids = np.load(path, allow_pickle=False)
+    if centroids.dtype != np.float32 or centroids.ndim != 2 or not len(centroids) \
+            or not np.isfinite(centroids).all():
+        raise ValueError(f"{path}: not a (k, D) float32 array of finite centroids")
+    return centroids

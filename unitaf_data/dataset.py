@@ -1,0 +1,488 @@
+"""The dataset contract in code: where everything lives in a dataset folder, and reading it.
+
+    DATASET/
+      README.md                                   Hub dataset card
+      unitaf.json                                 DatasetInfo (with every main shard's record)
+      manifest.parquet, rejected.parquet          one row per clip / per dropped item
+      data/{split}/{split}-NNNNNN.tar             main shards: flac, face.npy, json
+      features/{set}/feature.json                 FeatureSetInfo (with every sidecar's record)
+      features/{set}/{split}/{split}-NNNNNN.tar   sidecar shards: same keys, same order
+      features/units/centroids.npy, fit.json      the fitted offline units
+      .build/, features/.build/{set}/             work folders of build and extraction
+                                                  (markers, settings): never published
+
+`DatasetLayout` knows these paths (nothing else in the project spells them out);
+`Dataset.open` opens a folder (or a Hub id) once and reads it: the typed records, the
+shards of a split, a shard's sidecar, the manifest, and samples joined with their sidecars
+through the safe reader (`unitaf_data.reader`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unitaf_data.reader import (
+    ShardError,
+    Skips,
+    decode_array,
+    decode_json,
+    decode_record,
+    decode_text,
+    sha256_of,
+    tar_samples,
+)
+from unitaf_data.schema import (
+    ClipMeta,
+    DatasetInfo,
+    FeatureSetInfo,
+    FieldSpec,
+    RecordError,
+    ShardInfo,
+)
+
+SPLITS = ("train", "val", "test")  # in this order everywhere
+MAIN_FIELDS = ("face.npy", "flac", "json")  # in this order in every main sample
+REFUSED_FIELD = "rejected.txt"  # a sidecar sample the backend refused holds only this
+_SHARD_ID = re.compile(r"(train|val|test)/(train|val|test)-(\d{6})")
+_SET_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True, order=True)
+class ShardRef:
+    """One shard of a split: `id` `{split}/{split}-NNNNNN` names it in every shard table."""
+
+    split: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:06d}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.split}/{self.name}"
+
+    @staticmethod
+    def parse(shard_id: str) -> ShardRef:
+        match = _SHARD_ID.fullmatch(shard_id)
+        if not match or match[1] != match[2]:
+            raise RecordError(f"{shard_id!r} is not a shard id like train/train-000000")
+        return ShardRef(match[1], int(match[3]))
+
+
+def split_order(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
+
+
+def keys_digest(keys: Iterable[str]) -> str:
+    """The `keys_sha256` of a shard: its sample keys in order, joined by newlines."""
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def check_set_name(name: str) -> str:
+    if not _SET_NAME.fullmatch(name) or name == "units_fit":
+        raise ValueError(f"{name!r} is not a feature set name")
+    return name
+
+
+class DatasetLayout:
+    """Every path of a dataset folder."""
+
+    WORK = ".build"
+    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*")
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"DatasetLayout({self.root})"
+
+    @property
+    def info(self) -> Path:
+        return self.root / "unitaf.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.parquet"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "rejected.parquet"
+
+    @property
+    def card(self) -> Path:
+        return self.root / "README.md"
+
+    @property
+    def work(self) -> Path:
+        """The build's markers and settings (and the demo corpus it synthesised)."""
+        return self.root / self.WORK
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def units(self) -> Path:
+        """The fitted offline units (`fit-units`)."""
+        return self.features / "units"
+
+    def shard(self, shard: ShardRef) -> Path:
+        return self.root / self.shard_relative(shard)
+
+    @staticmethod
+    def shard_relative(shard: ShardRef) -> str:
+        return f"data/{shard.split}/{shard.name}.tar"
+
+    def feature_dir(self, feature_set: str) -> Path:
+        return self.features / check_set_name(feature_set)
+
+    def feature_info(self, feature_set: str) -> Path:
+        return self.feature_dir(feature_set) / "feature.json"
+
+    def feature_work(self, feature_set: str) -> Path:
+        """Extraction markers and the settings of the run writing `feature_set`."""
+        return self.features / self.WORK / check_set_name(feature_set)
+
+    def sidecar(self, feature_set: str, shard: ShardRef) -> Path:
+        return self.root / self.sidecar_relative(feature_set, shard)
+
+    @staticmethod
+    def sidecar_relative(feature_set: str, shard: ShardRef) -> str:
+        return f"features/{check_set_name(feature_set)}/{shard.split}/{shard.name}.tar"
+
+    def feature_set_names(self) -> list[str]:
+        """Feature sets whose feature.json exists (written once all their shards are)."""
+        if not self.features.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.features.glob("*/feature.json")
+                      if _SET_NAME.fullmatch(p.parent.name))
+
+
+def remove_feature_set(layout: DatasetLayout, name: str) -> None:
+    """Delete a feature set's sidecars, feature.json and extraction markers (other files in
+    its folder, such as fitted unit centroids, stay)."""
+    import shutil
+
+    folder = layout.feature_dir(name)
+    for split in SPLITS:
+        shutil.rmtree(folder / split, ignore_errors=True)
+    layout.feature_info(name).unlink(missing_ok=True)
+    shutil.rmtree(layout.feature_work(name), ignore_errors=True)
+
+
+def read_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path}: not valid JSON ({error})") from None
+
+
+@dataclass
+class Sample:
+    """One clip read from a main shard and the sidecars asked for."""
+
+    key: str
+    shard: str
+    meta: ClipMeta
+    face: np.ndarray  # float32 (T, C) at meta.fps
+    flac: bytes
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # set → the backend's reason
+
+    def audio(self) -> np.ndarray:
+        """The clip's 16 kHz mono waveform, checked against the alignment contract."""
+        from unitaf_data.audio import decode_flac
+
+        try:
+            audio, sample_rate = decode_flac(self.flac)
+        except Exception as error:  # libsndfile raises its own error types for bad data
+            raise ShardError(self.shard, "unreadable audio", self.key, "flac",
+                             f"{type(error).__name__}: {error}") from None
+        expected = round(self.meta.num_frames * self.meta.sample_rate / self.meta.fps)
+        if sample_rate != self.meta.sample_rate or audio.ndim != 1 or \
+                abs(len(audio) - expected) > 1:
+            raise ShardError(self.shard, "audio does not match the clip", self.key, "flac",
+                             f"{len(audio)} samples at {sample_rate} Hz, expected {expected}")
+        return audio.astype(np.float32)
+
+
+class Dataset:
+    """A dataset opened once: its records, shards and samples. Files are reached through
+    `local(relative_path)`: the folder itself, or a download for a Hub dataset."""
+
+    def __init__(self, layout: DatasetLayout, info: DatasetInfo,
+                 fetch: Callable[[str], Path] | None = None,
+                 origin: dict[str, Any] | None = None) -> None:
+        self.layout, self.info = layout, info
+        self._fetch = fetch
+        self.origin = origin or {"path": str(layout.root.resolve())}
+        self._feature_sets: dict[str, FeatureSetInfo] = {}
+
+    @staticmethod
+    def open(reference: str | Path, revision: str | None = None) -> Dataset:
+        """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
+        path = Path(reference)
+        if path.exists():
+            if revision:
+                raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
+            return Dataset.open_folder(path)
+        from unitaf_data.hub import open_hub_dataset
+
+        return open_hub_dataset(str(reference), revision)
+
+    @staticmethod
+    def open_folder(root: str | Path, fetch: Callable[[str], Path] | None = None,
+                    origin: dict[str, Any] | None = None) -> Dataset:
+        layout = DatasetLayout(root)
+        if not layout.info.exists():
+            raise FileNotFoundError(f"{layout.root} is not a unitaf dataset (no unitaf.json)")
+        info = DatasetInfo.from_dict(read_json_file(layout.info), str(layout.info))
+        return Dataset(layout, info, fetch, origin)
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.origin})"
+
+    def local(self, relative: str) -> Path:
+        return self._fetch(relative) if self._fetch else self.root / relative
+
+    # --- records ---------------------------------------------------------------------------
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({ShardRef.parse(s).split for s in self.info.shards}, key=split_order)
+
+    def shards(self, split: str | None = None) -> list[ShardRef]:
+        """The main shards the dataset declares (all, or of one split), in order."""
+        refs = sorted((ShardRef.parse(s) for s in self.info.shards),
+                      key=lambda r: (split_order(r.split), r.index))
+        return [r for r in refs if split is None or r.split == split]
+
+    def feature_set_names(self) -> list[str]:
+        return self.layout.feature_set_names()
+
+    def feature_set(self, name: str) -> FeatureSetInfo:
+        """A complete feature set's record (a clear error naming the command otherwise)."""
+        if name not in self._feature_sets:
+            path = self.layout.feature_info(name)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"no '{name}' features in {self.root}: run `unitaf-data extract-features "
+                    f"{self.root} --features {name}`")
+            info = FeatureSetInfo.from_dict(read_json_file(path), str(path))
+            if info.name != name:
+                raise RecordError(f"{path}: names the set {info.name!r}, not {name!r}")
+            self._feature_sets[name] = info
+        return self._feature_sets[name]
+
+    def feature_sets(self) -> dict[str, FeatureSetInfo]:
+        return {name: self.feature_set(name) for name in self.feature_set_names()}
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """One row per clip (key, split, shard, speaker, duration, text, ...), checked."""
+        return _table_rows(self.local("manifest.parquet"),
+                           {"key": str, "split": str, "shard": str, "speaker": str,
+                            "duration": float, "text": str, "emotion": str})
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return _table_rows(self.local("rejected.parquet"),
+                           {"what": str, "where": str, "reason": str, "detail": str})
+
+    def check_sidecars(self, feature_sets: Iterable[str], splits: Iterable[str]) -> None:
+        """Every main shard of `splits` has a sidecar of each set with the same keys and
+        count (from the records, and the files' sizes): a mismatch is found here, before
+        training starts, not in the middle of it."""
+        problems = []
+        for name in feature_sets:
+            info = self.feature_set(name)
+            for split in splits:
+                for shard in self.shards(split):
+                    problems += _sidecar_problems(self, name, info, shard)
+        if problems:
+            raise ValueError("sidecar shards do not match their main shards: "
+                             + "; ".join(problems[:5])
+                             + f"{' ...' if len(problems) > 5 else ''} (re-extract with "
+                             f"`unitaf-data extract-features {self.root} --features SET "
+                             "--overwrite`)")
+
+    # --- samples ---------------------------------------------------------------------------
+
+    def samples(self, shards: Iterable[ShardRef], sidecars: dict[str, Iterable[str]] | None
+                = None, skips: Skips | None = None) -> Iterator[Sample]:
+        """Samples of `shards` in order, each with the fields asked of each sidecar set
+        (`{set: [field, ...]}`). Bad data raises ShardError, or with `skips` is counted and
+        skipped (a shard whose file checks fail is skipped whole)."""
+        wanted = {name: list(fields) for name, fields in (sidecars or {}).items()}
+        for shard in shards:
+            try:
+                yield from self._shard_samples(shard, wanted, skips)
+            except ShardError as error:
+                if skips is None:
+                    raise
+                skips.add(error)
+
+    def sample(self, key: str) -> Sample:
+        """One clip by key (through the manifest's shard of it)."""
+        row = next((r for r in self.manifest() if r["key"] == key), None)
+        if row is None:
+            raise KeyError(f"no clip {key!r} in {self.root}")
+        shard = ShardRef.parse(f"{row['split']}/{row['shard']}")
+        if shard.id not in self.info.shards:
+            raise RecordError(f"manifest row {key!r} names an undeclared shard {shard.id}")
+        found = next((s for s in self.samples([shard]) if s.key == key), None)
+        if found is None:
+            raise KeyError(f"clip {key!r} is not in {shard.id}")
+        return found
+
+    def _shard_samples(self, shard: ShardRef, wanted: dict[str, list[str]],
+                       skips: Skips | None) -> Iterator[Sample]:
+        main = tar_samples(self.local(self.layout.shard_relative(shard)), shard.id,
+                           set(MAIN_FIELDS), self.info.shards[shard.id])
+        streams = [self._sidecar_stream(name, shard) for name in wanted]
+        for joined in _lockstep(main, streams, shard.id):
+            try:
+                yield self._decode(shard.id, joined, wanted)
+            except ShardError as error:
+                if skips is None:
+                    raise
+                skips.add(error)
+
+    def _sidecar_stream(self, name: str, shard: ShardRef):
+        info = self.feature_set(name)
+        record = info.shards.get(shard.id)
+        if record is None:
+            raise ShardError(shard.id, f"no '{name}' sidecar for this shard")
+        sidecar_id = f"features/{name}/{shard.id}"
+        return tar_samples(self.local(self.layout.sidecar_relative(name, shard)), sidecar_id,
+                           set(info.fields) | {REFUSED_FIELD}, record)
+
+    def _decode(self, shard: str, joined: list[tuple[str, dict[str, bytes]]],
+                wanted: dict[str, list[str]]) -> Sample:
+        key, members = joined[0]
+        if set(members) != set(MAIN_FIELDS):
+            raise ShardError(shard, "sample lacks a field", key,
+                             detail=f"has {sorted(members)}, needs {list(MAIN_FIELDS)}")
+        meta = decode_record(ClipMeta.from_dict, decode_json(members["json"], shard, key),
+                             shard, key, "json")
+        self._check_meta(meta, shard, key)
+        face = decode_array(members["face.npy"], FieldSpec(
+            "float32", ("T", len(self.info.channels))), shard, key, "face.npy")
+        if len(face) != meta.num_frames:
+            raise ShardError(shard, "face length differs from num_frames", key, "face.npy",
+                             f"{len(face)} != {meta.num_frames}")
+        if not members["flac"].startswith(b"fLaC"):
+            raise ShardError(shard, "audio is not FLAC", key, "flac")
+        sample = Sample(key, shard, meta, face, members["flac"])
+        for (name, fields), (_, side) in zip(wanted.items(), joined[1:], strict=True):
+            self._add_features(sample, name, fields, side)
+        return sample
+
+    def _check_meta(self, meta: ClipMeta, shard: str, key: str) -> None:
+        info = self.info
+        problems = [
+            f"key {meta.key!r}" if meta.key != key else "",
+            f"split {meta.split!r}" if meta.split != shard.split("/")[0] else "",
+            f"fps {meta.fps}" if meta.fps != info.fps else "",
+            f"sample_rate {meta.sample_rate}" if meta.sample_rate != info.sample_rate else "",
+            f"face_type {meta.face_type!r}" if meta.face_type != info.face_type else "",
+        ]
+        if any(problems):
+            raise ShardError(shard, "clip json disagrees with the dataset", key, "json",
+                             ", ".join(p for p in problems if p))
+
+    def _add_features(self, sample: Sample, name: str, fields: list[str],
+                      members: dict[str, bytes]) -> None:
+        info = self.feature_set(name)
+        shard = f"features/{name}/{sample.shard}"
+        if REFUSED_FIELD in members:
+            if len(members) != 1:
+                raise ShardError(shard, "refused sample holds other fields", sample.key)
+            sample.refused[name] = decode_text(members[REFUSED_FIELD], shard, sample.key,
+                                               REFUSED_FIELD)
+            return
+        if set(members) != set(info.fields):
+            raise ShardError(shard, "sidecar sample lacks a field", sample.key,
+                             detail=f"has {sorted(members)}, declared {sorted(info.fields)}")
+        frames = None if info.frame_rate is None else round(
+            sample.meta.duration * info.frame_rate)
+        arrays = {}
+        for field_name in fields:
+            spec = info.field_spec(field_name)
+            array = decode_array(members[field_name], spec, shard, sample.key, field_name,
+                                 frames if spec.time_varying else None)
+            if spec.dtype.startswith("int") and info.dims and (
+                    array.min(initial=0) < 0 or array.max(initial=0) >= info.dims):
+                raise ShardError(shard, "code out of range", sample.key, field_name,
+                                 f"codes must lie in [0, {info.dims})")
+            arrays[field_name] = array
+        sample.features[name] = arrays
+
+
+def _lockstep(main, sidecars: list, shard: str) -> Iterator[list[tuple[str, dict]]]:
+    """Main and sidecar samples side by side; the keys must agree at every step."""
+    streams = [main, *sidecars]
+    while True:
+        items = [next(stream, None) for stream in streams]
+        if all(item is None for item in items):
+            return
+        keys = [None if item is None else item[0] for item in items]
+        if len(set(keys)) != 1:
+            raise ShardError(shard, "sidecar keys out of step with the main shard",
+                             keys[0], detail=f"keys {keys}")
+        yield items
+
+
+def _sidecar_problems(dataset: Dataset, name: str, info: FeatureSetInfo, shard: ShardRef
+                      ) -> list[str]:
+    main, side = dataset.info.shards[shard.id], info.shards.get(shard.id)
+    if side is None:
+        return [f"{name} has no sidecar for {shard.id}"]
+    if side.samples != main.samples or side.keys_sha256 != main.keys_sha256:
+        return [f"{name}/{shard.id} holds other keys than its main shard"]
+    path = dataset.layout.sidecar(name, shard)
+    if dataset._fetch is None and (not path.exists() or path.stat().st_size != side.bytes):
+        return [f"{name}/{shard.id}: file missing or of another size than recorded"]
+    return []
+
+
+def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
+    """A parquet table's rows, with the `columns` it must have checked by type."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as error:  # pyarrow raises its own types for damaged files
+        raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
+                          ) from None
+    for i, row in enumerate(rows):
+        for name, kind in columns.items():
+            value = row.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise RecordError(f"{path}: row {i} column {name!r} is not a "
+                                  f"{kind.__name__}")
+    return rows
+
+
+def write_json(path: Path, data: Any) -> None:
+    """A record written under a temporary name and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    tmp.replace(path)
+
+
+def shard_record(path: Path, keys: list[str]) -> ShardInfo:
+    """The record of a shard just written: sample count, size, sha256, key digest."""
+    return ShardInfo(len(keys), path.stat().st_size, sha256_of(path), keys_digest(keys))

@@ -1,0 +1,279 @@
+"""A training run on disk: what rebuilding its model needs, its checkpoints, and loading it.
+
+    RUN/
+      config.json           the resolved TrainConfig of the stage that wrote the run
+      model.json            RunInfo: model widths, inputs, speakers, rig, mouth interval,
+                            the front end that turns audio into the input, the dataset used
+      rig.npz               the rig's arrays, when training used a rig file
+      front_end.safetensors the fitted unit centroids, for a run on offline units
+      step_NNNNNN/          model.safetensors; state.safetensors (optimiser tensors, RNG)
+                            and state.json (step, loss history, optimiser groups, schedule)
+      best/                 model.safetensors and best.json of the best validation step
+      validation.jsonl, tensorboard/, eval/{split}/
+
+Nothing here is pickled: weights and optimiser tensors are safetensors, the rest JSON, so
+a run from elsewhere (the Hub) can be loaded without running its code. Loading a run reads
+it and writes nothing into it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitaf_data.dataset import read_json_file, write_json
+from unitaf_data.schema import RecordError
+
+RUN_FORMAT = 1
+CHECKPOINT_GLOB = "step_??????"
+BEST = "best"
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """The widths and heads `UniTAF` is built with."""
+
+    backbone: str  # units | precomputed
+    backbone_size: int  # code vocabulary (units) or input width (precomputed)
+    teacher_dim: int
+    face_type: str
+    channels: tuple[str, ...]
+    identities: int  # rows of the decoder's identity embedding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "channels": list(self.channels)}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """`model.json`: everything a run's model needs besides its weights."""
+
+    stage: int
+    model: ModelArgs
+    inputs: dict[str, str]  # backbone_set, backbone_field, teacher_set, teacher_field
+    fps: float  # the model's frame rate (projector output)
+    speakers: dict[str, int]  # train speaker → identity row; others use `unknown_identity`
+    rig: str | None  # "demo", "rig.npz" (stored in the run) or None (no vertex rig)
+    mouth_interval: dict[str, float] | None  # low, high, coverage, frames
+    front_end: dict[str, Any]  # backend, set, field, model (name, files) of the input
+    dataset: dict[str, Any]  # path (resolved), hub repo and revision, record hashes
+    expression: dict[str, Any] | None = None  # stage 3: the residual's channels and inputs
+    format: int = RUN_FORMAT
+
+    @property
+    def unknown_identity(self) -> int:
+        return self.model.identities - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+
+    @staticmethod
+    def from_dict(data: Any, what: str = "model.json") -> RunInfo:
+        if not isinstance(data, dict):
+            raise RecordError(f"{what}: expected an object")
+        names = {f.name for f in dataclasses.fields(RunInfo)}
+        unknown, missing = set(data) - names, names - set(data) - {"expression", "format"}
+        if unknown or missing:
+            raise RecordError(f"{what}: unknown keys {sorted(unknown)}, missing {sorted(missing)}")
+        if data.get("format", RUN_FORMAT) != RUN_FORMAT:
+            raise RecordError(f"{what}: run format {data['format']}; this unitaf reads "
+                              f"{RUN_FORMAT}")
+        try:
+            model = ModelArgs(**{**data["model"], "channels": tuple(data["model"]["channels"])})
+        except TypeError as error:
+            raise RecordError(f"{what}: model: {error}") from None
+        return RunInfo(**{**data, "model": model})
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer, scheduler, step: int,
+                    history: list[dict[str, float]]) -> None:
+    """`folder` written under a temporary name and renamed into place."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_weights(model_state, tmp / "model.safetensors")
+    optimiser = optimizer.state_dict()
+    tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
+               for index, state in optimiser["state"].items() for name, value in state.items()}
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, tmp / "state.safetensors")
+    write_json(tmp / "state.json", {"step": step, "history": history,
+                                    "param_groups": optimiser["param_groups"],
+                                    "scheduler": scheduler.state_dict()})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found")
+    return load_file(path)
+
+
+@dataclass
+class TrainingState:
+    step: int
+    history: list[dict[str, float]]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    torch_rng: torch.Tensor
+
+
+def load_training_state(folder: Path) -> TrainingState:
+    """The optimiser, schedule, RNG and history saved beside a checkpoint's weights."""
+    from safetensors.torch import load_file
+
+    saved = read_json_file(folder / "state.json")
+    tensors = load_file(folder / "state.safetensors")
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    return TrainingState(saved["step"], saved["history"],
+                         {"state": state, "param_groups": saved["param_groups"]},
+                         saved["scheduler"], tensors["torch_rng"])
+
+
+def checkpoints(run: Path) -> list[Path]:
+    return sorted(run.glob(CHECKPOINT_GLOB))
+
+
+def latest_checkpoint(run: Path, required: bool = True) -> Path | None:
+    found = checkpoints(run)
+    if not found and required:
+        raise FileNotFoundError(f"no checkpoint (step_NNNNNN/) in {run}")
+    return found[-1] if found else None
+
+
+def checkpoint_folder(run: Path, which: str = "best") -> Path:
+    """`best` (the best validation step, or the last checkpoint when no best was kept),
+    `last`, or `step_NNNNNN`."""
+    if which == BEST:
+        return run / BEST if (run / BEST / "model.safetensors").exists() else \
+            latest_checkpoint(run)
+    if which == "last":
+        return latest_checkpoint(run)
+    folder = run / which
+    if not folder.name.startswith("step_") or not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"{run} has no checkpoint {which!r}; it has "
+                                f"{', '.join(p.name for p in checkpoints(run)) or 'none'}")
+    return folder
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def read_run_info(run: Path) -> RunInfo:
+    path = run / "model.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run} is not a unitaf run (no model.json): pass a folder "
+                                "written by `unitaf train`")
+    return RunInfo.from_dict(read_json_file(path), str(path))
+
+
+@dataclass
+class LoadedRun:
+    """A run's model ready to predict, with what it was trained with."""
+
+    path: Path
+    info: RunInfo
+    config: dict[str, Any]
+    model: torch.nn.Module
+    checkpoint: str  # which checkpoint folder the weights came from
+    step: int
+    rig: Any = None  # unitaf_model.rig.Rig, or None
+    front_end: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def identity(self, speakers: list[str]) -> torch.Tensor:
+        return torch.tensor([self.info.speakers.get(s, self.info.unknown_identity)
+                             for s in speakers])
+
+    def interval(self):
+        from unitaf_model.losses import OpennessInterval
+
+        found = self.info.mouth_interval
+        return None if found is None else OpennessInterval(found["low"], found["high"])
+
+    @torch.no_grad()
+    def predict(self, inputs: np.ndarray, speaker: str | None = None) -> np.ndarray:
+        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face (ceil(T/2), C)
+        at the model's fps."""
+        tensor = torch.from_numpy(np.asarray(inputs)[None])
+        tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \
+            else tensor.float()
+        face, _ = self.model(tensor, self.identity([speaker or ""]))
+        return face[0].float().numpy()
+
+
+def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """A run folder (or a Hub model repo id) with the weights of `checkpoint`, read-only."""
+    from unitaf_model.model import UniTAF
+
+    run = Path(reference)
+    if not run.exists():
+        from unitaf_data.hub import is_hub_id
+
+        if not is_hub_id(str(reference)):
+            raise FileNotFoundError(f"no run at {reference}: pass a folder written by "
+                                    "`unitaf train`, or a Hub model repo id")
+        from unitaf_model.hub import download_run
+
+        run = download_run(str(reference))
+    run = run.resolve()
+    info = read_run_info(run)
+    folder = checkpoint_folder(run, checkpoint)
+    args = info.model
+    model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
+                   len(args.channels), torch.zeros(len(args.channels)),
+                   identities=args.identities)
+    model.load_state_dict(load_weights(folder / "model.safetensors"))
+    model.eval()
+    return LoadedRun(path=run, info=info, config=read_json_file(run / "config.json"),
+                     model=model, checkpoint=folder.name, step=_step_of(folder),
+                     rig=load_run_rig(run, info), front_end=_front_end(run))
+
+
+def _step_of(folder: Path) -> int:
+    if folder.name == BEST:
+        return int(read_json_file(folder / "best.json")["step"])
+    return int(folder.name.removeprefix("step_"))
+
+
+def load_run_rig(run: Path, info: RunInfo):
+    from unitaf_model.rig import demo_rig, load_rig
+
+    if info.rig is None:
+        return None
+    if info.rig == "demo":
+        return demo_rig()
+    return load_rig(run / info.rig, info.model.channels)
+
+
+def _front_end(run: Path) -> dict[str, np.ndarray]:
+    path = run / "front_end.safetensors"
+    if not path.exists():
+        return {}
+    from safetensors.numpy import load_file
+
+    return load_file(path)
