@@ -38,16 +38,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def actor_options(device: str, workers: int | None, cpu_share: float = 0.5,
-                  gpus_per_worker: float | None = None, memory_per_worker: int | None = None
-                  ) -> tuple[int, dict[str, Any]]:
+                  gpus_per_worker: float | None = None, memory_per_worker: int | None = None,
+                  resources: dict[str, float] | None = None) -> tuple[int, dict[str, Any]]:
     """How many actors to start and their Ray options: one per CPU (or per GPU on `cuda`)
     by default, and no more than the cluster's memory holds when each needs
     `memory_per_worker` bytes (then reserved per actor, unless even one does not fit);
     leaving `cpu_share` of a CPU free for the tasks that feed them; restarted and retried
-    when a worker process dies. An explicit `workers` count is taken as it is."""
-    import ray
+    when a worker process dies. An explicit `workers` count is taken as it is.
+    `resources`: the cluster's (default: the running Ray cluster's)."""
+    if resources is None:
+        import ray
 
-    resources = ray.cluster_resources()
+        resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
     on_gpu = device == "cuda"
     count = workers or max(1, int(gpus if on_gpu else cpus))

@@ -1,32 +1,26 @@
-"""Shared fixtures: one ~1-minute demo dataset built through Ray, reused by the e2e tests."""
+"""Shared fixtures: one ~1-minute demo dataset built through Ray, and one copy of it with the
+offline feature sets, reused by every test that needs them. Tests keep their Hugging Face
+caches in a temporary folder."""
 
 from __future__ import annotations
 
-import re
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-CHECKPOINT_KEYS = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
+# Before any Hugging Face import: tests never write into the user's ~/.cache/huggingface.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="unitaf-tests-hf-")
 
-
-def reference_checkpoint_shapes(checkpoint: str) -> dict[str, tuple[int, ...]]:
-    """{key: shape} of one released UniTalker checkpoint, from the reference key list."""
-    shapes, current = {}, None
-    for line in CHECKPOINT_KEYS.read_text().splitlines():
-        if line.startswith("====="):
-            current = line.strip("= ").strip()
-        elif line.strip() and current == checkpoint:
-            key, shape = line.split(None, 1)
-            shapes[key] = tuple(int(n) for n in re.findall(r"\d+", shape))
-    return shapes
+DEMO_SETS = ("whisper", "units", "utterance")
 
 
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory):
     """(config, summary) of a 1-minute demo build on local Ray."""
+    pytest.importorskip("espeakng_loader")
     from unitaf_pipelines.build import BuildConfig, run_build
 
     config = BuildConfig(source="demo", out_dir=tmp_path_factory.mktemp("demo") / "dataset",
@@ -34,12 +28,25 @@ def demo_build(tmp_path_factory):
     return config, run_build(config)
 
 
-@pytest.fixture
-def demo_copy(demo_build, tmp_path) -> Path:
-    """A fresh copy of the demo dataset, for a test that adds feature sets to it."""
-    pytest.importorskip("espeakng_loader")
-    dataset = tmp_path / "dataset"
+@pytest.fixture(scope="session")
+def demo_features(demo_build, tmp_path_factory) -> Path:
+    """A copy of the demo dataset with fitted units (k=32) and the offline feature sets
+    (whisper, units, utterance). Tests must not modify it: copy it (`demo_copy`) first."""
+    from unitaf_data.extract import fit_units
+    from unitaf_pipelines.extract import ExtractConfig, run_extract
+
+    dataset = tmp_path_factory.mktemp("features") / "dataset"
     shutil.copytree(demo_build[0].out_dir, dataset)
+    fit_units(dataset, k=32, seed=0)
+    run_extract(ExtractConfig(dataset_dir=dataset, feature_sets=DEMO_SETS, progress=False))
+    return dataset
+
+
+@pytest.fixture
+def demo_copy(demo_features, tmp_path) -> Path:
+    """A fresh copy of the demo dataset with its offline sets, for a test that changes it."""
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo_features, dataset)
     return dataset
 
 

@@ -10,25 +10,30 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from reference import all_samples
+from unitaf_data.dataset import Dataset
 from unitaf_data.face import bilabial_closure_agreement, lip_closed_frames
-from unitaf_data.shards import read_tar
+from unitaf_data.reader import sha256_of
+from unitaf_data.schema import SCHEMA_VERSION
 from unitaf_data.text import word_errors
 
-pytest.importorskip("espeakng_loader")
 pytestmark = pytest.mark.e2e
 
 
 def _samples(out_dir):
-    return [s for tar in sorted(out_dir.glob("data/*/*.tar")) for s in read_tar(tar)]
+    return list(all_samples(out_dir).values())
 
 
 def test_layout_and_tables(demo_build):
     config, summary = demo_build
     out = config.out_dir
     info = json.loads((out / "unitaf.json").read_text())
-    assert info["schema_version"] == 1 and info["face_type"] == "arkit51"
+    assert info["schema_version"] == SCHEMA_VERSION and info["face_type"] == "arkit51"
     assert len(info["channels"]) == 51 and info["fps"] == 30.0 and info["sample_rate"] == 16000
     assert (out / "README.md").read_text().startswith("---\n")
+    for shard, record in info["shards"].items():  # every shard recorded as written
+        path = out / "data" / shard.split("/")[0] / f"{shard.split('/')[1]}.tar"
+        assert record["bytes"] == path.stat().st_size and record["sha256"] == sha256_of(path)
     manifest = pq.read_table(out / "manifest.parquet").to_pylist()
     assert len(manifest) == summary.clips > 0
     assert {"key", "split", "shard", "speaker", "duration", "text", "emotion"} <= set(manifest[0])
@@ -40,33 +45,43 @@ def test_layout_and_tables(demo_build):
 def test_every_sample_meets_the_contract(demo_build):
     config, summary = demo_build
     samples = _samples(config.out_dir)
-    keys = [s["__key__"] for s in samples]
+    keys = [s.key for s in samples]
     assert len(keys) == len(set(keys)) == summary.clips
     for sample in samples:
-        key, meta, face = sample["__key__"], sample["json"], sample["face.npy"]
-        assert "." not in key and "/" not in key and meta["key"] == key
-        audio, sr = sf.read(io.BytesIO(sample["flac"]))
-        info = sf.info(io.BytesIO(sample["flac"]))
+        key, meta, face = sample.key, sample.meta, sample.face
+        assert "." not in key and "/" not in key and meta.key == key
+        audio, sr = sf.read(io.BytesIO(sample.flac))
+        info = sf.info(io.BytesIO(sample.flac))
         assert sr == 16000 and info.channels == 1 and info.subtype == "PCM_16"
-        assert face.dtype == np.float32 and face.shape == (meta["num_frames"], 51)
-        assert abs(len(audio) - round(len(face) * sr / meta["fps"])) <= 1, key
-        assert abs(meta["start"] * meta["fps"] - round(meta["start"] * meta["fps"])) < 1e-6
+        assert face.dtype == np.float32 and face.shape == (meta.num_frames, 51)
+        assert abs(len(audio) - round(len(face) * sr / meta.fps)) <= 1, key
+        assert abs(meta.start * meta.fps - round(meta.start * meta.fps)) < 1e-6
+        stored = json.loads(_raw_json(config.out_dir, sample))
         for field in ("text", "words", "language", "speaker", "emotion", "split", "source",
                       "recording", "start", "end", "duration", "sample_rate", "fps",
                       "face_type", "asr", "reference_text", "wer"):
-            assert field in meta, (key, field)
-        assert set(meta["asr"]) == {"model", "text", "avg_logprob", "no_speech_prob",
-                                    "compression_ratio"}
+            assert field in stored, (key, field)
+        assert set(stored["asr"]) == {"model", "text", "avg_logprob", "no_speech_prob",
+                                      "compression_ratio"}
+
+
+def _raw_json(out_dir, sample) -> bytes:
+    """The sample's json member as stored, read with tarfile directly."""
+    import tarfile
+
+    split, name = sample.shard.split("/")
+    with tarfile.open(out_dir / "data" / split / f"{name}.tar") as archive:
+        return archive.extractfile(f"{sample.key}.json").read()
 
 
 def test_face_and_audio_are_the_recordings_own_frames(demo_build):
     config, _ = demo_build
     corpus = config.out_dir / ".build" / "demo-corpus"
     for sample in _samples(config.out_dir)[:4]:
-        meta = sample["json"]
-        full = np.load(corpus / f"{meta['recording']}.face.npy")
-        first = round(meta["start"] * meta["fps"])
-        np.testing.assert_array_equal(sample["face.npy"], full[first : first + meta["num_frames"]])
+        meta = sample.meta
+        full = np.load(corpus / f"{meta.recording}.face.npy")
+        first = round(meta.start * meta.fps)
+        np.testing.assert_array_equal(sample.face, full[first : first + meta.num_frames])
 
 
 def test_lip_closures_match_bilabials_after_the_cut(demo_build):
@@ -74,12 +89,12 @@ def test_lip_closures_match_bilabials_after_the_cut(demo_build):
     corpus = config.out_dir / ".build" / "demo-corpus"
     recalls, precisions = [], []
     for sample in _samples(config.out_dir):
-        meta = sample["json"]
-        timeline = json.loads((corpus / f"{meta['recording']}.timeline.json").read_text())
-        in_clip = [(lab, s - meta["start"], e - meta["start"]) for lab, s, e in
+        meta = sample.meta
+        timeline = json.loads((corpus / f"{meta.recording}.timeline.json").read_text())
+        in_clip = [(lab, s - meta.start, e - meta.start) for lab, s, e in
                    timeline["phonemes"]]
-        closed = lip_closed_frames(sample["face.npy"], _channels(config))
-        recall, precision = bilabial_closure_agreement(closed, in_clip, meta["fps"])
+        closed = lip_closed_frames(sample.face, _channels(config))
+        recall, precision = bilabial_closure_agreement(closed, in_clip, meta.fps)
         recalls.append(recall)
         precisions.append(precision)
     print(f"bilabial closure: recall {np.mean(recalls):.3f}, precision {np.mean(precisions):.3f}")
@@ -87,14 +102,14 @@ def test_lip_closures_match_bilabials_after_the_cut(demo_build):
 
 
 def _channels(config):
-    return json.loads((config.out_dir / "unitaf.json").read_text())["channels"]
+    return Dataset.open_folder(config.out_dir).info.channels
 
 
 def test_asr_text_matches_the_synthesised_sentences(demo_build):
     config, _ = demo_build
     errors, words = 0, 0
     for sample in _samples(config.out_dir):
-        e, n = word_errors(sample["json"]["reference_text"], sample["json"]["asr"]["text"])
+        e, n = word_errors(sample.meta.reference_text, sample.meta.asr.text)
         errors, words = errors + e, words + n
     print(f"WER {errors / words:.3f} over {words} reference words")
     assert errors / words <= 0.3

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import SHARED_REFERENCE
+from reference import SHARED_REFERENCE
 from unitaf_data.face import ARKIT51_UNITALKER, channel_index
 
 

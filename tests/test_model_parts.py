@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHECKPOINT_KEYS, SHARED_REFERENCE, reference_checkpoint_shapes
+from reference import CHECKPOINT_KEYS, SHARED_REFERENCE, reference_checkpoint_shapes
 from unitaf_data.face import ARKIT51
 from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.losses import (

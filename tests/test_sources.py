@@ -10,12 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from corpora import demo_recordings, make_beat2, make_folder, make_unitalker
+from reference import all_samples
 from unitaf_cli.data_app import app
-from unitaf_data.shards import read_tar
 from unitaf_data.sources import SourceOptions, beat2
 from unitaf_pipelines.build import BuildConfig, run_build
 
 pytest.importorskip("espeakng_loader")
+pytestmark = pytest.mark.e2e
 runner = CliRunner()
 
 
@@ -36,7 +37,7 @@ def beat2_build(recordings, tmp_path_factory):
 
 
 def _samples(out):
-    return {s["__key__"]: s for tar in sorted(out.glob("data/*/*.tar")) for s in read_tar(tar)}
+    return all_samples(out)
 
 
 def test_beat2_bad_input_is_rejected_with_its_reason_and_the_run_succeeds(beat2_build):
@@ -72,11 +73,11 @@ def test_beat2_flame_converted_back_to_arkit_matches_the_original(beat2_build, r
     for key, sample in _samples(out).items():
         if "2_scott_0_65_65" not in key:
             continue
-        meta = sample["json"]
-        first = round(meta["start"] * meta["fps"])  # alignment: exact frames of the source
-        np.testing.assert_allclose(sample["face.npy"], original[first : first + len(
-            sample["face.npy"])], atol=1e-4)
-        assert meta["text_source"] == "reference" and meta["reference_text"]
+        meta = sample.meta
+        first = round(meta.start * meta.fps)  # alignment: exact frames of the source
+        np.testing.assert_allclose(sample.face, original[first : first + len(sample.face)],
+                                   atol=1e-4)
+        assert meta.text_source == "reference" and meta.reference_text
 
 
 def test_beat2_keeps_flame103_without_a_matrix(beat2_build):
@@ -101,30 +102,38 @@ def test_strict_turns_rejections_into_a_failing_exit(beat2_build):
     assert result.exit_code == 1 and "--strict" in result.output
 
 
-def test_folder_source_reads_npy_csv_and_beat_v1_json(recordings, tmp_path):
-    make_folder(tmp_path / "corpus", recordings)
+@pytest.fixture(scope="module")
+def folder_build(recordings, tmp_path_factory):
+    """(dataset folder, summary) of the folder corpus: .npy, .csv and BEAT-v1 .json faces,
+    .txt / .TextGrid / no transcripts."""
+    root = tmp_path_factory.mktemp("folder")
+    make_folder(root / "corpus", recordings)
     config = BuildConfig(
-        source="folder", input_dir=tmp_path / "corpus", out_dir=tmp_path / "dataset",
+        source="folder", input_dir=root / "corpus", out_dir=root / "dataset",
         source_options=SourceOptions(face_fps=30.0, face_fps_out=30.0,
-                                     channel_names=str(tmp_path / "corpus" / "channels.txt")),
+                                     channel_names=str(root / "corpus" / "channels.txt")),
         progress=False)
-    summary = run_build(config)
-    rejected = pq.read_table(tmp_path / "dataset" / "rejected.parquet").to_pylist()
+    return root / "dataset", run_build(config)
+
+
+def test_folder_source_reads_npy_csv_and_beat_v1_json(folder_build, recordings):
+    out, summary = folder_build
+    rejected = pq.read_table(out / "rejected.parquet").to_pylist()
     assert {(r["where"], r["reason"]) for r in rejected if r["what"] == "recording"} == {
         ("folder-alice-alice_orphan", "missing_face")}
-    samples = _samples(tmp_path / "dataset")
-    assert {s["json"]["speaker"] for s in samples.values()} == {"alice", "bob", "carol"}
+    samples = _samples(out)
+    assert {s.meta.speaker for s in samples.values()} == {"alice", "bob", "carol"}
     assert summary.clips == len(samples)
     for sample in samples.values():
-        meta = sample["json"]
-        rec = recordings[{"alice": 0, "bob": 3, "carol": 4}[meta["speaker"]]]
-        first = round(meta["start"] * 30)
-        np.testing.assert_allclose(sample["face.npy"],
-                                   rec["face"][first : first + meta["num_frames"]], atol=1e-5)
-        if meta["speaker"] == "carol":  # no transcript beside the json
-            assert meta["text_source"] == "asr" and "reference_text" not in meta
+        meta = sample.meta
+        rec = recordings[{"alice": 0, "bob": 3, "carol": 4}[meta.speaker]]
+        first = round(meta.start * 30)
+        np.testing.assert_allclose(sample.face, rec["face"][first : first + meta.num_frames],
+                                   atol=1e-5)
+        if meta.speaker == "carol":  # no transcript beside the json
+            assert meta.text_source == "asr" and meta.reference_text is None
         else:  # .txt aligned to the ASR words, or the TextGrid's own times
-            assert meta["text_source"] == "reference" and meta["wer"] < 0.5
+            assert meta.text_source == "reference" and meta.wer < 0.5
 
 
 def test_unitalker_layout_keeps_its_splits_and_arkit_order(recordings, tmp_path):
@@ -138,14 +147,9 @@ def test_unitalker_layout_keeps_its_splits_and_arkit_order(recordings, tmp_path)
     assert info["face_type"] == "arkit51"
 
 
-def test_a_dataset_with_and_without_transcripts_loads_with_datasets(recordings, tmp_path):
+def test_a_dataset_with_and_without_transcripts_loads_with_datasets(folder_build):
     from datasets import load_dataset
 
-    make_folder(tmp_path / "corpus", recordings)
-    run_build(BuildConfig(
-        source="folder", input_dir=tmp_path / "corpus", out_dir=tmp_path / "dataset",
-        source_options=SourceOptions(face_fps=30.0, face_fps_out=30.0,
-                                     channel_names=str(tmp_path / "corpus" / "channels.txt")),
-        progress=False))
-    rows = [row for split in load_dataset(str(tmp_path / "dataset")).values() for row in split]
+    out, _ = folder_build
+    rows = [row for split in load_dataset(str(out)).values() for row in split]
     assert {row["json"]["reference_text"] is None for row in rows} == {True, False}

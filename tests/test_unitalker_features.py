@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHECKPOINT_KEYS, reference_checkpoint_shapes
+from reference import CHECKPOINT_KEYS, reference_checkpoint_shapes
 from unitaf_data.features.unitalker import encoder_config, encoder_state, load_encoder
 from unitaf_data.shards import raw_samples, read_tar
 from unitaf_pipelines.extract import ExtractConfig, run_extract
