@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from unitaf_data.face import bilabial_closure_agreement, lip_closed_frames
 from unitaf_data.shards import read_tar
 from unitaf_data.text import word_errors
+from unitaf_model.metrics import bilabial_closure_agreement, lip_closed_frames
 
 pytest.importorskip("espeakng_loader")
 pytestmark = pytest.mark.e2e
