@@ -227,6 +227,7 @@ def test_channel_groups_are_chosen_by_name_for_any_face_type():
 def test_phones_hold_the_frames_whose_centres_they_cover_and_short_ones_one_frame():
     assert metrics.phone_frames(0.2, 0.4, FPS, 100).tolist() == [5, 6, 7, 8, 9]
     assert metrics.phone_frames(0.205, 0.215, FPS, 100).tolist() == [5]
+    assert metrics.phone_frames(0.23, 0.235, FPS, 100).tolist() == [5]  # frame 5 ends at 0.24
     assert metrics.phone_frames(3.9, 4.5, FPS, 100).tolist() == [97, 98, 99]
     assert metrics.phone_frames(5.0, 5.2, FPS, 100).tolist() == []
     assert metrics.phone_frames(-0.3, 0.05, FPS, 100).tolist() == [0]
