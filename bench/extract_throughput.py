@@ -26,7 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from indextts2_models import write_random_indextts2  # noqa: E402
-
 from unitaf_data.features.indextts2 import INDEXTTS2_SETS  # noqa: E402
 
 SETS = {"offline": ("whisper",), "unitalker": ("unitalker",), "indextts2": INDEXTTS2_SETS}

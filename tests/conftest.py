@@ -14,7 +14,7 @@ import pytest
 # Before any Hugging Face import: tests never write into the user's ~/.cache/huggingface.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="unitaf-tests-hf-")
 
-DEMO_SETS = ("whisper", "units", "utterance")
+from reference import DEMO_SETS
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CHECKPOINT_KEYS = SHARED_REFERENCE / "unitalker_checkpoint_keys.txt"
 ARKIT_RIG = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 ARKIT_NAMES = SHARED_REFERENCE / "unitalker_arkit_names.txt"
+DEMO_SETS = ("whisper", "units", "utterance")  # the offline sets of the demo_features fixture
 
 
 def reference_checkpoint_shapes(checkpoint: str) -> dict[str, tuple[int, ...]]:

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from unitaf_data.face import ARKIT51, bilabial_closure_agreement, lip_closed_frames
+from unitaf_data.face import ARKIT51
 from unitaf_data.sources import demo
+from unitaf_model.metrics import bilabial_closure_agreement, lip_closed_frames
 
 pytest.importorskip("espeakng_loader")
 

@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DEMO_SETS
 from processes import kill_everything, markers, wait_for
-from reference import all_samples
+from reference import DEMO_SETS, all_samples
 from unitaf_data.dataset import Dataset
 from unitaf_data.extract import check_features, fit_units, length_batches, refusal
 from unitaf_data.features import ClipInput

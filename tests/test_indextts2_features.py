@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 from datasets import load_dataset
-from indextts2_models import write_random_indextts2
 
+from indextts2_models import write_random_indextts2
 from unitaf_data.extract import read_clips
 from unitaf_data.features import ClipInput, ExtractSettings, make_backend
 from unitaf_data.features.indextts2 import (

@@ -13,12 +13,11 @@ from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
-    mouth_openness,
     side_contributions,
     vertex_loss,
 )
 from unitaf_model.projector import Projector, parameter_count
-from unitaf_model.rig import demo_rig, load_rig
+from unitaf_model.rig import demo_rig, load_rig, mouth_openness
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 

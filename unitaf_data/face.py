@@ -1,4 +1,5 @@
-"""Face types: named channel sets at a frame rate, and the mouth measures read from them.
+"""Face types: named channel sets at a frame rate, their named channel groups (articulation,
+expression, mouth), and the lip aperture read from ARKit curves.
 
 Channel orders differ between corpora, so every face array travels with its channel names.
 ARKit-51 here is in UniTalker's order (the order of its `inhouse_blendshape_weight` head),
@@ -41,10 +42,6 @@ FLAME103_CHANNELS: tuple[str, ...] = (
 
 ARKIT51 = FaceType("arkit51", ARKIT51_UNITALKER)
 FLAME103 = FaceType("flame103", FLAME103_CHANNELS)  # 100 expressions + jaw axis-angle
-
-# Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
-LIP_CLOSED_APERTURE = 0.06
-
 
 def flame_to_arkit(
     flame: np.ndarray, matrix: np.ndarray, matrix_arkit_names: tuple[str, ...] | list[str]
@@ -95,40 +92,35 @@ def lip_aperture(face: np.ndarray, channels: tuple[str, ...] | list[str]) -> np.
     return jaw - close + 0.5 * lower
 
 
-def lip_closed_frames(
-    face: np.ndarray, channels: tuple[str, ...] | list[str], threshold: float = LIP_CLOSED_APERTURE
-) -> np.ndarray:
-    """Boolean (T,): frames whose lips are closed."""
-    return lip_aperture(face, channels) < threshold
+# Channel groups by name prefix, compared lower-cased so that UniTalker's PascalCase, Apple's
+# and Live Link's camelCase and FLAME-103's `jaw_*` all match. Articulation = what moves to
+# make speech sounds: the jaw and the lips (and ARKit-52's TongueOut); the smile, frown and
+# dimple shapes move the mouth but carry expression, so they are not articulation.
+_ARTICULATION_PREFIXES = (
+    "jaw", "mouthclose", "mouthfunnel", "mouthpucker", "mouthroll", "mouthpress",
+    "mouthlowerdown", "mouthupperup", "mouthstretch", "mouthshrug", "mouthleft", "mouthright",
+    "tongue",
+)  # fmt: skip
+# The mouth mask of FaceDiffuser's and Token-to-Face's blendshape LVE: every ARKit Jaw* and
+# Mouth* channel (Token-to-Face's `range(22, 49)` in alphabetical ARKit-51 order).
+_MOUTH_PREFIXES = ("jaw", "mouth")
 
 
-def bilabial_closure_agreement(
-    closed: np.ndarray, phonemes: list[tuple[str, float, float]], fps: float,
-    tolerance_frames: int = 1,
-) -> tuple[float, float]:
-    """How well lip closures match bilabial phonemes (p, b, m) of a timeline in the track's
-    time (seconds from its frame 0).
+def articulation_channels(channels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The jaw and lip channels, in the given order: ARKit Jaw*, MouthClose, MouthFunnel,
+    MouthPucker, MouthRoll*, MouthPress*, MouthLowerDown*, MouthUpperUp*, MouthStretch*,
+    MouthShrug*, MouthLeft/Right (and TongueOut); FLAME-103's jaw_x/y/z."""
+    return tuple(c for c in channels if c.lower().startswith(_ARTICULATION_PREFIXES))
 
-    Returns (recall, precision): the share of bilabials fully inside the track with a closed
-    frame within ±tolerance of their span, and the share of closed frames during speech
-    (non-pause phonemes) within ±tolerance of a bilabial.
-    """
-    frames = len(closed)
-    speech = np.zeros(frames, bool)
-    near_bilabial = np.zeros(frames, bool)
-    hits, total = 0, 0
-    for label, start, end in phonemes:
-        first, last = int(np.floor(start * fps)), int(np.ceil(end * fps))
-        if label.startswith("_") or last <= 0 or first >= frames:
-            continue
-        speech[max(first, 0) : last] = True
-        if label.lstrip("',")[:1] in "pbm":
-            lo, hi = max(first - tolerance_frames, 0), min(last + tolerance_frames, frames)
-            near_bilabial[lo:hi] = True
-            if first >= 0 and last <= frames:
-                total += 1
-                hits += bool(closed[lo:hi].any())
-    closed_in_speech = closed & speech
-    recall = hits / total if total else 1.0
-    precision = (closed_in_speech & near_bilabial).sum() / max(closed_in_speech.sum(), 1)
-    return recall, float(precision)
+
+def expression_channels(channels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Every channel that is not articulation, in the given order: ARKit Eye*, Brow*, Cheek*,
+    Nose*, MouthSmile*, MouthFrown*, MouthDimple*; FLAME-103's expression_*."""
+    articulation = set(articulation_channels(channels))
+    return tuple(c for c in channels if c not in articulation)
+
+
+def mouth_channels(channels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """ARKit Jaw* and Mouth* channels (FLAME-103: jaw_*), in the given order: the channels of
+    the blendshape mouth metrics."""
+    return tuple(c for c in channels if c.lower().startswith(_MOUTH_PREFIXES))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from unitaf_model.rig import mouth_openness
+
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
                ) -> torch.Tensor:
@@ -27,16 +29,10 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return squared.sum() / (mask.sum() * per_frame).clamp_min(1.0)
 
 
-def mouth_openness(vertices: torch.Tensor, mouth_idx: torch.Tensor | np.ndarray
-                   ) -> torch.Tensor:
-    """(..., V, 3) → (...): max − min y over the mouth vertices."""
-    y = vertices[..., torch.as_tensor(mouth_idx, device=vertices.device), 1]
-    return y.amax(-1) - y.amin(-1)
-
-
-def openness_weight(normalised: torch.Tensor, alpha: float = 3.0, gamma: float = 2.0
-                    ) -> torch.Tensor:
-    return alpha * (normalised - 0.5).abs().pow(gamma)
+def openness_weight(normalised: torch.Tensor | np.ndarray, alpha: float = 3.0,
+                    gamma: float = 2.0) -> torch.Tensor | np.ndarray:
+    """The mouth weight `α |n − 0.5|^γ` of normalised openness n (a tensor or an array)."""
+    return alpha * abs(normalised - 0.5) ** gamma
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ def side_contributions(openness: np.ndarray, interval: OpennessInterval, alpha: 
                        gamma: float = 2.0) -> tuple[float, float]:
     """Total mouth weight of the frames on the closed side (n < 0.5) and the open side."""
     n = interval.normalise(openness)
-    weight = alpha * np.abs(n - 0.5) ** gamma
+    weight = openness_weight(n, alpha, gamma)
     return float(weight[n < 0.5].sum()), float(weight[n > 0.5].sum())
 
 

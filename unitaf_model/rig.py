@@ -1,9 +1,13 @@
-"""Vertex rigs: blendshape weights → mesh vertices, for vertex-space losses and metrics.
+"""Vertex rigs: blendshape weights → mesh vertices, the named vertex sets that losses and
+metrics read, and the one mouth-openness formula.
 
-`vertices = meanshape + Σ_i w_i · blendshape_i`. Two rigs:
+`vertices = meanshape + Σ_i w_i · blendshape_i`. Each rig carries three vertex sets: the inner
+mouth (`mouth_idx`, whose y extent is the mouth openness), the lip region (`lip_idx`, for the
+lip vertex error) and the upper face (`upper_idx`, for the upper-face dynamics deviation), the
+last two with a short name a report prints. Two rigs:
 - `load_rig(path)`: UniTalker's ARKit npz format (`meanshape` (V, 3), `blendshape` (51, V, 3)
-  in UniTalker's ARKit channel order, `faces`, `inner_mouth_idx`, `outer_mouth_idx`); the real
-  one ships with UniTalker's resources.
+  in UniTalker's ARKit channel order, `faces`, `inner_mouth_idx`, `outer_mouth_idx`,
+  `lower_face_idx`); the real one ships with UniTalker's resources.
 - `demo_rig()`: a small procedural ARKit-51 rig the toolkit builds itself, so the demo corpus
   trains with a vertex loss on a fresh machine. Its lips behave like the real rig's: about
   0.032 of mouth opening at rest and about 0.060 with JawOpen = 1, closed by MouthClose.
@@ -19,6 +23,11 @@ import torch
 
 from unitaf_data.face import ARKIT51_UNITALKER
 
+UNITALKER_LIP_SET = "unitalker-arkit lips v1: outer_mouth_idx"
+UNITALKER_UPPER_SET = "unitalker-arkit upper face v1: vertices not in lower_face_idx"
+DEMO_LIP_SET = "demo lips v1: ellipse 0.4 x 0.2 around the mouth centre"
+DEMO_UPPER_SET = "demo upper face v1: vertices more than 0.35 above the mouth centre"
+
 
 @dataclass
 class Rig:
@@ -28,6 +37,9 @@ class Rig:
     faces: np.ndarray  # (F, 3) triangle vertex indices
     mouth_idx: np.ndarray  # inner-mouth vertices: mouth openness is their y extent
     lip_idx: np.ndarray  # lip-region vertices: lip vertex error (LVE)
+    upper_idx: np.ndarray  # upper-face vertices: upper-face dynamics deviation (FDD)
+    lip_set: str  # which lip set, and its version, for reports
+    upper_set: str  # which upper-face set, and its version, for reports
 
     def vertices(self, weights: torch.Tensor) -> torch.Tensor:
         """(..., C) weights → (..., V, 3) vertices."""
@@ -37,30 +49,60 @@ class Rig:
 
     @torch.no_grad()
     def mouth_openness(self, faces: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """Mouth openness (y extent of the inner-mouth vertices) of every (T, C) frame,
-        a chunk of frames at a time: a whole corpus of vertices would not fit in memory."""
-        index = torch.as_tensor(self.mouth_idx)
-        parts = []
-        for start in range(0, len(faces), chunk):
-            y = self.vertices(torch.from_numpy(faces[start : start + chunk]))[:, index, 1]
-            parts.append((y.amax(-1) - y.amin(-1)).numpy())
-        return np.concatenate(parts)
+        """Mouth openness of every (T, C) weight frame, a chunk of frames at a time: a whole
+        corpus of vertices would not fit in memory."""
+        parts = [mouth_openness(self.vertices(torch.from_numpy(faces[start : start + chunk])),
+                                self.mouth_idx).numpy()
+                 for start in range(0, len(faces), chunk)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def mouth_openness(vertices: torch.Tensor, mouth_idx: torch.Tensor | np.ndarray
+                   ) -> torch.Tensor:
+    """(..., V, 3) vertices → (...) mouth openness: max − min y over the mouth vertices."""
+    y = vertices[..., torch.as_tensor(mouth_idx, device=vertices.device), 1]
+    return y.amax(-1) - y.amin(-1)
 
 
 def load_rig(path: str | Path, channels: tuple[str, ...] = ARKIT51_UNITALKER) -> Rig:
-    with np.load(path) as data:
+    """A UniTalker ARKit npz rig. Its upper face is every vertex outside UniTalker's own
+    `lower_face_idx` (which holds both mouth sets): on the real rig 526 of 1220 vertices,
+    the eyes, brows, forehead, nose and upper cheeks. There the largest displacement of a
+    vertex by an articulation channel averages 0.0004, a tenth of that by an expression
+    channel (0.0043) and of JawOpen's reach in the lower face (0.043)."""
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"meanshape", "blendshape", "faces", "inner_mouth_idx", "outer_mouth_idx",
+                   "lower_face_idx"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: not a UniTalker rig, missing {sorted(missing)}")
+        meanshape = data["meanshape"].astype(np.float32)
         blendshape = data["blendshape"].astype(np.float32)
-        if len(blendshape) != len(channels):
-            raise ValueError(f"{path}: {len(blendshape)} blendshapes for {len(channels)} "
-                             "channels")
-        return Rig(channels=channels, meanshape=data["meanshape"].astype(np.float32),
-                   blendshape=blendshape, faces=data["faces"].astype(np.int64),
-                   mouth_idx=data["inner_mouth_idx"].astype(np.int64),
-                   lip_idx=data["outer_mouth_idx"].astype(np.int64))
+        count = len(meanshape)
+        if meanshape.shape != (count, 3) or blendshape.shape != (len(channels), count, 3):
+            raise ValueError(f"{path}: meanshape {meanshape.shape} and blendshape "
+                             f"{blendshape.shape} do not fit {len(channels)} channels")
+        faces, mouth, lips, lower = (_indices(path, data, key, count) for key in (
+            "faces", "inner_mouth_idx", "outer_mouth_idx", "lower_face_idx"))
+    return Rig(channels=channels, meanshape=meanshape, blendshape=blendshape, faces=faces,
+               mouth_idx=mouth, lip_idx=lips, upper_idx=np.setdiff1d(np.arange(count), lower),
+               lip_set=UNITALKER_LIP_SET, upper_set=UNITALKER_UPPER_SET)
+
+
+def _indices(path: str | Path, data, key: str, count: int) -> np.ndarray:
+    values = data[key]
+    if values.dtype.kind not in "iu" or values.size == 0 or values.min() < 0 \
+            or values.max() >= count:
+        raise ValueError(f"{path}: {key} must be vertex indices in [0, {count})")
+    return values.astype(np.int64)
 
 
 def demo_rig(resolution: int = 33) -> Rig:
-    """The procedural ARKit-51 rig: a curved face grid with a mouth ring, eyes and brows."""
+    """The procedural ARKit-51 rig: a curved face grid with a mouth ring, eyes and brows.
+
+    Its upper face is the grid above y = −0.2, 0.35 above the mouth centre (18 of 33 rows,
+    594 vertices at the default resolution): the nose, cheeks, eyes, brows and forehead.
+    Every articulation channel acts at or below the mouth, and the mouth-corner shapes have
+    faded to under 1e-3 of their size there."""
     xs, ys = np.meshgrid(np.linspace(-1, 1, resolution), np.linspace(-1.3, 1.1, resolution))
     grid = np.stack([xs.ravel(), ys.ravel()], 1)
     ring = np.linspace(0, 2 * np.pi, 24, endpoint=False)
@@ -75,9 +117,11 @@ def demo_rig(resolution: int = 33) -> Rig:
     shapes = _demo_blendshapes(meanshape, upper, lower, mouth_center)
     lip_idx = np.flatnonzero(np.hypot((meanshape[:, 0] - mouth_center[0]) / 0.4,
                                       (meanshape[:, 1] - mouth_center[1]) / 0.2) <= 1.0)
+    upper_idx = np.flatnonzero(meanshape[:, 1] > mouth_center[1] + 0.35)
     return Rig(channels=ARKIT51_UNITALKER, meanshape=meanshape,
                blendshape=np.stack([shapes[name] for name in ARKIT51_UNITALKER]),
-               faces=_grid_faces(resolution), mouth_idx=mouth_idx, lip_idx=lip_idx)
+               faces=_grid_faces(resolution), mouth_idx=mouth_idx, lip_idx=lip_idx,
+               upper_idx=upper_idx, lip_set=DEMO_LIP_SET, upper_set=DEMO_UPPER_SET)
 
 
 def _bump(points: np.ndarray, center: tuple[float, float], radius: float) -> np.ndarray:

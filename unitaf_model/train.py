@@ -36,12 +36,11 @@ from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
-    mouth_openness,
     vertex_loss,
 )
 from unitaf_model.model import UniTAF
 from unitaf_model.projector import parameter_count
-from unitaf_model.rig import Rig, demo_rig, load_rig
+from unitaf_model.rig import Rig, demo_rig, load_rig, mouth_openness
 from unitaf_model.run import (
     BEST,
     ModelArgs,
