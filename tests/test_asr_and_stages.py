@@ -35,8 +35,8 @@ def test_plan_recording_keeps_clips_within_bounds_with_reference_wer(recording, 
     plan = stages.plan_recording(recording, transcript, settings, QualityRules())
     assert plan.clips
     for meta in plan.clips:
-        assert 1.0 <= meta["duration"] <= 8.0 + 1 / 30
-        assert meta["wer"] <= 0.5 and meta["reference_text"]
+        assert 1.0 <= meta.duration <= 8.0 + 1 / 30
+        assert meta.wer <= 0.5 and meta.reference_text
         sample = stages.encode_clip(recording, meta)  # validates the contract
         assert set(sample) == {"__key__", "flac", "face.npy", "json"}
 

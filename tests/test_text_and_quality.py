@@ -1,9 +1,13 @@
+from dataclasses import replace
+
 import numpy as np
 
 from unitaf_data.quality import QualityRules, check_clip
+from unitaf_data.schema import AsrInfo
 from unitaf_data.text import normalize_text, word_error_rate
 
-GOOD_ASR = {"avg_logprob": -0.2, "no_speech_prob": 0.1, "compression_ratio": 1.4}
+GOOD_ASR = AsrInfo("tiny.en", "hello", avg_logprob=-0.2, no_speech_prob=0.1,
+                   compression_ratio=1.4)
 
 
 def test_wer_ignores_case_and_punctuation():
@@ -25,7 +29,7 @@ def test_quality_rules_name_their_reason():
     bad_face = face.copy()
     bad_face[3, 4] = np.nan
     assert check_clip(_speech(), bad_face, "hi", GOOD_ASR, None, rules) == "face_not_finite"
-    on_silence = GOOD_ASR | {"no_speech_prob": 0.9, "avg_logprob": -1.5}
+    on_silence = replace(GOOD_ASR, no_speech_prob=0.9, avg_logprob=-1.5)
     assert check_clip(_speech(), face, "hi", on_silence, None, rules) == "asr_text_on_silence"
-    looping = GOOD_ASR | {"compression_ratio": 3.1}
+    looping = replace(GOOD_ASR, compression_ratio=3.1)
     assert check_clip(_speech(), face, "hi", looping, None, rules) == "asr_repetition"

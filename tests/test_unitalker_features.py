@@ -3,16 +3,12 @@ loaded by the real loading code and run end to end through the extraction pipeli
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pytest
 import torch
 
-from reference import CHECKPOINT_KEYS, reference_checkpoint_shapes
+from reference import CHECKPOINT_KEYS, all_samples, reference_checkpoint_shapes
 from unitaf_data.features.unitalker import encoder_config, encoder_state, load_encoder
-from unitaf_data.shards import raw_samples, read_tar
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
 needs_reference = pytest.mark.skipif(not CHECKPOINT_KEYS.exists(), reason="../shared not present")
@@ -103,14 +99,9 @@ def test_unitalker_teacher_features_end_to_end(demo_copy, unitalker_checkpoint):
                                         unitalker_ckpt=str(unitalker_checkpoint),
                                         workers=1, progress=False))
     info = summary.feature_sets["unitalker"]
-    assert info["checks"]["problems"] == 0 and info["dims"] == 768
-    assert info["model"]["architecture"] == "wavlm"
-    main = sorted(dataset.glob("data/*/*.tar"))[0]
-    durations = {s["__key__"]: s["json"]["duration"] for s in read_tar(main)}
-    sidecar = dataset / "features" / "unitalker" / main.parent.name / main.name
-    for sample in raw_samples(sidecar):
-        teacher = np.load(io.BytesIO(sample["teacher.npy"]))
+    assert not any(info.checks.problems.values()) and info.dims == 768
+    assert info.model["architecture"] == "wavlm" and info.model["files"]
+    for sample in all_samples(dataset, {"unitalker": ["teacher.npy"]}).values():
+        teacher = sample.features["unitalker"]["teacher.npy"]
         assert teacher.dtype == np.float16 and teacher.shape[1] == 768
-        assert abs(len(teacher) - durations[sample["__key__"]] * 50) <= 1
-    assert json.loads((dataset / "features" / "unitalker" / "feature.json").read_text())[
-        "model"]["files"]
+        assert abs(len(teacher) - sample.meta.duration * 50) <= 1

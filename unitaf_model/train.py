@@ -146,8 +146,7 @@ class Recipe:
     def _store_front_end(self, backbone) -> dict[str, Any]:
         """How the run's input is computed from audio: the backbone set's backend and model
         (and, for offline units, the centroids themselves, saved in the run)."""
-        if backbone.backend == "offline" and self.config.backbone_set == "units" \
-                and self.rank == 0:
+        if "centroids_sha256" in backbone.custom and self.rank == 0:
             from safetensors.numpy import save_file
 
             from unitaf_data.features.units import load_centroids
