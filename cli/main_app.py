@@ -83,27 +83,42 @@ def _print_validation(out: Path) -> None:
 
 @app.command("eval")
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="A run folder written by `unitaf train`.")],
-    split: Annotated[str, typer.Option(help="Split to evaluate: val or test.")] = "test",
+    run: Annotated[str, typer.Argument(help="A run folder written by `unitaf train` (or a "
+                                            "Hub model id).")],
+    data: Annotated[str | None, typer.Option(
+        help="Dataset to evaluate on (default: the one the run was trained on).")] = None,
+    split: Annotated[str, typer.Option(help="Split: test or val.")] = "test",
+    compare: Annotated[list[str] | None, typer.Option(
+        help="Another run to put in the same table (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Report folder (default: RUN/eval/SPLIT).")] = None,
+    checkpoint: Annotated[str, typer.Option(
+        help="best (lowest validation loss), last, or step_NNNNNN.")] = "best",
+    skip_bad: Annotated[bool, typer.Option(
+        help="Skip (and count) bad samples instead of stopping.")] = False,
 ) -> None:
-    """Evaluate a run's last checkpoint on a split: its losses and, for stage 2, vertex
-    error, lip vertex error and the train-mean-face baseline."""
-    import logging
+    """Evaluate a run with the field's metrics (LVE/LVD, blendshape mouth L2 and MVE, FDD,
+    jitter, bilabial closure, AV offset, mouth-openness distribution) against the
+    train-mean face and ground truth; writes eval.json, eval.md and plots."""
+    from unitaf_data.dataset import Dataset
+    from unitaf_model.evaluate import evaluate as run_evaluation
+    from unitaf_model.evaluate import markdown_table, report_dict, write_report
+    from unitaf_model.run import load_run
 
-    from unitaf_model.train import evaluate_run
-
-    logging.basicConfig(level=logging.WARNING)
     try:
-        metrics = evaluate_run(run, split)
-    except (ValueError, FileNotFoundError) as error:
+        runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
+        origin = runs[0].info.dataset
+        dataset = Dataset.open(data) if data else Dataset.open(
+            origin.get("repo_id") or origin["path"], origin.get("revision"))
+        evaluation = run_evaluation(runs, dataset, split, skip_bad)
+        folder = out or (runs[0].path / "eval" / split if Path(run).exists()
+                         else Path("eval") / runs[0].path.name / split)
+        paths = write_report(evaluation, folder)
+    except (ValueError, FileNotFoundError, KeyError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    table = Table(title=f"{run} at step {metrics.pop('step')} on {metrics.pop('split')}")
-    table.add_column("metric")
-    table.add_column("value")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4g}")
-    console.print(table)
+    console.print(markdown_table(report_dict(evaluation)))
+    console.print(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}")
 
 
 @app.command()

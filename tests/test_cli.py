@@ -34,8 +34,8 @@ def test_inspect_of_a_folder_that_is_not_a_dataset_exits_2(tmp_path):
 
 def test_plots_pick_the_mouth_channels_of_each_face_type():
     from unitaf_data.face import ARKIT51_UNITALKER, FLAME103_CHANNELS
-    from unitaf_data.inspection import mouth_channels
+    from unitaf_data.inspection import plot_channels
 
-    assert mouth_channels(list(ARKIT51_UNITALKER)) == ["JawOpen", "MouthClose"]
-    assert mouth_channels(list(FLAME103_CHANNELS)) == ["jaw_x"]
-    assert mouth_channels(["a", "b", "c"]) == ["a", "b"]
+    assert plot_channels(list(ARKIT51_UNITALKER)) == ["JawOpen", "MouthClose"]
+    assert plot_channels(list(FLAME103_CHANNELS)) == ["jaw_x"]
+    assert plot_channels(["a", "b", "c"]) == ["a", "b"]

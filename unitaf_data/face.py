@@ -61,12 +61,15 @@ def flame_to_arkit(
     return arkit[:, order].astype(np.float32)
 
 
-def resample_face(face: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear interpolation of every channel onto the `fps_out` grid covering the same span:
-    frame i of the output samples time i / fps_out."""
-    if fps_in == fps_out:
+def resample_face(face: np.ndarray, fps_in: float, fps_out: float,
+                  frames: int | None = None) -> np.ndarray:
+    """Linear interpolation of every channel onto the `fps_out` grid: frame i of the output
+    samples time i / fps_out (holding the last frame past the end). `frames` output frames,
+    by default those covering the same span."""
+    frames_out = int(np.floor(len(face) / fps_in * fps_out + 1e-9)) if frames is None \
+        else frames
+    if fps_in == fps_out and frames_out == len(face):
         return face
-    frames_out = int(np.floor(len(face) / fps_in * fps_out + 1e-9))
     source = np.arange(len(face)) / fps_in
     target = np.arange(frames_out) / fps_out
     return np.stack([np.interp(target, source, face[:, c]) for c in range(face.shape[1])],

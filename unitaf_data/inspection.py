@@ -66,7 +66,7 @@ def load_clip(dataset: Dataset, key: str | None = None) -> dict[str, Any]:
             "face": sample.face, "meta": sample.meta, "channels": dataset.info.channels}
 
 
-def mouth_channels(channels: list[str]) -> list[str]:
+def plot_channels(channels: list[str]) -> list[str]:
     """The channels that show mouth opening: ARKit JawOpen/MouthClose, FLAME's jaw
     rotation, or else the first two channels."""
     for wanted in (["JawOpen", "MouthClose"], ["jaw_x"]):
@@ -92,7 +92,7 @@ def plot_clip(clip: dict[str, Any], out_path: str | Path) -> Path:
     wave_ax.set_ylabel("waveform")
     fig.suptitle("\n".join(textwrap.wrap(f"{meta.key}: “{meta.text}”", 130)), fontsize=9,
                  x=0.01, ha="left")
-    for name, colour in zip(mouth_channels(channels), ("tab:red", "tab:blue"), strict=False):
+    for name, colour in zip(plot_channels(channels), ("tab:red", "tab:blue"), strict=False):
         face_ax.plot(frame_time, face[:, channel_index(channels, name)], label=name,
                      color=colour)
     face_ax.set_ylabel("face channel value")

@@ -153,22 +153,25 @@ def fdd(pred_vertices: Iterable[np.ndarray], true_vertices: Iterable[np.ndarray]
     )
 
 
-def jitter(curves: Sequence[np.ndarray], fps: float, name: str = "jitter") -> MetricResult:
+def jitter(curves: Sequence[np.ndarray], fps: float, name: str = "jitter",
+           channel_set: str = "all channels") -> MetricResult:
     """Token-to-Face's jitter of (T, C) clips: per frame the L2 norm over channels of the
-    second difference × fps², averaged over the pooled frames (never across clip ends)."""
+    second difference × fps², averaged over the pooled frames (never across clip ends);
+    `channel_set` says which channels the curves hold."""
     per_frame = [np.linalg.norm(np.diff(np.asarray(c, np.float64), n=2, axis=0) * fps**2,
                                 axis=1) for c in curves]
     values = _concatenate(per_frame)
-    return MetricResult(name, float(values.mean()), "Token-to-Face jitter: L2 norm over all "
-                        "channels of the second difference × fps²", "blendshape weight/s²",
+    return MetricResult(name, float(values.mean()), f"Token-to-Face jitter: L2 norm over "
+                        f"{channel_set} of the second difference × fps²", "blendshape weight/s²",
                         FRAMES_POOLED, len(values))
 
 
 def jitter_ratio(pred: MetricResult, true: MetricResult) -> MetricResult:
     """Prediction's jitter over ground truth's (below 1: smoother than ground truth; NaN
     where ground truth does not move)."""
-    return MetricResult("jitter_ratio", pred.value / true.value if true.value else math.nan,
-                        "Token-to-Face jitter ratio: prediction / ground truth", "ratio",
+    return MetricResult(f"{pred.name}_ratio",
+                        pred.value / true.value if true.value else math.nan,
+                        f"Token-to-Face {pred.name} ratio: prediction / ground truth", "ratio",
                         pred.pooling, pred.count)
 
 

@@ -58,6 +58,7 @@ class RunInfo:
     model: ModelArgs
     inputs: dict[str, str]  # backbone_set, backbone_field, teacher_set, teacher_field
     fps: float  # the model's frame rate (projector output)
+    face_fps: float  # the dataset's face frame rate (what outputs default to)
     speakers: dict[str, int]  # train speaker → identity row; others use `unknown_identity`
     rig: str | None  # "demo", "rig.npz" (stored in the run) or None (no vertex rig)
     mouth_interval: dict[str, float] | None  # low, high, coverage, frames
@@ -219,7 +220,7 @@ class LoadedRun:
     def predict(self, inputs: np.ndarray, speaker: str | None = None) -> np.ndarray:
         """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face (ceil(T/2), C)
         at the model's fps."""
-        tensor = torch.from_numpy(np.asarray(inputs)[None])
+        tensor = torch.from_numpy(np.array(inputs)[None])
         tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \
             else tensor.float()
         face, _ = self.model(tensor, self.identity([speaker or ""]))

@@ -119,7 +119,7 @@ class Recipe:
             stage=cfg.stage, model=args,
             inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
                     "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
-            fps=cfg.fps,
+            fps=cfg.fps, face_fps=info.fps,
             speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
             rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
             front_end=self._store_front_end(backbone), dataset=self._dataset_identity())

@@ -1,0 +1,85 @@
+"""Audio → face with a trained run: the run's input computed from audio alone (its front end),
+the model, and the face on the output frame grid.
+
+A run remembers how its input was made (`RunInfo.front_end`): the offline Whisper `tiny.en`
+encoder states (`whisper`), or their k-means codes (`units`, with the centroids saved in the
+run). Those are recomputed here from any audio, exactly as extraction computed them (clip-
+length encoding, float16 storage), so a run animates audio it never saw without its dataset.
+Runs trained on features that need text or a TTS (IndexTTS2's `tts_latent`, `semantic_codes`)
+are refused with the command that can run them (`unitaf infer`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from unitaf_data.face import resample_face
+from unitaf_data.schema import SAMPLE_RATE
+from unitaf_model.run import LoadedRun
+
+log = logging.getLogger(__name__)
+
+AUDIO_WINDOW_SECONDS = 20.0  # Whisper's encoder sees at most 30 s: longer audio in windows
+
+
+def check_audio_front_end(run: LoadedRun) -> None:
+    """A clear error when the run's input cannot be computed from audio alone."""
+    front = run.info.front_end
+    if front["backend"] == "offline" and front["set"] in ("whisper", "units"):
+        return
+    if front["backend"] == "indextts2":
+        raise ValueError(f"{run.path} is driven by IndexTTS2 features ({front['set']}), "
+                         "which need text and the TTS: use `unitaf infer --run "
+                         f"{run.path} --text ...`")
+    raise ValueError(f"{run.path} is driven by the '{front['set']}' features of the "
+                     f"{front['backend']} backend, which `unitaf animate` cannot compute "
+                     "from audio alone")
+
+
+class AudioFrontEnd:
+    """The run's input features of any 16 kHz audio (one encoder, loaded once)."""
+
+    def __init__(self, run: LoadedRun) -> None:
+        from unitaf_data.features import folder_hashes
+        from unitaf_data.features.offline import WhisperEncoder
+
+        check_audio_front_end(run)
+        self.set = run.info.front_end["set"]
+        self.encoder = WhisperEncoder()
+        recorded = run.info.front_end["model"].get("files", {})
+        if recorded and folder_hashes(self.encoder.path) != recorded:
+            log.warning("the Whisper encoder here differs from the one %s was trained with: "
+                        "its faces may differ", run.path)
+        self.centroids = run.front_end.get("centroids")
+        if self.set == "units" and self.centroids is None:
+            raise ValueError(f"{run.path} has no front_end.safetensors with its unit centroids")
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """(T50,) codes or (T50, 384) states, T50 = round(samples / 320)."""
+        from unitaf_data.features.units import nearest
+
+        window = round(AUDIO_WINDOW_SECONDS * SAMPLE_RATE)
+        states = np.concatenate([
+            self.encoder.encode([audio[start : start + window]])[0]
+            for start in range(0, max(len(audio), 1), window)])
+        if self.set == "units":
+            return nearest(states, self.centroids).astype(np.int16)
+        return states.astype(np.float16)  # as the sidecars store them
+
+
+def face_from_features(run: LoadedRun, features: np.ndarray, speaker: str | None,
+                       fps: float, frames: int) -> np.ndarray:
+    """The run's face for one clip's 50 Hz input, on a grid of `frames` frames at `fps`."""
+    face = run.predict(features, speaker)
+    return resample_face(face, run.info.fps, fps, frames)
+
+
+def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
+            speaker: str | None = None, fps: float | None = None) -> np.ndarray:
+    """Face (round(duration × fps), C) for 16 kHz mono audio; `fps` defaults to the run's
+    dataset face rate."""
+    fps = fps or run.info.face_fps
+    frames = round(len(audio) / SAMPLE_RATE * fps)
+    return face_from_features(run, front_end.features(audio), speaker, fps, frames)
