@@ -164,10 +164,11 @@ def _mouth(channels: Sequence[str]) -> list[int]:
 
 def _vertex_metrics(rig, faces: Sequence[np.ndarray], true: Sequence[np.ndarray]
                     ) -> list[metrics.MetricResult]:
-    def vertices(clips):
+    def vertices(clips):  # never yield inside `no_grad`: it would leak into the caller
         for face in clips:
             with torch.no_grad():
-                yield rig.vertices(torch.from_numpy(np.ascontiguousarray(face))).numpy()
+                found = rig.vertices(torch.from_numpy(np.ascontiguousarray(face))).numpy()
+            yield found
 
     lve = metrics.lip_vertex_error(vertices(faces), vertices(true), rig.lip_idx, rig.lip_set)
     fdd = metrics.fdd(vertices(faces), vertices(true), rig.meanshape, rig.upper_idx,

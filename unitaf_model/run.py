@@ -220,11 +220,12 @@ class LoadedRun:
     def predict(self, inputs: np.ndarray, speaker: str | None = None) -> np.ndarray:
         """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face (ceil(T/2), C)
         at the model's fps."""
+        device = next(self.model.parameters()).device
         tensor = torch.from_numpy(np.array(inputs)[None])
         tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \
             else tensor.float()
-        face, _ = self.model(tensor, self.identity([speaker or ""]))
-        return face[0].float().numpy()
+        face, _ = self.model(tensor.to(device), self.identity([speaker or ""]).to(device))
+        return face[0].float().cpu().numpy()
 
 
 def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:

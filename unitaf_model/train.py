@@ -40,9 +40,10 @@ from unitaf_model.losses import (
 )
 from unitaf_model.model import UniTAF
 from unitaf_model.projector import parameter_count
-from unitaf_model.rig import Rig, demo_rig, load_rig, mouth_openness
+from unitaf_model.rig import Rig, demo_rig, load_rig
 from unitaf_model.run import (
     BEST,
+    LoadedRun,
     ModelArgs,
     RunInfo,
     checkpoints,
@@ -323,16 +324,36 @@ class Recipe:
 
     def validate(self) -> dict[str, float]:
         """Evaluate on the val split, log it (TensorBoard, validation.jsonl), keep the best
-        step's weights, and return the metrics."""
-        metrics, curves = self.evaluate("val")
+        step's weights, and return the metrics: losses (all workers), and in stage II the
+        eval metrics of `unitaf_model.evaluate` for the model and the train-mean face
+        (rank 0)."""
+        metrics = self.evaluate("val")
+        if self.rank == 0 and self.config.stage == 2:
+            metrics |= self._face_metrics()
         self._log(metrics, "val")
-        if self.rank == 0 and curves is not None:
-            self.writer.add_figure("val/mouth_openness", mouth_figure(*curves), self.step)
         if self.rank == 0:
             with (self.out / "validation.jsonl").open("a") as handle:
                 handle.write(json.dumps({"step": self.step, **metrics}) + "\n")
             self._keep_best(metrics)
         return metrics
+
+    VALIDATION_METRICS = ("lve", "mouth_l2", "bcs", "jaw_open_correlation", "jitter_mouth_ratio")
+
+    def _face_metrics(self) -> dict[str, float]:
+        from unitaf_model.evaluate import MEAN_FACE, evaluate
+        from unitaf_model.plots import clip_curves
+
+        self.model.eval()
+        current = LoadedRun(path=self.out, info=self.run_info, config=self.config.to_dict(),
+                            model=self.core, checkpoint="current", step=self.step,
+                            rig=self.rig)
+        evaluation = evaluate([current], self.dataset, "val")
+        mine, mean = evaluation.scores[self.out.name], evaluation.scores[MEAN_FACE]
+        found = {name: mine[name].value for name in self.VALIDATION_METRICS if name in mine}
+        if "lve" in mean:
+            found["mean_face_lve"] = mean["lve"].value
+        self.writer.add_figure("val/mouth", clip_curves(evaluation, self.out.name), self.step)
+        return found
 
     def _keep_best(self, metrics: dict[str, float]) -> None:
         """`best/`: the weights of the step with the lowest validation `best_metric` (steps
@@ -348,47 +369,18 @@ class Recipe:
         write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
-    def evaluate(self, split: str) -> tuple[dict[str, float], tuple | None]:
-        """Losses on a split, per frame; in stage II also the vertex error, lip vertex error
-        and the train-mean-face baseline. Sums are all-reduced across workers. Returns the
-        metrics and one clip's predicted and true mouth-openness curves (stage II)."""
+    def evaluate(self, split: str) -> dict[str, float]:
+        """The losses on a split, per frame, summed over every worker's share."""
         self.model.eval()
         sums: dict[str, float] = {}
-        curves = None
         for batch in loader(self.dataset, self.spec, split, self.rank, self.world,
                             endless=False):
             frames = float(batch["mask"].sum())
             for name, value in self.losses(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value) * frames
             sums["frames"] = sums.get("frames", 0.0) + frames
-            if self.config.stage == 2 and self.rig is not None:
-                clip_curves = self._vertex_metrics(batch, sums)
-                curves = curves or clip_curves
         totals = self._all_reduce(sums)
-        metrics = {k: v / max(totals["frames"], 1.0) for k, v in totals.items()
-                   if k != "frames"}
-        return metrics, curves
-
-    def _vertex_metrics(self, batch: dict[str, Any], sums: dict[str, float]):
-        """Adds frame-summed vertex MSE (model and mean face) and LVE; returns one clip's
-        predicted and true mouth-openness curves."""
-        mask = batch["mask"].to(self.device)
-        face, _ = self.model(batch["inputs"].to(self.device),
-                             self.identities(batch["speakers"]))
-        target = self.rig.vertices(batch["face"].to(self.device))
-        predicted = self.rig.vertices(face.float())
-        baseline = self.rig.vertices(self.core.template.expand_as(batch["face"]).to(
-            self.device))
-        for name, guess in (("vertex_mse", predicted), ("mean_face_vertex_mse", baseline)):
-            error = (guess - target).square().sum(-1).mean(-1)
-            sums[name] = sums.get(name, 0.0) + float((error * mask).sum())
-        lips = torch.as_tensor(self.rig.lip_idx, device=self.device)
-        lve = (predicted[..., lips, :] - target[..., lips, :]).square().sum(-1).amax(-1)
-        sums["lip_vertex_error"] = sums.get("lip_vertex_error", 0.0) + float((lve * mask).sum())
-        length = int(mask[0].sum())
-        index = torch.as_tensor(self.rig.mouth_idx, device=self.device)
-        return (mouth_openness(predicted[0, :length], index).cpu().numpy(),
-                mouth_openness(target[0, :length], index).cpu().numpy(), batch["keys"][0])
+        return {k: v / max(totals["frames"], 1.0) for k, v in totals.items() if k != "frames"}
 
     def _all_reduce(self, sums: dict[str, float]) -> dict[str, float]:
         if self.world == 1:
@@ -426,21 +418,6 @@ class Recipe:
     def cleanup(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def mouth_figure(predicted: np.ndarray, target: np.ndarray, key: str):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 3))
-    axis = figure.subplots()
-    axis.plot(target, label="ground truth")
-    axis.plot(predicted, label="predicted")
-    axis.set_xlabel("frame (25 fps)")
-    axis.set_ylabel("mouth openness")
-    axis.set_title(key, fontsize=8)
-    axis.legend()
-    figure.tight_layout()
-    return figure
 
 
 def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1, progress=None
