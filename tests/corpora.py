@@ -17,13 +17,13 @@ from unitaf_data.sources import demo
 
 
 def demo_recordings(root: Path, minutes: float = 1.4, seed: int = 11) -> list[dict]:
-    """Demo recordings: 16 kHz audio, ARKit face (30 fps) and timed words of each."""
+    """Demo recordings: 16 kHz audio, ARKit face (30 fps), timed words and phonemes of each."""
     corpus = demo.prepare(root / "demo-source", minutes=minutes, seed=seed)
     recordings = []
     for ref in demo.discover(corpus):
         timeline = json.loads(Path(ref.extra["timeline_path"]).read_text())
         recordings.append({"audio": load_audio(ref.audio_path), "face": np.load(ref.face_path),
-                           "words": timeline["words"],
+                           "words": timeline["words"], "phonemes": timeline["phonemes"],
                            "text": " ".join(s for s, _, _ in timeline["sentences"])})
     return recordings
 
@@ -33,7 +33,9 @@ def flame_matrix(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(scale=0.5, size=(51, 103))
 
 
-def write_textgrid(path: Path, words: list, duration: float) -> None:
+def write_textgrid(path: Path, words: list, duration: float, phonemes: list | None = None
+                   ) -> None:
+    """A word tier and, with `phonemes`, an aligner-style "phones" tier (pauses left empty)."""
     grid = textgrid.Textgrid()
     merged: list[list] = []  # eSpeak gives words it runs together one shared span
     for word, start, end in words:
@@ -43,6 +45,10 @@ def write_textgrid(path: Path, words: list, duration: float) -> None:
             merged.append([word, start, end])
     entries = [Interval(round(s, 4), round(e, 4), w) for w, s, e in merged if e > s]
     grid.addTier(textgrid.IntervalTier("words", entries, 0.0, duration))
+    if phonemes is not None:
+        phones = [Interval(round(s, 4), round(e, 4), p) for p, s, e in phonemes
+                  if not p.startswith("_") and round(e, 4) > round(s, 4)]
+        grid.addTier(textgrid.IntervalTier("phones", phones, 0.0, duration))
     grid.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
 
@@ -105,7 +111,8 @@ def make_beat2(root: Path, recordings: list[dict]) -> dict[str, str]:
 
 
 def make_folder(root: Path, recordings: list[dict]) -> None:
-    """Three speakers, one face format each: .npy + names file, .csv, BEAT-v1 .json."""
+    """Three speakers, one face format each: .npy + names file (and .txt), .csv (and a
+    TextGrid with word and phone tiers), BEAT-v1 .json (no transcript)."""
     names_file = root / "channels.txt"
     root.mkdir(parents=True, exist_ok=True)
     names_file.write_text("\n".join(ARKIT51_UNITALKER))
@@ -124,7 +131,8 @@ def make_folder(root: Path, recordings: list[dict]) -> None:
             rows = [",".join([f"{i / 30:.4f}", *map(str, frame[::-1])])
                     for i, frame in enumerate(face)]
             (folder / "take1.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
-            write_textgrid(folder / "take1.TextGrid", rec["words"], len(rec["audio"]) / 16000)
+            write_textgrid(folder / "take1.TextGrid", rec["words"], len(rec["audio"]) / 16000,
+                           rec["phonemes"])
         else:  # BEAT-v1 ARKit json at 60 fps: every 30 fps frame twice
             doubled = np.repeat(face, 2, axis=0)
             (folder / "take1.json").write_text(json.dumps(

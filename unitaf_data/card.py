@@ -156,7 +156,8 @@ track (`face.npy`, float32 `(T, {len(info.channels)})` `{info.face_type}` at
 {info.fps} fps) and its metadata (`json`: transcript with word times, speaker, emotion,
 ASR statistics{", phone times" if counts.get("has_phones") else ""}). Channel names, build
 settings and every shard's sample count and sha256 are in `unitaf.json`; one row per clip is
-in `manifest.parquet`, one row per dropped recording or clip in `rejected.parquet`.
+in `manifest.parquet`, one row per dropped recording or clip in
+`rejected.parquet`.{_phones_prose(counts)}
 
 | split | clips | hours |
 |---|---|---|
@@ -178,6 +179,15 @@ ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.r
 """
     dataset.layout.card.write_text(
         f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
+
+
+def _phones_prose(counts: dict[str, Any]) -> str:
+    if not counts.get("has_phones"):
+        return ""
+    return ("\nPhone times (`phones`, seconds from the clip start) are `corpus` "
+            "(`phones_source`) where the corpus timed them (the demo synthesiser's eSpeak NG "
+            "phonemes, or a TextGrid phone tier) and `estimated` where they were spread over the "
+            "word times with the CMU Pronouncing Dictionary (ARPAbet).")
 
 
 def _sidecar_prose(sidecars: dict[str, FeatureSetInfo]) -> str:

@@ -68,6 +68,7 @@ class Recording:
     fps: float
     reference_words: list[Word] | None = None  # timed transcript (e.g. a TextGrid)
     reference_text: str | None = None  # untimed transcript
+    reference_phones: list[Phone] | None = None  # timed phones (recording seconds)
 
     @property
     def duration(self) -> float:

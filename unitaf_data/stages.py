@@ -19,6 +19,7 @@ from unitaf_data import shards
 from unitaf_data.audio import flac_bytes, rms_db
 from unitaf_data.dataset import ShardRef
 from unitaf_data.face import resample_face
+from unitaf_data.phones import clip_phones
 from unitaf_data.quality import QualityRules, asr_stats, check_clip
 from unitaf_data.schema import (
     SAMPLE_RATE,
@@ -173,6 +174,7 @@ def clip_meta(
     ref, span = recording.ref, planned.span
     asr_text = text_in_span(transcript.words, span)
     reference_text = text_in_span(reference, span) if reference is not None else None
+    phones, phones_source = clip_phones(recording.reference_phones, planned.words, span)
     return ClipMeta(
         key=key, text=" ".join(w.word for w in planned.words), text_source=text_source,
         words=words_in_clip(planned.words, span), language=transcript.language,
@@ -185,6 +187,7 @@ def clip_meta(
         reference_text=reference_text,
         wer=None if reference_text is None else round(
             word_error_rate(reference_text, asr_text), 4),
+        phones=phones, phones_source=phones_source,
     )
 
 

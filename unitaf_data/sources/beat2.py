@@ -11,7 +11,8 @@ Expected tree (one language folder, passed as `--input`, or a Hub dataset id):
       wave16k/<stem>.wav               16 kHz speech
       smplxflame_30/<stem>.npz         betas, poses (T, 165), expressions (T, 100), trans,
                                        mocap_frame_rate (30)
-      textgrid/<stem>.TextGrid         word tier; empty marks are pauses
+      textgrid/<stem>.TextGrid         word tier; empty marks are pauses (a phone tier,
+                                       when an aligner added one, gives the clips' phones)
       train_test_split.csv             id,type with type in train/val/test/additional
 
 Stems are `<speakerId>_<name>_<type>_<start>_<end>`: type 0 is English speech, 1 English
@@ -29,6 +30,7 @@ import numpy as np
 
 from unitaf_data.face import ARKIT51, ARKIT51_UNITALKER, FLAME103, flame_to_arkit
 from unitaf_data.hub import local_or_hub
+from unitaf_data.phones import read_textgrid_phones
 from unitaf_data.schema import Recording, RecordingRef, Word
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
@@ -131,6 +133,7 @@ def load(ref: RecordingRef) -> Recording:
                  else DEFAULT_ARKIT_NAMES)
         face, face_type, channels = flame_to_arkit(face, matrix, names), ARKIT51.name, \
             ARKIT51.channels
+    textgrid = Path(ref.extra["textgrid_path"])
     return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
-                     channels=channels, fps=fps,
-                     reference_words=read_textgrid_words(Path(ref.extra["textgrid_path"])))
+                     channels=channels, fps=fps, reference_words=read_textgrid_words(textgrid),
+                     reference_phones=read_textgrid_phones(textgrid))

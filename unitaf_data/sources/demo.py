@@ -33,6 +33,7 @@ import soundfile as sf
 
 from unitaf_data.audio import load_audio
 from unitaf_data.face import ARKIT51
+from unitaf_data.phones import phones_from_events
 from unitaf_data.schema import Recording, RecordingRef, Word
 from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
 
@@ -320,13 +321,16 @@ def discover(
 
 
 def load(ref: RecordingRef) -> Recording:
-    """Audio at 16 kHz mono, the ARKit-51 face, and the synthesised words as reference text."""
+    """Audio at 16 kHz mono, the ARKit-51 face, and the synthesised words and phonemes as
+    reference words and phones."""
     timeline = json.loads(Path(ref.extra["timeline_path"]).read_text())
     return Recording(
         ref=ref, audio=load_audio(ref.audio_path), sample_rate=16_000,
         face=np.load(ref.face_path).astype(np.float32), face_type=ARKIT51.name,
         channels=ARKIT51.channels, fps=FPS,
         reference_words=[Word(w, s, e) for w, s, e in timeline["words"]],
+        reference_phones=phones_from_events(timeline["phonemes"],
+                                            f"{ref.extra['timeline_path']}: phonemes"),
     )
 
 

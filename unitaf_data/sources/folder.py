@@ -3,10 +3,11 @@
 Any corpus that is not one of the named layouts: each `*.wav|flac|ogg|mp3` needs a face file
 with the same stem and path: `.npy` (T, C) with `--channel-names FILE`, `.csv` with a header
 of channel names, or BEAT-v1 ARKit `.json` (60 fps). Optional transcripts beside them:
-`.TextGrid` (word tier, timed) or `.txt` (plain text). `--face-fps` gives the frame rate of
-`.npy`/`.csv` faces. The speaker comes from `--speaker-pattern` (a regex with a `speaker`
-group matched against the path relative to `--input`), by default the parent folder's name.
-Splits are stable per recording (~90/5/5 from a hash of its id).
+`.TextGrid` (word tier, timed; a phone tier, if any, gives the clips' phones) or `.txt`
+(plain text). `--face-fps` gives the frame rate of `.npy`/`.csv` faces. The speaker comes
+from `--speaker-pattern` (a regex with a `speaker` group matched against the path relative to
+`--input`), by default the parent folder's name. Splits are stable per recording (~90/5/5
+from a hash of its id).
 
     corpus/
       alice/take01.wav  alice/take01.csv  alice/take01.txt
@@ -19,6 +20,7 @@ import re
 from pathlib import Path
 
 from unitaf_data.face_io import BEAT_V1_FPS, as_face_type, read_face
+from unitaf_data.phones import read_textgrid_phones
 from unitaf_data.schema import Recording, RecordingRef, key_part
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
@@ -82,9 +84,11 @@ def load(ref: RecordingRef) -> Recording:
     if not fps:
         raise InputError("unknown_face_fps", f"{face_path}: pass --face-fps")
     face, face_type, channels = as_face_type(face, names)
+    textgrid = Path(ref.extra["textgrid_path"])
     return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
                      channels=channels, fps=float(fps),
-                     reference_words=read_textgrid_words(Path(ref.extra["textgrid_path"])),
+                     reference_words=read_textgrid_words(textgrid),
+                     reference_phones=read_textgrid_phones(textgrid),
                      reference_text=_read_text(Path(ref.extra["text_path"])))
 
 
