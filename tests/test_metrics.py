@@ -236,7 +236,7 @@ def test_phones_hold_the_frames_whose_centres_they_cover_and_short_ones_one_fram
 def test_bilabials_are_p_b_m_in_espeak_and_arpabet_labels():
     labels = ["p", "'b", ",m", "M", "B1", "P0", "pf", "mb", "AH0", "_", "f", "n", "'m-"]
     assert [lab for lab in labels if metrics.is_bilabial(lab)] == ["p", "'b", ",m", "M", "B1",
-                                                                   "P0"]
+                                                                   "P0", "'m-"]
     phones = [("h", 0.0, 0.1), ("'m", 0.1, 0.2), ("AA1", 0.2, 0.3), ("P", 0.3, 0.35)]
     assert metrics.bilabial_intervals(phones) == [(0.1, 0.2), (0.3, 0.35)]
 

