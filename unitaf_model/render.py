@@ -278,10 +278,8 @@ def side_by_side(left: Iterable[np.ndarray], right: Iterable[np.ndarray],
     """Frames of two equally long sequences next to each other, each under a small label."""
     bands = None
     for a, b in zip(left, right, strict=True):
-        if labels is not None and bands is None:
-            bands = [label_band(text, image.shape[1]) for text, image in zip(labels, (a, b),
-                                                                              strict=True)]
-        if bands is not None:
+        if labels:
+            bands = bands or [label_band(labels[0], a.shape[1]), label_band(labels[1], b.shape[1])]
             a, b = np.concatenate([bands[0], a]), np.concatenate([bands[1], b])
         yield np.concatenate([a, b], axis=1)
 
