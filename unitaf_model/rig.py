@@ -118,10 +118,11 @@ def demo_rig(resolution: int = 33) -> Rig:
     lip_idx = np.flatnonzero(np.hypot((meanshape[:, 0] - mouth_center[0]) / 0.4,
                                       (meanshape[:, 1] - mouth_center[1]) / 0.2) <= 1.0)
     upper_idx = np.flatnonzero(meanshape[:, 1] > mouth_center[1] + 0.35)
-    return Rig(channels=ARKIT51_UNITALKER, meanshape=meanshape,
-               blendshape=np.stack([shapes[name] for name in ARKIT51_UNITALKER]),
-               faces=_grid_faces(resolution), mouth_idx=mouth_idx, lip_idx=lip_idx,
-               upper_idx=upper_idx, lip_set=DEMO_LIP_SET, upper_set=DEMO_UPPER_SET)
+    blendshape = np.stack([shapes[name] for name in ARKIT51_UNITALKER])
+    meanshape, blendshape, faces = _mouth_mesh(meanshape, blendshape, resolution, mouth_idx)
+    return Rig(channels=ARKIT51_UNITALKER, meanshape=meanshape, blendshape=blendshape,
+               faces=faces, mouth_idx=mouth_idx, lip_idx=lip_idx, upper_idx=upper_idx,
+               lip_set=DEMO_LIP_SET, upper_set=DEMO_UPPER_SET)
 
 
 def _bump(points: np.ndarray, center: tuple[float, float], radius: float) -> np.ndarray:
@@ -185,3 +186,73 @@ def _grid_faces(resolution: int) -> np.ndarray:
     a, b = index[:-1, :-1].ravel(), index[:-1, 1:].ravel()
     c, d = index[1:, :-1].ravel(), index[1:, 1:].ravel()
     return np.concatenate([np.stack([a, b, c], 1), np.stack([b, d, c], 1)]).astype(np.int64)
+
+
+def _mouth_mesh(mean: np.ndarray, blendshape: np.ndarray, resolution: int,
+                ring: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The demo face's triangles with a mouth that opens: the grid loses its quads over the lip
+    ring, the ring is stitched to the hole's edge, and each lip is closed onto a seam of vertices
+    appended midway between the upper and lower lip. The two seams coincide at rest (no gap) and
+    each moves with its own lip, so the mouth shows a hole exactly when the lips part."""
+    half = len(ring) // 2  # ring[0] and ring[half] are the mouth corners
+    upper, lower = ring[1:half], ring[len(ring) - 1:half:-1]  # lower[k] lies under upper[k]
+    seam = (mean[upper] + mean[lower]) / 2
+    upper_seam = len(mean) + np.arange(len(upper))
+    lower_seam = upper_seam + len(upper)
+    mean = np.concatenate([mean, seam, seam])
+    blendshape = np.concatenate([blendshape, blendshape[:, upper], blendshape[:, lower]], 1)
+    over_lip, under_lip = ring[:half + 1], np.r_[ring[half:], ring[0]]  # corner to corner
+    grid, edge = _grid_without_mouth(mean[: resolution * resolution], resolution, mean[ring])
+    right, left = (int(np.argmin(np.linalg.norm(mean[edge, :2] - mean[corner, :2], axis=1)))
+                   for corner in (ring[0], ring[half]))
+    over_edge = np.roll(edge, -right)[: (left - right) % len(edge) + 1]
+    under_edge = np.roll(edge, -left)[: (right - left) % len(edge) + 1]
+    faces = np.concatenate([
+        grid,
+        _zip_strips(mean, over_lip, np.r_[ring[0], upper_seam, ring[half]]),
+        _zip_strips(mean, under_lip, np.r_[ring[half], lower_seam[::-1], ring[0]]),
+        _zip_strips(mean, over_lip, over_edge),
+        _zip_strips(mean, under_lip, under_edge),
+    ])
+    return mean.astype(np.float32), blendshape.astype(np.float32), faces
+
+
+def _grid_without_mouth(points: np.ndarray, resolution: int,
+                        lips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid triangles outside the lips' bounding box, and the hole's edge loop counter-clockwise."""
+    index = np.arange(resolution * resolution).reshape(resolution, resolution)
+    xs, ys = points[index[0], 0], points[index[:, 0], 1]
+    (x0, y0), (x1, y1) = lips[:, :2].min(0), lips[:, :2].max(0)
+    cols = np.flatnonzero((xs[:-1] < x1) & (xs[1:] > x0))
+    rows = np.flatnonzero((ys[:-1] < y1) & (ys[1:] > y0))
+    hole = np.zeros((resolution - 1, resolution - 1), bool)
+    hole[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+    keep = np.tile(~hole.ravel(), 2)  # _grid_faces gives two triangles per quad, quad-major
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    edge = np.r_[index[r0, c0:c1], index[r0:r1, c1], index[r1, c1:c0:-1], index[r1:r0:-1, c0]]
+    return _grid_faces(resolution)[keep], edge
+
+
+def _zip_strips(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Triangles filling the band between two polylines that run the same way, advancing along
+    whichever is behind in relative arc length, each triangle turned to face +z."""
+    def progress(line: np.ndarray) -> np.ndarray:
+        steps = np.linalg.norm(np.diff(points[line, :2], axis=0), axis=1)
+        return np.r_[0.0, np.cumsum(steps)] / steps.sum()
+
+    ta, tb = progress(a), progress(b)
+    i = j = 0
+    triangles = []
+    while i < len(a) - 1 or j < len(b) - 1:
+        if j == len(b) - 1 or (i < len(a) - 1 and ta[i + 1] <= tb[j + 1]):
+            triangles.append((a[i], a[i + 1], b[j]))
+            i += 1
+        else:
+            triangles.append((a[i], b[j + 1], b[j]))
+            j += 1
+    tri = np.array([t for t in triangles if len(set(t)) == 3], dtype=np.int64)
+    first = points[tri[:, 0], :2]
+    u, v = points[tri[:, 1], :2] - first, points[tri[:, 2], :2] - first
+    back = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0] < 0
+    tri[back] = tri[back][:, [0, 2, 1]]
+    return tri

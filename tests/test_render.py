@@ -1,0 +1,260 @@
+"""Headless rendering of the rigs (numpy and EGL rasterisers) and MP4 writing with audio, read
+back with PyAV."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference import SHARED_REFERENCE
+from unitaf_model.render import (
+    BACKGROUND,
+    frame_rig,
+    open_rasterizer,
+    rig_frames,
+    side_by_side,
+    write_comparison_video,
+    write_face_video,
+    write_video,
+)
+from unitaf_model.rig import demo_rig, load_rig
+
+av = pytest.importorskip("av")
+
+RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
+BACKGROUND_RGB = np.rint(BACKGROUND * 255).astype(np.uint8)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gl_unavailable() -> str | None:
+    """Why OpenGL through EGL cannot start here, or None when it can."""
+    try:
+        import moderngl
+
+        moderngl.create_standalone_context(backend="egl").release()
+    except Exception as error:
+        return f"EGL/OpenGL cannot start here: {error}"
+    return None
+
+
+GL_REASON = gl_unavailable()
+if GL_REASON:
+    print(GL_REASON)
+
+
+def backends():
+    yield pytest.param("numpy", id="numpy")
+    yield pytest.param("gl", id="gl", marks=pytest.mark.skipif(GL_REASON is not None,
+                                                             reason=str(GL_REASON)))
+
+
+def rigs():
+    yield pytest.param("demo", id="demo")
+    yield pytest.param("unitalker", id="unitalker", marks=pytest.mark.skipif(
+        not RIG_FILE.exists(), reason="../shared/reference not present"))
+
+
+def get_rig(name: str):
+    return demo_rig() if name == "demo" else load_rig(RIG_FILE)
+
+
+def pose(rig, **weights: float) -> np.ndarray:
+    face = np.zeros((1, len(rig.channels)), np.float32)
+    for channel, value in weights.items():
+        face[0, rig.channels.index(channel)] = value
+    return face
+
+
+def render_pose(rig, backend: str, size: int = 256, **weights: float) -> np.ndarray:
+    with open_rasterizer(rig.faces, frame_rig(rig, size, size), backend) as rasterizer:
+        (vertices,) = rig_frames(rig, pose(rig, **weights), rig.channels)
+        return rasterizer.render(vertices)
+
+
+def mouth_box(rig, size: int) -> tuple[slice, slice]:
+    """Rows and columns of the image around the closed mouth's inner vertices."""
+    pixels = frame_rig(rig, size, size).project(rig.meanshape[rig.mouth_idx])
+    (x0, y0), (x1, y1) = pixels[:, :2].min(0), pixels[:, :2].max(0)
+    return slice(int(y0) - 2, int(y1) + 3), slice(int(x0) - 2, int(x1) + 3)
+
+
+def background_pixels(image: np.ndarray) -> np.ndarray:
+    return (image == BACKGROUND_RGB).all(2)
+
+
+def test_demo_rig_triangles_tile_its_face_at_rest_and_use_every_lip_vertex():
+    rig = demo_rig()
+    corners = rig.meanshape[rig.faces][..., :2].astype(np.float64)
+    u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = (u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
+    assert (area > 0).all()  # all face the viewer, so overlaps would add area
+    assert area.sum() == pytest.approx(2.0 * 2.4, rel=1e-6)  # the 2 × 2.4 grid, no gap
+    assert np.isin(rig.mouth_idx, rig.faces).all()
+
+
+def test_demo_rig_lip_seams_coincide_at_rest_and_part_with_the_jaw():
+    rig = demo_rig()
+    seams = np.arange(1113, len(rig.meanshape))  # appended after the grid and the lip ring
+    upper, lower = np.split(seams, 2)
+    assert len(upper) == 11 and np.isin(seams, rig.faces).all()
+    np.testing.assert_array_equal(rig.meanshape[upper], rig.meanshape[lower])
+    (vertices,) = rig_frames(rig, pose(rig, JawOpen=1.0), rig.channels)
+    gap = vertices[upper, 1] - vertices[lower, 1]
+    np.testing.assert_allclose(gap, 0.028, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("rig_name", rigs())
+def test_a_rendered_frame_shows_a_shaded_face_on_the_background(rig_name, backend):
+    image = render_pose(get_rig(rig_name), backend)
+    assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+    covered = ~background_pixels(image)
+    assert 0.3 < covered.mean() < 0.95
+    assert image[covered].std(0).min() > 2  # shaded, not one flat colour
+
+
+@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("rig_name", rigs())
+def test_an_open_jaw_shows_a_dark_hole_in_the_mouth_and_a_closed_mouth_none(rig_name,
+                                                                            backend):
+    rig = get_rig(rig_name)
+    rows, cols = mouth_box(rig, 256)
+    closed = render_pose(rig, backend)[rows, cols]
+    opened = render_pose(rig, backend, JawOpen=1.0)[rows, cols]
+    hole_closed, hole_open = background_pixels(closed).sum(), background_pixels(opened).sum()
+    assert hole_open > 40 and hole_open > 20 * hole_closed
+    assert hole_closed <= 0.01 * closed.shape[0] * closed.shape[1]  # the real lips' slit
+    assert (closed != opened).any(2).mean() > 0.05
+    if rig_name == "demo":  # its lips meet exactly, also when MouthClose shuts an open jaw
+        lips_closed = render_pose(rig, backend, JawOpen=1.0, MouthClose=1.0)[rows, cols]
+        assert hole_closed == 0 and background_pixels(lips_closed).sum() == 0
+
+
+@pytest.mark.skipif(GL_REASON is not None, reason=str(GL_REASON))
+@pytest.mark.parametrize("rig_name", rigs())
+def test_the_numpy_rasteriser_draws_what_opengl_draws(rig_name):
+    rig = get_rig(rig_name)
+    weights = {"JawOpen": 0.7, "MouthSmileLeft": 0.5, "EyeBlinkRight": 1.0}
+    gl, numpy = (render_pose(rig, backend, size=192, **weights) for backend in ("gl", "numpy"))
+    assert (background_pixels(gl) != background_pixels(numpy)).mean() < 1e-3
+    assert np.abs(gl.astype(int) - numpy.astype(int)).max(2).mean() < 0.05
+
+
+def test_auto_falls_back_to_numpy_where_egl_cannot_start_and_gl_says_why():
+    script = """
+from unitaf_model.render import frame_mesh, open_rasterizer
+import numpy as np
+faces, camera = np.array([[0, 1, 2]]), frame_mesh(np.eye(3), 8, 8)
+with open_rasterizer(faces, camera, "auto") as rasterizer:
+    print(rasterizer.backend)
+try:
+    open_rasterizer(faces, camera, "gl")
+except RuntimeError as error:
+    print("gl:", error)
+"""
+    env = dict(os.environ, __EGL_VENDOR_LIBRARY_FILENAMES="/nonexistent/egl_vendor.json")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "numpy"
+    assert lines[1].startswith("gl: OpenGL rendering through EGL is unavailable")
+    assert "rendering with the numpy rasteriser" in result.stderr
+
+
+def tone(seconds: float, sample_rate: int) -> np.ndarray:
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def read_video(path: Path) -> dict:
+    """What PyAV finds in an MP4: streams, decoded frames and audio samples."""
+    with open(path, "rb") as file, av.open(file) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        info = {"video_codec": video.codec_context.name, "pix_fmt": video.codec_context.pix_fmt,
+                "audio_codec": audio.codec_context.name, "sample_rate": audio.sample_rate,
+                "audio_seconds": float(audio.duration * audio.time_base),
+                "video_seconds": float(video.duration * video.time_base)}
+    with open(path, "rb") as file, av.open(file) as container:
+        info["frames"] = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    with open(path, "rb") as file, av.open(file) as container:
+        info["audio"] = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    return info
+
+
+@pytest.mark.parametrize("audio_seconds", [1.3, 0.5])
+def test_a_video_has_every_frame_in_h264_and_aac_audio_trimmed_or_padded_to_it(tmp_path,
+                                                                                audio_seconds):
+    rig, fps, sample_rate = demo_rig(), 25.0, 16000
+    face = np.zeros((25, 51), np.float32)
+    face[:, rig.channels.index("JawOpen")] = np.sin(np.linspace(0, np.pi, 25))
+    path = write_face_video(tmp_path / "clip.mp4", rig, face, rig.channels, fps,
+                            tone(audio_seconds, sample_rate), sample_rate, size=64,
+                            backend="numpy")
+    info = read_video(path)
+    assert (info["video_codec"], info["pix_fmt"], info["audio_codec"]) == ("h264", "yuv420p",
+                                                                           "aac")
+    assert len(info["frames"]) == 25 and info["frames"][0].shape == (64, 64, 3)
+    assert info["sample_rate"] == sample_rate
+    assert abs(info["audio_seconds"] - 1.0) <= 1 / fps
+    assert abs(info["video_seconds"] - 1.0) <= 1 / fps
+    assert abs(len(info["audio"]) / sample_rate - 1.0) <= 1 / fps
+    heard = np.sqrt(np.mean(info["audio"][2048:7000] ** 2))
+    assert heard == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+    tail = np.sqrt(np.mean(info["audio"][round(0.6 * sample_rate):15000] ** 2))
+    assert (tail > 0.3) if audio_seconds > 1 else (tail < 0.01)  # zero-padded past 0.5 s
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_side_by_side_puts_truth_left_and_prediction_right_under_their_labels():
+    left = [np.full((32, 40, 3), 10, np.uint8)] * 3
+    right = [np.full((32, 40, 3), 200, np.uint8)] * 3
+    frames = list(side_by_side(left, right, ("truth", "model")))
+    assert len(frames) == 3 and frames[0].shape == (56, 80, 3)
+    assert (frames[0][24:, :40] == 10).all() and (frames[0][24:, 40:] == 200).all()
+    band = frames[0][:24]
+    assert (band == BACKGROUND_RGB).all(2).mean() > 0.5 and band.max() > 150  # text on it
+    with pytest.raises(ValueError):
+        list(side_by_side(left, right[:2]))
+
+
+def test_a_comparison_video_shows_both_faces_with_the_clip_audio(tmp_path):
+    rig, fps, sample_rate = demo_rig(), 25.0, 16000
+    truth = np.zeros((10, 51), np.float32)
+    truth[:, rig.channels.index("JawOpen")] = 1.0
+    path = write_comparison_video(tmp_path / "compare.mp4", rig, truth, np.zeros_like(truth),
+                                  rig.channels, fps, tone(0.4, sample_rate), sample_rate,
+                                  size=96, backend="numpy")
+    info = read_video(path)
+    assert len(info["frames"]) == 10 and info["frames"][0].shape == (96 + 24, 192, 3)
+    assert abs(info["audio_seconds"] - 0.4) <= 1 / fps
+
+
+def test_a_video_write_that_fails_leaves_no_file(tmp_path):
+    frames = [np.zeros((16, 16, 3), np.uint8), np.zeros((18, 16, 3), np.uint8)]
+    with pytest.raises(ValueError, match="frame of"):
+        write_video(tmp_path / "bad.mp4", frames, 25.0)
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", [np.zeros((15, 16, 3), np.uint8)], 25.0)
+    with pytest.raises(ValueError, match="sample_rate"):
+        write_video(tmp_path / "x.mp4", frames[:1], 25.0, audio=np.zeros(100))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_exports_renders_the_mp4_with_the_audio_beside_the_files(tmp_path):
+    from unitaf_model.exports import write_exports
+
+    rig, fps, sample_rate = demo_rig(), 25.0, 16000
+    face = np.zeros((8, 51), np.float32)
+    paths = write_exports(tmp_path, "clip", face, rig.channels, fps, rig=rig,
+                          audio=tone(1.0, sample_rate), sample_rate=sample_rate,
+                          formats=("csv", "mp4"))
+    assert sorted(paths) == ["csv", "mp4"] and paths["mp4"] == tmp_path / "clip.mp4"
+    info = read_video(paths["mp4"])
+    assert len(info["frames"]) == 8 and info["frames"][0].shape == (512, 512, 3)
+    assert abs(info["audio_seconds"] - 8 / fps) <= 1 / fps
