@@ -1,12 +1,10 @@
 """Datasets and runs on the Hugging Face Hub, offline through a fake Hub in a temporary folder
-(tests/hub_fake.py); one test against the real Hub where a token and the network exist."""
+(tests/hub_fake.py); test_hub_real.py runs against the real Hub where it can."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -292,35 +290,3 @@ def test_push_run_publishes_the_run_in_one_commit_and_load_run_reads_it_back(hub
     local, published = load_run(run), load_run(MODEL_REPO)
     assert published.step == local.step and published.info == local.info
     np.testing.assert_array_equal(published.predict(inputs), local.predict(inputs))
-
-
-def _real_hub_reason() -> str | None:
-    from huggingface_hub import get_token
-
-    if get_token() is None:
-        return "no Hugging Face token (HF_TOKEN or `hf auth login`)"
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
-    except OSError as error:
-        return f"huggingface.co unreachable ({error})"
-    return None
-
-
-def test_push_and_pull_against_the_real_hub(source, tmp_path, monkeypatch):
-    reason = _real_hub_reason()
-    if reason:
-        print(f"skipped: {reason}")
-        pytest.skip(reason)
-    import huggingface_hub.constants
-    from huggingface_hub import HfApi
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
-
-    repo = f"{HfApi().whoami()['name']}/unitaf-test-{os.getpid()}"
-    try:
-        pushed = push_dataset(source, repo, private=True, include_features=["whisper"])
-        pulled = pull_dataset(repo, tmp_path / "copy", revision=pushed.commit)
-        for path in dataset_files(pulled.dataset, ["whisper"]):
-            assert (tmp_path / "copy" / path).read_bytes() == (source / path).read_bytes()
-    finally:
-        HfApi().delete_repo(repo, repo_type="dataset", missing_ok=True)

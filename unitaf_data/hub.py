@@ -32,6 +32,7 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 # The records and small files of a dataset (feature.json, fit.json, centroids.npy of every
 # set): what opening a Hub dataset downloads; shards come one at a time.
+SET_FILE_SUFFIXES = (".json", ".npy")
 METADATA_PATTERNS = ("README.md", LICENCE_FILE, "unitaf.json", "manifest.parquet",
                      "rejected.parquet", "features/*/*.json", "features/*/*.npy")
 
@@ -154,9 +155,9 @@ def select_feature_sets(dataset: Dataset, names: list[str] | None) -> list[str]:
 
 def dataset_files(dataset: Dataset, feature_sets: list[str]) -> list[str]:
     """The files of `dataset` with `feature_sets`, relative to its folder: the records and
-    tables, every declared main shard and sidecar, and the small files at the top of each
-    set's folder (feature.json; for `units`, the centroids). The card is not among them:
-    it is written from the records."""
+    tables, every declared main shard and sidecar, and the .json and .npy files at the top
+    of each set's folder (feature.json; for `units`, the centroids and their fit). The card
+    is not among them: it is written from the records."""
     layout, root = dataset.layout, dataset.root
     files = [_relative(layout, path) for path in (layout.info, layout.manifest, layout.rejected)]
     if (root / LICENCE_FILE).is_file():
@@ -165,7 +166,7 @@ def dataset_files(dataset: Dataset, feature_sets: list[str]) -> list[str]:
     for name in feature_sets:
         info = dataset.feature_set(name)
         files += sorted(_relative(layout, path) for path in layout.feature_dir(name).iterdir()
-                        if path.is_file())
+                        if path.is_file() and path.suffix in SET_FILE_SUFFIXES)
         files += [layout.sidecar_relative(name, ShardRef.parse(shard)) for shard in info.shards]
     return files
 
