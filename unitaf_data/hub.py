@@ -314,18 +314,18 @@ def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False,
     card = card_text(dataset, sets, repo_id).encode()
     api = HfApi()
     hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="dataset",
-         private=private, exist_ok=True)
+             private=private, exist_ok=True)
     if revision:
         hub_call(f"create the branch {revision}", api.create_branch, repo_id, branch=revision,
-             repo_type="dataset", exist_ok=True)
+                 repo_type="dataset", exist_ok=True)
     hub_call(f"upload to {repo_id}", api.upload_folder, repo_id=repo_id, folder_path=plan.root,
-         repo_type="dataset", revision=revision,
-         commit_message=f"unitaf dataset: {len(plan.files)} files",
-         allow_patterns=list(plan.allow_patterns), ignore_patterns=list(plan.ignore_patterns),
-         delete_patterns=list(plan.delete_patterns))
+             repo_type="dataset", revision=revision,
+             commit_message=f"unitaf dataset: {len(plan.files)} files",
+             allow_patterns=list(plan.allow_patterns), ignore_patterns=list(plan.ignore_patterns),
+             delete_patterns=list(plan.delete_patterns))
     commit = hub_call(f"commit the card to {repo_id}", api.create_commit, repo_id,
-                  [CommitOperationAdd("README.md", card)], commit_message="Dataset card",
-                  repo_type="dataset", revision=revision)
+                      [CommitOperationAdd("README.md", card)], commit_message="Dataset card",
+                      repo_type="dataset", revision=revision)
     result.commit = commit.oid
     return result
 
@@ -345,8 +345,8 @@ class HubFiles:
         from huggingface_hub import hf_hub_download
 
         return Path(hub_call(f"fetch {relative} of {self.repo_id}@{self.commit[:10]}",
-                         hf_hub_download, self.repo_id, relative, repo_type="dataset",
-                         revision=self.commit))
+                             hf_hub_download, self.repo_id, relative, repo_type="dataset",
+                             revision=self.commit))
 
 
 def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:
@@ -359,8 +359,8 @@ def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:
     from huggingface_hub import snapshot_download
 
     snapshot = Path(hub_call(f"download the records of {repo_id}", snapshot_download, repo_id,
-                         repo_type="dataset", revision=revision,
-                         allow_patterns=list(METADATA_PATTERNS)))
+                             repo_type="dataset", revision=revision,
+                             allow_patterns=list(METADATA_PATTERNS)))
     commit = snapshot.name  # the cache keeps a snapshot per commit: snapshots/<sha>/
     if not _COMMIT.fullmatch(commit):
         raise HubError(f"{repo_id}: the download is not at a commit ({snapshot})")
@@ -401,7 +401,7 @@ def pull_dataset(repo_id: str, out: str | Path, revision: str | None = None,
 
     def download(relative: str) -> None:
         hub_call(f"download {relative} of {repo_id}@{commit[:10]}", hf_hub_download, repo_id,
-             relative, repo_type="dataset", revision=commit, local_dir=out)
+                 relative, repo_type="dataset", revision=commit, local_dir=out)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(download, [f for f in files if f not in small]))

@@ -30,7 +30,7 @@ def download_run(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(hub_call(f"download the run {repo_id}", snapshot_download, repo_id,
-                     repo_type="model", revision=revision, allow_patterns=list(RUN_FILES)))
+                         repo_type="model", revision=revision, allow_patterns=list(RUN_FILES)))
 
 
 def run_files(run: Path) -> list[str]:
@@ -75,11 +75,11 @@ def push_run(run: str | Path, repo_id: str, *, private: bool = False,
         raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi()
     hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="model", private=private,
-         exist_ok=True)
+             exist_ok=True)
     operations = [CommitOperationAdd(path, run / path) for path in files]
     operations.append(CommitOperationAdd("README.md", card.encode()))
     commit = hub_call(f"commit the run to {repo_id}", api.create_commit, repo_id, operations,
-                  commit_message=f"unitaf run (stage {info.stage})", repo_type="model")
+                      commit_message=f"unitaf run (stage {info.stage})", repo_type="model")
     return RunPush(repo_id, files, card, commit.oid)
 
 
