@@ -219,6 +219,9 @@ def extract_features(
     overwrite: Annotated[bool, typer.Option(
         help="Redo the requested sets from scratch (needed when their settings changed).")
     ] = False,
+    skip_bad: Annotated[bool, typer.Option(
+        help="A clip with bad data is refused (`bad_sample`, counted in feature.json) "
+             "instead of stopping the run.")] = False,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards
     (features/{set}/{split}/{split}-NNNNNN.tar, same keys and order as the main shards) with
@@ -231,7 +234,8 @@ def extract_features(
         f.strip() for f in features.split(",") if f.strip()), workers=workers,
         gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
         unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir, w2v_bert=w2v_bert,
-        semantic_codec=semantic_codec, ray_address=ray_address, overwrite=overwrite)
+        semantic_codec=semantic_codec, ray_address=ray_address, overwrite=overwrite,
+        skip_bad=skip_bad)
     try:
         summary = run_extract(config)
     except (FileNotFoundError, ValueError) as error:
@@ -294,3 +298,71 @@ def inspect(
     if plot:
         path = plot_clip(load_clip(summary.dataset, key), plot)
         console.print(f"plot written to {path}")
+
+
+@app.command()
+def push(
+    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
+    repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. me/my-dataset "
+                                                "(created when missing).")],
+    private: Annotated[bool, typer.Option(help="Create the repository private.")] = False,
+    revision: Annotated[str | None, typer.Option(help="Branch to push to (created from main "
+                                                      "when missing).")] = None,
+    include_features: Annotated[str, typer.Option(
+        help="Comma-separated feature sets to push with the main shards, or `all`.")] = "",
+    dry_run: Annotated[bool, typer.Option(help="Verify and print the upload plan; upload "
+                                               "nothing.")] = False,
+) -> None:
+    """Verify a dataset (every shard through the safe reader, checksums, manifest) and push
+    it to the Hugging Face Hub within the Hub's limits; run it again to resume. The token
+    comes from HF_TOKEN or `hf auth login`."""
+    from unitaf_data.hub import HubLimits, push_dataset
+
+    _setup_logging(False)
+    names = [n.strip() for n in include_features.split(",") if n.strip()]
+    try:
+        result = push_dataset(dataset, repo_id, private=private, revision=revision,
+                              include_features=names, dry_run=dry_run)
+    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    plan, checked = result.plan, result.verification
+    table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"
+                        f"{f'@{revision}' if revision else ''}")
+    for column in ("folder", "files", "MB"):
+        table.add_column(column)
+    for folder, (count, size) in plan.folders().items():
+        table.add_row(folder, str(count), f"{size / 1e6:.1f}")
+    table.add_row("total", str(len(plan.files)), f"{plan.total_bytes / 1e6:.1f}")
+    console.print(table)
+    console.print(f"verified {checked.samples} clips in {checked.shards} shards; feature sets: "
+                  f"{', '.join(plan.feature_sets) or 'none'}; about "
+                  f"{plan.commits(HubLimits())} commit(s) (the card last)")
+    if result.commit:
+        console.print(f"pushed {repo_id} at commit {result.commit}")
+
+
+@app.command()
+def pull(
+    repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. me/my-dataset.")],
+    out: Annotated[Path, typer.Option(help="Folder to download into.")],
+    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit (default: "
+                                                      "main), pinned to its commit.")] = None,
+    features: Annotated[str | None, typer.Option(
+        help="Comma-separated feature sets to download (default: all; `none` for the main "
+             "shards only).")] = None,
+) -> None:
+    """Download a dataset from the Hub at one commit (only the records, the main shards and
+    the feature sets asked for) and check every shard against its recorded sha256."""
+    from unitaf_data.hub import pull_dataset
+
+    _setup_logging(False)
+    names = None if features is None else [
+        n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
+    try:
+        result = pull_dataset(repo_id, out, revision, names)
+    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"pulled {repo_id} at commit {result.commit} into {out}: {result.files} "
+                  f"files, {result.bytes / 1e6:.1f} MB, every shard checked")

@@ -141,3 +141,27 @@ def env() -> None:
     except RuntimeError as error:
         table.add_row("offline ASR model", f"[yellow]{error}[/yellow]")
     console.print(table)
+
+
+@app.command("push-run")
+def push_run(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `unitaf train`.")],
+    repo_id: Annotated[str, typer.Argument(help="Hub model repository, e.g. me/unitaf-demo "
+                                                "(created when missing).")],
+    private: Annotated[bool, typer.Option(help="Create the repository private.")] = False,
+    data: Annotated[str | None, typer.Option(
+        help="The dataset the run was trained on, when it is no longer where the run "
+             "recorded it (a folder or Hub id).")] = None,
+) -> None:
+    """Publish a run in one commit: weights (best and last, safetensors), model.json,
+    config.json, rig / front end, validation.jsonl, eval reports and a model card naming
+    the dataset, the base checkpoints and their licences. `load_run(REPO_ID)` reads it."""
+    from unitaf_model.hub import push_run as publish
+
+    try:
+        pushed = publish(run, repo_id, private=private, data=data)
+    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit "
+                  f"{pushed.commit}")

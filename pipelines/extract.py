@@ -46,6 +46,7 @@ class ExtractConfig:
     semantic_codec: str | None = None
     ray_address: str | None = None
     overwrite: bool = False  # redo the requested sets from scratch
+    skip_bad: bool = False  # a clip with bad data is refused (bad_sample) instead of failing
     progress: bool = True
 
     @property
@@ -79,10 +80,11 @@ def _extractor_class():
         def describe(self) -> dict:
             return self.backend.describe()
 
-        def shard(self, dataset_dir: Path, shard: ShardRef, batch_seconds: float) -> dict:
+        def shard(self, dataset_dir: Path, shard: ShardRef, batch_seconds: float,
+                  skip_bad: bool) -> dict:
             reports = extract.extract_shard(self.backend, self.feature_sets,
                                             Dataset.open_folder(dataset_dir), shard,
-                                            batch_seconds)
+                                            batch_seconds, skip_bad)
             return {name: report.to_dict() for name, report in reports.items()}
 
     return Extractor
@@ -130,7 +132,8 @@ def _run_backend(config: ExtractConfig, dataset: Dataset, shards: list[ShardRef]
         hours = 0.0
 
         def submit(actor, shard: ShardRef):
-            return actor.shard.remote(dataset.root, shard, config.batch_seconds)
+            return actor.shard.remote(dataset.root, shard, config.batch_seconds,
+                                      config.skip_bad)
 
         def done(shard: ShardRef, reports: dict) -> None:
             nonlocal hours

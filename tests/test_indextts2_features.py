@@ -81,7 +81,7 @@ def test_one_clip_matches_indextts2s_own_inference_calls(backend, models, demo_b
     ours = backend.extract([clip])[0]
     gpt = backend.gpt
     full = Wav2Vec2BertModel.from_pretrained(models["w2v_bert"]).eval()
-    stats = torch.load(models["indextts2_dir"] / "wav2vec2bert_stats.pt")
+    stats = torch.load(models["indextts2_dir"] / "wav2vec2bert_stats.pt", weights_only=True)
     inputs = backend.extractor(np.pad(clip.audio, (0, TAIL_SAMPLES)), sampling_rate=16_000,
                                return_tensors="pt")
     with torch.inference_mode():
@@ -166,7 +166,7 @@ def test_missing_model_files_say_what_to_download(models, tmp_path, hub_offline)
 def test_gpt_layer_is_read_strictly_from_the_s2mel_checkpoint(models, tmp_path):
     projection = load_gpt_layer(models["indextts2_dir"] / "s2mel.pth")
     assert [layer.out_features for layer in projection] == [256, 128, 1024]
-    state = torch.load(models["indextts2_dir"] / "s2mel.pth")
+    state = torch.load(models["indextts2_dir"] / "s2mel.pth", weights_only=True)
     del state["net"]["gpt_layer"]["2.bias"]
     torch.save(state, tmp_path / "s2mel.pth")
     with pytest.raises(RuntimeError, match="2.bias"):

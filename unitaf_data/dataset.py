@@ -182,8 +182,8 @@ def remove_feature_set(layout: DatasetLayout, name: str) -> None:
 def read_json_file(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path}: not valid JSON ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise RecordError(f"{path}: not valid JSON ({str(error)[:200]})") from None
 
 
 @dataclass

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from unitaf_data.card import tool_version
-from unitaf_data.dataset import Dataset, ShardRef, remove_feature_set
+from unitaf_data.dataset import Dataset, ShardRef, keys_digest, remove_feature_set
 from unitaf_data.features import FRAME_RATE, ClipInput, frames_for
+from unitaf_data.reader import ShardError, Skips
 from unitaf_data.schema import (
     SAMPLE_RATE,
     FeatureChecks,
@@ -59,9 +60,47 @@ class SetReport:
                          Counter(data["problems"]), data["examples"])
 
 
-def clip_inputs(dataset: Dataset, shard: ShardRef) -> list[ClipInput]:
-    return [ClipInput(s.key, s.audio(), s.meta.text, s.meta.duration)
-            for s in dataset.samples([shard])]
+BAD_SAMPLE = "bad_sample"  # the refusal of a clip whose main-shard data is bad (skip_bad)
+
+
+@dataclass
+class _InOrder(Skips):
+    """Skips that also keep each skipped sample's error, in stream order."""
+
+    errors: list[ShardError] = field(default_factory=list)
+
+    def add(self, error: ShardError) -> None:
+        super().add(error)
+        self.errors.append(error)
+
+
+def clip_inputs(dataset: Dataset, shard: ShardRef, skip_bad: bool = False
+                ) -> list[ClipInput | tuple[str, str]]:
+    """The clips of a main shard in order. With `skip_bad`, a clip whose data is bad is
+    `(key, "bad_sample: why")` in its place; a shard whose keys cannot all be read is still
+    an error (its sidecars must hold every key in order)."""
+    found: list[ClipInput | ShardError] = []
+    skips = _InOrder() if skip_bad else None
+    for sample in dataset.samples([shard], skips=skips):
+        if skips is not None:  # errors raised while reading come before this sample
+            found += skips.errors
+            skips.errors.clear()
+        try:
+            found.append(ClipInput(sample.key, sample.audio(), sample.meta.text,
+                                   sample.meta.duration))
+        except ShardError as error:
+            if skips is None:
+                raise
+            found.append(error)
+    if skips is None:
+        return found
+    found += skips.errors
+    keys = [item.key for item in found]
+    if None in keys or keys_digest(keys) != dataset.info.shards[shard.id].keys_sha256:
+        raise ShardError(shard.id, "shard too damaged to skip single clips",
+                         detail=f"{skips.examples[0] if skips.examples else ''}: rebuild it")
+    return [item if isinstance(item, ClipInput) else (item.key, f"{BAD_SAMPLE}: {item}")
+            for item in found]
 
 
 def length_batches(clips: list[ClipInput], batch_seconds: float, same_length: bool
@@ -112,31 +151,35 @@ def refusal(key: str, result: str) -> Rejection:
 
 
 def extract_shard(backend, feature_sets: list[str], dataset: Dataset, shard: ShardRef,
-                  batch_seconds: float) -> dict[str, SetReport]:
+                  batch_seconds: float, skip_bad: bool = False) -> dict[str, SetReport]:
     """Run `backend` over one main shard and write its sidecar shards atomically; returns
     each set's report. Backends whose encoder has no attention mask (`backend.same_length`)
-    get unpadded batches."""
-    clips = clip_inputs(dataset, shard)
+    get unpadded batches. With `skip_bad`, a clip with bad data is refused (`bad_sample`)
+    instead of stopping the run."""
+    entries = clip_inputs(dataset, shard, skip_bad)
+    clips = [entry for entry in entries if isinstance(entry, ClipInput)]
     declared = {name: {k: FieldSpec.from_dict(v) for k, v in spec["fields"].items()}
                 for name, spec in backend.describe().items()}
     outputs: list[dict[str, Any] | str | None] = [None] * len(clips)
     for batch in length_batches(clips, batch_seconds, backend.same_length):
         for i, result in zip(batch, backend.extract([clips[i] for i in batch]), strict=True):
             outputs[i] = result
+    results = iter(outputs)
+    keyed = [(entry.key, entry.duration, next(results)) if isinstance(entry, ClipInput)
+             else (entry[0], 0.0, entry[1]) for entry in entries]
     seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
     reports = {}
     for name in feature_sets:
         samples: list[dict[str, bytes | str]] = []
         problems: list[tuple[str, str]] = []
         refused = []
-        for clip, result in zip(clips, outputs, strict=True):
-            sample: dict[str, bytes | str] = {"__key__": clip.key}
+        for key, duration, result in keyed:
+            sample: dict[str, bytes | str] = {"__key__": key}
             if isinstance(result, str):
-                refused.append(refusal(clip.key, result))
+                refused.append(refusal(key, result))
                 sample["rejected.txt"] = result.encode()
             else:
-                problems += check_features(clip.key, clip.duration, result[name],
-                                           declared[name])
+                problems += check_features(key, duration, result[name], declared[name])
                 sample |= {field_name: npy_bytes(array)
                            for field_name, array in result[name].items()}
             samples.append(sample)

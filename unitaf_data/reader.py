@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import tarfile
+import tokenize
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -141,7 +143,11 @@ def _grouped(archive: tarfile.TarFile, shard: str, fields: set[str]
         if info.size > cap:
             raise ShardError(shard, "member too large", key, member_field,
                              f"{info.size} bytes > {cap}")
-        members[member_field] = archive.extractfile(info).read()
+        try:
+            members[member_field] = archive.extractfile(info).read()
+        except tarfile.TarError as error:  # the member's data ends early
+            raise ShardError(shard, "damaged or truncated tar", key, member_field,
+                             str(error)) from None
     if key is not None:
         yield key, members
 
@@ -197,7 +203,8 @@ def decode_array(data: bytes, spec: FieldSpec, shard: str, key: str, field_name:
         if read_header is None:
             raise ValueError(f"format version {version}")
         shape, fortran, dtype = read_header(stream)
-    except ValueError as error:
+    except (ValueError, SyntaxError, tokenize.TokenError, RecursionError) as error:
+        # numpy parses the header's dict literal: a damaged one fails in any of these
         raise bad("unreadable .npy header", str(error)) from None
     if dtype.hasobject or dtype.kind not in "iuf" or dtype.byteorder == ">":
         raise bad("array dtype not allowed", str(dtype))
@@ -205,7 +212,7 @@ def decode_array(data: bytes, spec: FieldSpec, shard: str, key: str, field_name:
         raise bad("array dtype differs from the declared one", f"{dtype.name} != {spec.dtype}")
     _check_shape(shape, spec, frames, bad)
     payload = data[stream.tell():]
-    if len(payload) != int(np.prod(shape)) * dtype.itemsize:
+    if len(payload) != math.prod(shape) * dtype.itemsize:  # math.prod: no int64 overflow
         raise bad("array data does not match its header")
     array = np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     if dtype.kind == "f" and not np.isfinite(array).all():
@@ -230,8 +237,8 @@ def _check_shape(shape: tuple[int, ...], spec: FieldSpec, frames: int | None, ba
 def decode_json(data: bytes, shard: str, key: str) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ShardError(shard, "unreadable json", key, "json", str(error)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ShardError(shard, "unreadable json", key, "json", str(error)[:200]) from None
 
 
 def decode_record(parse, data: Any, shard: str, key: str, field_name: str):

@@ -190,6 +190,8 @@ def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     """`value` when it is of `kind` (an int is a float too; a bool is never a number)."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:  # beyond what a float holds
+            raise RecordError(f"{what}: {value} is too large")
         return float(value)
     if isinstance(value, bool) and bool not in kinds:
         raise RecordError(f"{what}: expected {_names(kinds)}, got a boolean")

@@ -1,21 +1,195 @@
-"""Runs on the Hugging Face Hub: downloading a run (model repo) to load it read-only."""
+"""Runs on the Hugging Face Hub: `unitaf push-run` publishes a run (weights as safetensors,
+records as JSON, eval reports, a model card naming the dataset, the base checkpoints and
+their licences) in one commit; `download_run` fetches those files back so that `load_run`
+reads a Hub run like a folder. Nothing pickled is pushed or read.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-RUN_FILES = ["model.json", "config.json", "rig.npz", "front_end.safetensors",
-             "best/*", "validation.jsonl", "eval/*"]
+from unitaf_data.card import Terms, feature_terms, licence_metadata, licence_table, source_terms
+from unitaf_data.dataset import Dataset, read_json_file
+from unitaf_data.hub import hub_call, is_hub_id
+from unitaf_data.reader import sha256_of
+from unitaf_model.run import RunInfo, latest_checkpoint, read_run_info
+
+# What a published run holds: records, the rig or front end it needs, the best weights and
+# the last checkpoint's weights (no optimiser state), validation history and eval reports.
+RUN_FILES = ("model.json", "config.json", "rig.npz", "front_end.safetensors",
+             "best/model.safetensors", "best/best.json", "step_??????/model.safetensors",
+             "validation.jsonl", "eval/*")
+UNITALKER_TERMS = Terms("UniTalker decoder checkpoint", "Apache-2.0", "apache-2.0")
 
 
 def download_run(repo_id: str, revision: str | None = None) -> Path:
-    """The files of a run pushed with `unitaf push-run` (weights as safetensors, records as
-    JSON; nothing executable), from the Hub or the local cache."""
+    """The files of a run pushed with `unitaf push-run`, from the Hub or the local cache, at
+    one commit (the snapshot folder is named by it)."""
     from huggingface_hub import snapshot_download
 
+    return Path(hub_call(f"download the run {repo_id}", snapshot_download, repo_id,
+                         repo_type="model", revision=revision, allow_patterns=list(RUN_FILES)))
+
+
+def run_files(run: Path) -> list[str]:
+    """The files of `run` a push uploads (relative paths): RUN_FILES, with the weights of
+    the last checkpoint only."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    last = latest_checkpoint(run, required=False)
+    found = [p.relative_to(run).as_posix() for p in sorted(run.glob("**/*")) if p.is_file()]
+    files = [path for path in filter_repo_objects(found, allow_patterns=list(RUN_FILES))
+             if not path.startswith("step_") or (last and path.startswith(f"{last.name}/"))]
+    if not any(path.endswith("model.safetensors") for path in files):
+        raise FileNotFoundError(f"{run} has no weights (best/ or step_NNNNNN/"
+                                "model.safetensors): train it first")
+    return files
+
+
+@dataclass
+class RunPush:
+    repo_id: str
+    files: list[str]
+    card: str
+    commit: str
+
+
+def push_run(run: str | Path, repo_id: str, *, private: bool = False,
+             data: str | None = None) -> RunPush:
+    """Publish `run` to the model repository `repo_id` (created when missing) in one commit:
+    its files (`run_files`) and a model card. The card's licences come from the dataset the
+    run was trained on (`data`: a folder or Hub id; default: the one the run records), which
+    must still be the same dataset (its unitaf.json hash)."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+    if not is_hub_id(repo_id):
+        raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
+    run = Path(run)
+    info = read_run_info(run)
+    files = run_files(run)
+    config = read_json_file(run / "config.json")
+    card = model_card(run, info, config, _trained_on(info, data), files, repo_id)
+    if get_token() is None:
+        raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    api = HfApi()
+    hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="model", private=private,
+             exist_ok=True)
+    operations = [CommitOperationAdd(path, run / path) for path in files]
+    operations.append(CommitOperationAdd("README.md", card.encode()))
+    commit = hub_call(f"commit the run to {repo_id}", api.create_commit, repo_id, operations,
+                      commit_message=f"unitaf run (stage {info.stage})", repo_type="model")
+    return RunPush(repo_id, files, card, commit.oid)
+
+
+def _trained_on(info: RunInfo, data: str | None) -> Dataset:
+    """The run's dataset, checked to be the one it recorded."""
+    recorded = info.dataset
     try:
-        return Path(snapshot_download(repo_id, repo_type="model", revision=revision,
-                                      allow_patterns=RUN_FILES))
-    except Exception as error:  # offline, unknown repository, gated access...
-        raise FileNotFoundError(f"could not download the run {repo_id} from the Hugging Face "
-                                f"Hub ({type(error).__name__}: {error})") from error
+        dataset = Dataset.open(data) if data else Dataset.open(
+            recorded["hub"], recorded.get("revision")) if "hub" in recorded else \
+            Dataset.open(recorded["path"])
+    except (FileNotFoundError, KeyError) as error:
+        raise FileNotFoundError(f"cannot open the dataset the run was trained on "
+                                f"({recorded}): pass --data FOLDER_OR_HUB_ID ({error})") from None
+    if sha256_of(dataset.layout.info) != recorded.get("info_sha256"):
+        raise ValueError(f"{dataset.origin} is not the dataset the run was trained on (its "
+                         "unitaf.json differs): pass --data with that dataset")
+    return dataset
+
+
+def model_terms(info: RunInfo, config: dict[str, Any], dataset: Dataset) -> list[Terms]:
+    """What the run's weights derive from: the corpus, the weights behind its input and
+    teacher feature sets, and a UniTalker decoder it started from."""
+    sets = sorted({info.inputs["backbone_set"], info.inputs["teacher_set"]})
+    terms = [source_terms(dataset.info.source)]
+    terms += [t for name in sets for t in feature_terms(name, dataset.feature_set(name))]
+    if config.get("unitalker_ckpt"):
+        terms.append(UNITALKER_TERMS)
+    return list({(t.component, t.licence): t for t in terms}.values())
+
+
+def model_card(run: Path, info: RunInfo, config: dict[str, Any], dataset: Dataset,
+               files: list[str], repo_id: str) -> str:
+    """README.md of a pushed run (huggingface_hub ModelCard): licences, the dataset, the
+    base checkpoints, what the model maps, how to load it, the last validation."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    terms = model_terms(info, config, dataset)
+    origin = dataset.origin
+    bases = [ref for ref in (config.get("init"), config.get("unitalker_ckpt"))
+             if ref and is_hub_id(ref) and not Path(ref).exists()]
+    data = ModelCardData(**licence_metadata(terms, one_id=True), library_name="unitaf",
+                         tags=["unitaf", "audio-to-face", "talking-face", "blendshapes"],
+                         datasets=[origin["hub"]] if "hub" in origin else None,
+                         base_model=bases or None)
+    args, inputs = info.model, info.inputs
+    front = info.front_end
+    base_rows = [
+        f"| input | `{inputs['backbone_set']}/{inputs['backbone_field']}` | "
+        f"{front.get('backend')} backend, model {_model_name(front.get('model'))} |",
+        f"| teacher | `{inputs['teacher_set']}/{inputs['teacher_field']}` | "
+        f"{dataset.feature_set(inputs['teacher_set']).backend} backend |",
+    ]
+    if config.get("unitalker_ckpt"):
+        base_rows.append(f"| decoder start | `{Path(config['unitalker_ckpt']).name}` | "
+                         "UniTalker (Apache-2.0) |")
+    if config.get("init"):
+        base_rows.append(f"| stage-1 run | `{config['init']}` | projector and backbone |")
+    where = (f"[{origin['hub']}](https://huggingface.co/datasets/{origin['hub']}) at commit "
+             f"`{origin['revision']}`" if "hub" in origin else f"`{origin['path']}` (local)")
+    body = f"""
+# UniTAF stage-{info.stage} run
+
+A UniTAF model (projector{" + UniTalker decoder" if info.stage >= 2 else ""}) trained with
+`unitaf train`: `{args.backbone}` inputs at 50 Hz → `{args.face_type}` face
+({len(args.channels)} channels, names in `model.json`) at {info.fps} fps.
+
+Trained on {where} (`{dataset.info.source}` corpus, unitaf.json sha256
+`{info.dataset.get('info_sha256')}`).
+
+## Base checkpoints and inputs
+
+| role | what | from |
+|---|---|---|
+{chr(10).join(base_rows)}
+
+## Load
+
+```python
+from unitaf_model.run import load_run
+run = load_run("{repo_id}")   # safetensors weights and JSON records, nothing pickled
+face = run.predict(inputs)    # (T,) codes or (T, D) features at 50 Hz -> (ceil(T/2), C)
+```
+
+Files: {", ".join(f"`{f}`" for f in files)}.
+
+{_validation(run, files)}## Licence
+
+The weights derive from the data and the models below; their terms apply to the model.
+
+{licence_table(terms)}
+"""
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def _model_name(model: Any) -> str:
+    if isinstance(model, dict):
+        return str(model.get("name") or model.get("model") or "(see model.json)")
+    return str(model)
+
+
+def _validation(run: Path, files: list[str]) -> str:
+    """The last validation record as a table, and the eval reports pushed."""
+    import json
+
+    path = run / "validation.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if not lines:
+        return ""
+    last = json.loads(lines[-1])
+    rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in last.items() if k != "step")
+    reports = sorted({str(PurePosixPath(f).parent) for f in files if f.startswith("eval/")})
+    return (f"## Validation at step {last['step']}\n\n| metric | value |\n|---|---|\n{rows}\n"
+            f"\nEval reports: {', '.join(f'`{r}/`' for r in reports) or 'none'}.\n\n")

@@ -19,7 +19,9 @@ it and writes nothing into it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,14 @@ import numpy as np
 import torch
 
 from unitaf_data.dataset import read_json_file, write_json
-from unitaf_data.schema import RecordError
+from unitaf_data.schema import RecordError, _keys, _positive, _typed
 
 RUN_FORMAT = 1
 CHECKPOINT_GLOB = "step_??????"
 BEST = "best"
+RIGS = ("demo", "rig.npz", None)  # the built-in rig, the rig stored in the run, or none
+INPUTS = ("backbone_set", "backbone_field", "teacher_set", "teacher_field")
+MAX_SIZE = 65_536  # the largest vocabulary, width or identity count a run may declare
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,26 @@ class ModelArgs:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "channels": list(self.channels)}
+
+    @staticmethod
+    def from_dict(data: Any, what: str = "model") -> ModelArgs:
+        """Checked: a model.json from elsewhere must not build a model of any size."""
+        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)})
+        backbone = _typed(item["backbone"], str, f"{what}.backbone")
+        face_type = _typed(item["face_type"], str, f"{what}.face_type")
+        channels = tuple(_typed(c, str, f"{what}.channels[]")
+                         for c in _typed(item["channels"], list, f"{what}.channels"))
+        sizes = {k: _positive(item[k], f"{what}.{k}", int)
+                 for k in ("backbone_size", "teacher_dim", "identities")}
+        if backbone not in ("units", "precomputed") or not re.fullmatch(r"[a-z][a-z0-9_]*",
+                                                                        face_type):
+            raise RecordError(f"{what}: backbone {backbone!r} or face type {face_type!r} unknown")
+        if not channels or len(set(channels)) != len(channels) or len(channels) > MAX_SIZE \
+                or max(sizes.values()) > MAX_SIZE:
+            raise RecordError(f"{what}: channels must be distinct names, sizes at most "
+                              f"{MAX_SIZE}")
+        return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
+                         channels, sizes["identities"])
 
 
 @dataclass(frozen=True)
@@ -76,20 +101,39 @@ class RunInfo:
 
     @staticmethod
     def from_dict(data: Any, what: str = "model.json") -> RunInfo:
-        if not isinstance(data, dict):
-            raise RecordError(f"{what}: expected an object")
-        names = {f.name for f in dataclasses.fields(RunInfo)}
-        unknown, missing = set(data) - names, names - set(data) - {"expression", "format"}
-        if unknown or missing:
-            raise RecordError(f"{what}: unknown keys {sorted(unknown)}, missing {sorted(missing)}")
-        if data.get("format", RUN_FORMAT) != RUN_FORMAT:
-            raise RecordError(f"{what}: run format {data['format']}; this unitaf reads "
-                              f"{RUN_FORMAT}")
-        try:
-            model = ModelArgs(**{**data["model"], "channels": tuple(data["model"]["channels"])})
-        except TypeError as error:
-            raise RecordError(f"{what}: model: {error}") from None
-        return RunInfo(**{**data, "model": model})
+        optional = {"expression", "format"}
+        item = _keys(data, what, {f.name for f in dataclasses.fields(RunInfo)} - optional,
+                     optional)
+        version = _typed(item.get("format", RUN_FORMAT), int, f"{what}.format")
+        if version != RUN_FORMAT:
+            raise RecordError(f"{what}: run format {version}; this unitaf reads {RUN_FORMAT}")
+        model = ModelArgs.from_dict(item["model"], f"{what}.model")
+        inputs = _keys(item["inputs"], f"{what}.inputs", set(INPUTS))
+        speakers = _typed(item["speakers"], dict, f"{what}.speakers")
+        interval = _typed(item["mouth_interval"], (dict, type(None)), f"{what}.mouth_interval")
+        rig = _typed(item["rig"], (str, type(None)), f"{what}.rig")
+        if rig not in RIGS:
+            raise RecordError(f"{what}.rig: {rig!r} is not one of {RIGS}")
+        return RunInfo(
+            stage=_positive(item["stage"], f"{what}.stage", int), model=model,
+            inputs={k: _typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
+            fps=_positive(item["fps"], f"{what}.fps"),
+            speakers={_typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
+                      for k, v in speakers.items()},
+            rig=rig, mouth_interval=None if interval is None else {
+                k: _typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
+            front_end=_typed(item["front_end"], dict, f"{what}.front_end"),
+            dataset=_typed(item["dataset"], dict, f"{what}.dataset"),
+            expression=_typed(item.get("expression"), (dict, type(None)),
+                              f"{what}.expression"),
+            format=version)
+
+
+def _identity(value: Any, model: ModelArgs, what: str) -> int:
+    row = _typed(value, int, what)
+    if not 0 <= row < model.identities:
+        raise RecordError(f"{what}: identity row {row} outside [0, {model.identities})")
+    return row
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -124,11 +168,15 @@ def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.exists():
         raise FileNotFoundError(f"{path} not found")
-    return load_file(path)
+    try:
+        return load_file(path)
+    except SafetensorError as error:
+        raise RecordError(f"{path}: not a readable safetensors file ({error})") from None
 
 
 @dataclass
@@ -249,16 +297,24 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                    len(args.channels), torch.zeros(len(args.channels)),
                    identities=args.identities)
-    model.load_state_dict(load_weights(folder / "model.safetensors"))
+    weights = folder / "model.safetensors"
+    try:
+        model.load_state_dict(load_weights(weights))
+    except RuntimeError as error:  # other keys or shapes than model.json's model has
+        raise RecordError(f"{weights}: not the weights of the model model.json describes "
+                          f"({str(error)[:300]})") from None
     model.eval()
-    return LoadedRun(path=run, info=info, config=read_json_file(run / "config.json"),
+    config = _typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
+    return LoadedRun(path=run, info=info, config=config,
                      model=model, checkpoint=folder.name, step=_step_of(folder),
                      rig=load_run_rig(run, info), front_end=_front_end(run))
 
 
 def _step_of(folder: Path) -> int:
     if folder.name == BEST:
-        return int(read_json_file(folder / "best.json")["step"])
+        path = folder / "best.json"
+        return _typed(_keys(read_json_file(path), str(path), {"step", "metric", "value"})
+                      ["step"], int, f"{path}.step")
     return int(folder.name.removeprefix("step_"))
 
 
@@ -269,13 +325,21 @@ def load_run_rig(run: Path, info: RunInfo):
         return None
     if info.rig == "demo":
         return demo_rig()
-    return load_rig(run / info.rig, info.model.channels)
+    try:
+        return load_rig(run / info.rig, info.model.channels)
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as error:  # np.load of an npz
+        raise RecordError(f"{run / info.rig}: not a rig ({type(error).__name__}: "
+                          f"{str(error)[:200]})") from None
 
 
 def _front_end(run: Path) -> dict[str, np.ndarray]:
     path = run / "front_end.safetensors"
     if not path.exists():
         return {}
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    return load_file(path)
+    try:
+        return load_file(path)
+    except SafetensorError as error:
+        raise RecordError(f"{path}: not a readable safetensors file ({error})") from None
