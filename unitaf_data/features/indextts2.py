@@ -274,7 +274,7 @@ def _find(missing: list[str], reference: str | None, patterns: list[str], member
     try:
         path = local_or_hub(reference, patterns, repo_type="model", hint=f": {_OBTAIN[what]}")
     except FileNotFoundError as error:
-        missing.append(str(error))
+        missing.append(" ".join(str(error).split()))  # one line per missing file
         return None
     if member and path.is_dir():
         path = path / member
