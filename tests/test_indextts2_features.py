@@ -205,3 +205,25 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_copy, models, t
                       data=str(dataset), out=str(run)))
     history = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
     assert np.isfinite(history[-1]["loss"]) and history[-1]["loss"] < history[0]["loss"]
+
+
+class _NotATensor:
+    pass
+
+
+def test_the_gpt_checkpoint_is_read_as_tensors_only_and_strictly(models, tmp_path):
+    import pickle
+
+    from unitaf_data.features.indextts2 import load_gpt
+
+    upstream = import_upstream()
+    config = locate_files(models["indextts2_dir"], str(models["w2v_bert"]),
+                          str(models["semantic_codec"])).config
+    state = torch.load(models["indextts2_dir"] / "gpt.pth", weights_only=True)
+    torch.save({"model": state, "note": _NotATensor()}, tmp_path / "pickled.pth")
+    with pytest.raises(pickle.UnpicklingError):
+        load_gpt(upstream, config, tmp_path / "pickled.pth")
+    del state["mel_head.bias"]
+    torch.save({"model": state}, tmp_path / "partial.pth")
+    with pytest.raises(RuntimeError, match="mel_head.bias"):
+        load_gpt(upstream, config, tmp_path / "partial.pth")

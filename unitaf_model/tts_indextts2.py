@@ -36,7 +36,10 @@ conditioning encoders get the prompts' true frame counts (upstream passes the fe
 1024, the same result for prompts up to 15 s); s2mel is loaded strictly (a missing or
 mis-shaped weight is an error; upstream skips it with a warning); every checkpoint is read
 with `weights_only=True`; no flash-attn, DeepSpeed or CUDA kernels (plain PyTorch attention
-through transformers' `generate`).
+through transformers' `generate`); upstream's generation wrapper is handed the KV cache and
+attention mask under the names it reads (newer transformers renamed them, and it would
+recompute the whole sequence for every code). Emotion from text runs upstream's
+`QwenEmotion` on the model folder's `qwen0.6bemo4-merge` (its loader needs `accelerate`).
 
 torchaudio: IndexTTS2's inference module imports it, and no torchaudio loads next to the
 torch this project tests with, so that module is never imported. The synthesis path calls
@@ -392,7 +395,7 @@ def stream(synth: IndexTTS2Synthesizer, face_model: FaceModel, text: str, voice:
         raise ValueError("the text gives no IndexTTS2 text tokens")
     silence = round(SAMPLE_RATE * SILENCE_S)
     start_sample = 0
-    devices = [synth.device] if synth.device.type == "cuda" else []
+    devices = [synth.device.index or 0] if synth.device.type == "cuda" else []
     for index, tokens in enumerate(segments):
         began = time.perf_counter()
         with torch.random.fork_rng(devices=devices, device_type=synth.device.type):

@@ -27,7 +27,12 @@ front end would otherwise drop up to 1.25 frames), and the frame the feature ext
 to reach an even count is dropped, so a clip has floor(samples / 320) frames; speaker and
 emotion conditioning read the clip's first 15 s, as IndexTTS2 cuts its prompts to 15 s;
 clips beyond the GPT's text or code limits (or under 60 ms) are refused, for every set, with
-a reason instead of being truncated.
+a reason instead of being truncated; every checkpoint is read with `weights_only=True` (the GPT
+too: upstream's `load_checkpoint` unpickles it), strictly.
+
+The loaders, the file locations (`locate_files`, with `synthesis=True` also the synthesiser's
+files) and the teacher-forced pass (`teacher_forced_latents`) are shared with IndexTTS2
+synthesis (`unitaf_model.tts_indextts2`), so generated speech gets the same features.
 """
 
 from __future__ import annotations
