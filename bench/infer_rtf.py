@@ -4,8 +4,9 @@ share of it, with IndexTTS2's stack at its real sizes and random weights, in the
 formats (`tests/indextts2_models.py`), loaded by the real loaders.
 
 A random GPT never emits its stop code, so each segment is cut at `--codes` codes (50 per
-second of speech); the text has two sentences, so the first chunk's latency is measured
-against the whole. On CPU by default, and on the GPU when `torch.cuda.is_available()`.
+second of speech); the text has two sentences, cut into two segments, so the first chunk's
+latency is measured against the whole. On CPU by default, and on the GPU when
+`torch.cuda.is_available()`.
 
     python bench/infer_rtf.py --codes 75
 """
@@ -50,6 +51,8 @@ def face_model(device: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes", type=int, default=75, help="codes per segment (50 per s)")
+    parser.add_argument("--segment-tokens", type=int, default=16,
+                        help="text tokens per segment (IndexTTS2's default is 120)")
     args = parser.parse_args()
     from unitaf_model.tts_indextts2 import Generation, load_synthesizer, stream
 
@@ -66,7 +69,8 @@ def main() -> None:
         sf.write(work / "voice.wav", (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32),
                  24_000)
         faces = face_model(device)
-        generation = Generation(max_mel_tokens=args.codes)
+        generation = Generation(max_mel_tokens=args.codes,
+                                max_text_tokens_per_segment=args.segment_tokens)
         for _ in stream(synth, faces, "Warm up.", work / "voice.wav", generation=generation):
             pass
         start = time.perf_counter()
@@ -80,7 +84,7 @@ def main() -> None:
     print(f"device: {device}, {torch.get_num_threads()} torch threads; IndexTTS2 at real sizes, "
           f"random weights (written in {written:.0f} s, loaded in {loaded:.0f} s)")
     print(f"{len(chunks)} segments, {sum(len(c.speech.codes) for c in chunks)} codes, "
-          f"{audio:.2f} s of audio (with the 200 ms silence)")
+          f"{audio:.2f} s of audio (silences between segments included)")
     print("| | seconds | real-time factor |\n|---|---|---|")
     print(f"| speech + face (whole stream, conditioning included) | {total:.2f} | "
           f"{total / audio:.2f} |")
