@@ -4,8 +4,8 @@ share of it, with IndexTTS2's stack at its real sizes and random weights, in the
 formats (`tests/indextts2_models.py`), loaded by the real loaders.
 
 A random GPT never emits its stop code, so each segment is cut at `--codes` codes (50 per
-second of speech); the text has two sentences, cut into two segments, so the first chunk's
-latency is measured against the whole. On CPU by default, and on the GPU when
+second of speech); the text has two sentences, cut into segments of 16 text tokens, so the
+first chunk's latency is measured against the whole. On CPU by default, and on the GPU when
 `torch.cuda.is_available()`.
 
     python bench/infer_rtf.py --codes 75
