@@ -53,10 +53,12 @@ def unitalker_b_checkpoint(path: Path) -> Path:
 def one_at_a_time(dataset: Path, backend: str, models: dict[str, str], device: str
                   ) -> tuple[int, float]:
     """(clips, seconds): load the models once (timed), then one clip per forward pass."""
-    from unitaf_data.extract import main_shards, read_clips
+    from unitaf_data.dataset import Dataset
+    from unitaf_data.extract import clip_inputs
     from unitaf_data.features import ExtractSettings, make_backend
 
-    clips = [c for shard in main_shards(dataset) for c in read_clips(shard)]
+    opened = Dataset.open_folder(dataset)
+    clips = [c for shard in opened.shards() for c in clip_inputs(opened, shard)]
     start = time.perf_counter()
     model = make_backend(backend, list(SETS[backend]),
                          ExtractSettings(dataset_dir=dataset, device=device, **models))

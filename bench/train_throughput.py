@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -43,12 +42,13 @@ def prepare(work: Path, minutes: float) -> Path:
 
 
 def loader_clips_per_second(dataset: Path, batches: int = 40) -> float:
+    from unitaf_data.dataset import Dataset
     from unitaf_model.config import load_config
     from unitaf_model.data import loader
 
     config = load_config(data=str(dataset), out="unused", backbone="precomputed",
                          backbone_set="whisper", backbone_field="teacher.npy")
-    stream = iter(loader(config.data_spec(dataset), "train"))
+    stream = iter(loader(Dataset.open_folder(dataset), config.data_spec(), "train"))
     next(stream)
     clips, start = 0, time.perf_counter()
     for _ in range(batches):
@@ -88,23 +88,22 @@ def reference_clips_per_second(dataset: Path, work: Path, clips: int = 3) -> flo
     teacher-encoder pass."""
     from transformers import WavLMConfig, WavLMModel
 
-    from unitaf_data.audio import decode_flac
-    from unitaf_data.extract import main_shards
+    from unitaf_data.dataset import Dataset
     from unitaf_data.features import ClipInput, ExtractSettings, make_backend
     from unitaf_data.features.indextts2 import INDEXTTS2_SETS
-    from unitaf_data.shards import read_tar
 
     models = write_random_indextts2(work / "indextts2-real", size="real")
     stack = make_backend("indextts2", list(INDEXTTS2_SETS), ExtractSettings(
         dataset_dir=dataset, **{k: str(v) for k, v in models.items()}))
     teacher = WavLMModel(WavLMConfig()).eval()
-    samples = [s for shard in main_shards(dataset) for s in read_tar(shard)][:clips]
+    opened = Dataset.open_folder(dataset)
+    samples = list(opened.samples(opened.shards()))[:clips]
     start = time.perf_counter()
     with torch.inference_mode():
         for sample in samples:
-            audio = decode_flac(sample["flac"])[0].astype(np.float32)
-            stack.extract([ClipInput(sample["__key__"], audio, sample["json"]["text"],
-                                     sample["json"]["duration"])])
+            audio = sample.audio()
+            stack.extract([ClipInput(sample.key, audio, sample.meta.text,
+                                     sample.meta.duration)])
             stack.semantic([audio])  # the reference computes w2v-BERT twice per sample
             teacher(torch.from_numpy(audio)[None])
     return len(samples) / (time.perf_counter() - start)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import shutil
 import sys
@@ -15,7 +14,9 @@ import yaml
 from datasets import load_dataset
 
 from indextts2_models import write_random_indextts2
-from unitaf_data.extract import read_clips
+from reference import all_samples
+from unitaf_data.dataset import Dataset
+from unitaf_data.extract import clip_inputs
 from unitaf_data.features import ClipInput, ExtractSettings, make_backend
 from unitaf_data.features.indextts2 import (
     INDEXTTS2_SETS,
@@ -26,7 +27,6 @@ from unitaf_data.features.indextts2 import (
     locate_files,
     semantic_frames,
 )
-from unitaf_data.shards import raw_samples, read_tar
 from unitaf_model.config import load_config
 from unitaf_model.distributed import train
 from unitaf_pipelines.extract import ExtractConfig, run_extract
@@ -51,7 +51,8 @@ def _speech_clips(demo_build, count: int = 3) -> list[ClipInput]:
     """The `count` shortest demo clips, of different lengths."""
     pytest.importorskip("espeakng_loader")
     config, _ = demo_build
-    clips = read_clips(sorted(config.out_dir.glob("data/train/*.tar"))[0])
+    dataset = Dataset.open_folder(config.out_dir)
+    clips = clip_inputs(dataset, dataset.shards("train")[0])
     by_length = {len(c.audio): c for c in sorted(clips, key=lambda c: c.key)}
     return [by_length[n] for n in sorted(by_length)[:count]]
 
@@ -180,22 +181,20 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_copy, models, t
         dataset_dir=dataset, feature_sets=("whisper", *INDEXTTS2_SETS), workers=1,
         progress=False, **{k: str(v) for k, v in models.items()}))
     for name in INDEXTTS2_SETS:
-        checks = summary.feature_sets[name]["checks"]
-        assert checks["problems"] == 0 and checks["rejected"] == [], name
-    info = json.loads((dataset / "features" / "tts_latent" / "feature.json").read_text())
+        checks = summary.feature_sets[name].checks
+        assert not any(checks.problems.values()) and not checks.refused, name
+    info = Dataset.open_folder(dataset).feature_set("tts_latent")
     assert {"gpt.pth", "s2mel.pth", "bpe.model", "model.safetensors"} <= set(
-        info["model"]["files"]) and info["licences"]["IndexTTS2"] == "bilibili Model Use License"
+        info.model["files"]) and info.licences["IndexTTS2"] == "bilibili Model Use License"
     card = (dataset / "README.md").read_text().splitlines()
     codes_terms = next(line for line in card if line.startswith("- `semantic_codes`: "))
     assert "MaskGCT semantic codec (CC BY-NC 4.0)" in codes_terms
     assert "IndexTTS2 (bilibili Model Use License)" in codes_terms
-    main = sorted(dataset.glob("data/*/*.tar"))[0]
-    keys = [s["__key__"] for s in read_tar(main)]
+    samples = all_samples(dataset, {"semantic_codes": ["semantic_codes.npy"],
+                                    "tts_latent": ["gpt_layer.npy"]})
     for name, field, dtype in (("semantic_codes", "semantic_codes.npy", np.int16),
                                ("tts_latent", "gpt_layer.npy", np.float16)):
-        sidecar = list(raw_samples(dataset / "features" / name / main.parent.name / main.name))
-        assert [s["__key__"] for s in sidecar] == keys
-        assert all(np.load(io.BytesIO(s[field])).dtype == dtype for s in sidecar)
+        assert all(s.features[name][field].dtype == dtype for s in samples.values())
     loaded = load_dataset(str(dataset), "tts_latent", split="train")
     assert np.asarray(loaded[0]["gpt_layer.npy"]).shape[1] == 1024
     run = tmp_path / "run"
@@ -205,3 +204,25 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_copy, models, t
                       data=str(dataset), out=str(run)))
     history = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
     assert np.isfinite(history[-1]["loss"]) and history[-1]["loss"] < history[0]["loss"]
+
+
+class _NotATensor:
+    pass
+
+
+def test_the_gpt_checkpoint_is_read_as_tensors_only_and_strictly(models, tmp_path):
+    import pickle
+
+    from unitaf_data.features.indextts2 import load_gpt
+
+    upstream = import_upstream()
+    config = locate_files(models["indextts2_dir"], str(models["w2v_bert"]),
+                          str(models["semantic_codec"])).config
+    state = torch.load(models["indextts2_dir"] / "gpt.pth", weights_only=True)
+    torch.save({"model": state, "note": _NotATensor()}, tmp_path / "pickled.pth")
+    with pytest.raises(pickle.UnpicklingError):
+        load_gpt(upstream, config, tmp_path / "pickled.pth")
+    del state["mel_head.bias"]
+    torch.save({"model": state}, tmp_path / "partial.pth")
+    with pytest.raises(RuntimeError, match="mel_head.bias"):
+        load_gpt(upstream, config, tmp_path / "partial.pth")

@@ -27,7 +27,12 @@ front end would otherwise drop up to 1.25 frames), and the frame the feature ext
 to reach an even count is dropped, so a clip has floor(samples / 320) frames; speaker and
 emotion conditioning read the clip's first 15 s, as IndexTTS2 cuts its prompts to 15 s;
 clips beyond the GPT's text or code limits (or under 60 ms) are refused, for every set, with
-a reason instead of being truncated.
+a reason instead of being truncated; every checkpoint is read with `weights_only=True` (the GPT
+too: upstream's `load_checkpoint` unpickles it), strictly.
+
+The loaders, the file locations (`locate_files`, with `synthesis=True` also the synthesiser's
+files) and the teacher-forced pass (`teacher_forced_latents`) are shared with IndexTTS2
+synthesis (`unitaf_model.tts_indextts2`), so generated speech gets the same features.
 """
 
 from __future__ import annotations
@@ -63,8 +68,12 @@ MIN_FRAMES = 3  # the conformer conditioning encoders subsample 3 frames into 1
 DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
 DEFAULT_SEMANTIC_CODEC = "amphion/MaskGCT"
 CODEC_FILE = "semantic_codec/model.safetensors"
+DEFAULT_CAMPPLUS = "funasr/campplus"  # IndexTTS2's inference code downloads it from here
+CAMPPLUS_FILE = "campplus_cn_common.bin"
+BIGVGAN_FILES = ("config.json", "bigvgan_generator.pt")
 LICENCES = {"IndexTTS2": "bilibili Model Use License", "w2v-BERT 2.0": "MIT",
-             "MaskGCT semantic codec": "CC BY-NC 4.0"}
+            "MaskGCT semantic codec": "CC BY-NC 4.0", "BigVGAN v2": "MIT",
+            "CAMPPlus": "FunASR Model License"}
 WEIGHTS_USED = {  # IndexTTS2's w2v-BERT statistics normalise every set's input
     "semantic_codes": ("w2v-BERT 2.0", "IndexTTS2", "MaskGCT semantic codec"),
     "spk_cond": ("w2v-BERT 2.0", "IndexTTS2"),
@@ -77,33 +86,47 @@ _OBTAIN = {
     "w2v_bert": "download facebook/w2v-bert-2.0 (MIT) and pass its folder as --w2v-bert",
     "codec": f"download {CODEC_FILE} of amphion/MaskGCT (CC BY-NC 4.0) and pass it as "
              "--semantic-codec",
+    "bigvgan": "download the vocoder the config names (nvidia/bigvgan_v2_22khz_80band_256x, "
+               "MIT: config.json and bigvgan_generator.pt) and pass its folder as --bigvgan",
+    "campplus": f"download {CAMPPLUS_FILE} of {DEFAULT_CAMPPLUS} (CAMPPlus speaker encoder, "
+                "FunASR Model License) and pass it as --campplus",
 }
 
 
 INSTALL = "pip install 'unitaf[indextts2]' && pip install --no-deps indextts2-inference==2.1.1"
 
 
-def import_upstream() -> types.SimpleNamespace:
-    """The indextts2-inference classes this backend uses (a ValueError that says how to
-    install them when they, or what they import, are missing)."""
+def import_upstream(synthesis: bool = False) -> types.SimpleNamespace:
+    """The indextts2-inference classes this backend uses, and with `synthesis` those of the
+    speech synthesiser too (s2mel, BigVGAN, CAMPPlus, the mel front end); a ValueError that
+    says how to install them when they, or what they import, are missing."""
     if "indextts" not in sys.modules:
         spec = importlib.util.find_spec("indextts")
         if spec is None:
-            raise ValueError(f"the indextts2 feature sets need the IndexTTS2 model code: {INSTALL}")
+            raise ValueError(f"the IndexTTS2 model code is not installed: {INSTALL}")
         sys.modules["indextts"] = importlib.util.module_from_spec(spec)  # __init__ not run
     try:
         with _codec_import_helpers():
             from indextts.utils.maskgct.models.codec.kmeans.repcodec_model import RepCodec
         from indextts.gpt.model_v2 import UnifiedVoice
-        from indextts.utils.checkpoint import load_checkpoint
         from indextts.utils.front import TextNormalizer, TextTokenizer
+
+        classes = {"RepCodec": RepCodec, "UnifiedVoice": UnifiedVoice,
+                   "TextNormalizer": TextNormalizer, "TextTokenizer": TextTokenizer}
+        if synthesis:
+            from indextts.emotion import find_most_similar_cosine
+            from indextts.s2mel.modules.audio import mel_spectrogram
+            from indextts.s2mel.modules.bigvgan.bigvgan import BigVGAN
+            from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
+            from indextts.s2mel.modules.commons import MyModel
+
+            classes |= {"BigVGAN": BigVGAN, "CAMPPlus": CAMPPlus, "MyModel": MyModel,
+                        "mel_spectrogram": mel_spectrogram,
+                        "find_most_similar_cosine": find_most_similar_cosine}
     except ImportError as error:
         raise ValueError(f"the IndexTTS2 model code cannot be imported ({error}): {INSTALL}"
                          ) from error
-
-    return types.SimpleNamespace(RepCodec=RepCodec, UnifiedVoice=UnifiedVoice,
-                                 load_checkpoint=load_checkpoint,
-                                 TextNormalizer=TextNormalizer, TextTokenizer=TextTokenizer)
+    return types.SimpleNamespace(**classes)
 
 
 def plan_indextts2(feature_sets: list[str], settings: ExtractSettings) -> BackendPlan:
@@ -161,6 +184,17 @@ def _codec_import_helpers():
 
 
 @dataclass(frozen=True)
+class SynthesisFiles:
+    """The files IndexTTS2's speech synthesis needs beyond the feature backend's."""
+
+    bigvgan: Path  # folder: config.json, bigvgan_generator.pt
+    campplus: Path  # campplus_cn_common.bin
+    emo_matrix: Path  # feat2.pt: emotion vectors of the 8 emotions' speakers
+    spk_matrix: Path  # feat1.pt: those speakers' CAMPPlus styles
+    qwen_emotion: Path  # the text emotion model folder (only needed for emotion from text)
+
+
+@dataclass(frozen=True)
 class IndexTTS2Files:
     """Where each model file of the stack is, and IndexTTS2's config."""
 
@@ -172,45 +206,111 @@ class IndexTTS2Files:
     w2v_bert: Path
     semantic_codec: Path
     config: Any  # the loaded config.yaml (OmegaConf)
+    synthesis: SynthesisFiles | None = None
 
 
 def locate_files(indextts2_dir: str | Path | None, w2v_bert: str | None = None,
-                 semantic_codec: str | None = None) -> IndexTTS2Files:
-    """Every file of the stack, checked to exist; the config checked to be IndexTTS2's
-    (version 2.0). w2v-BERT and the codec may be local paths or Hub ids (from the cache)."""
+                 semantic_codec: str | None = None, *, synthesis: bool = False,
+                 bigvgan: str | None = None, campplus: str | None = None) -> IndexTTS2Files:
+    """Every file of the stack (with `synthesis`, the synthesiser's too), checked to exist;
+    the config checked to be IndexTTS2's (version 2.0). w2v-BERT, the codec, BigVGAN and
+    CAMPPlus may be local paths or Hub ids (from the cache). One FileNotFoundError lists
+    every missing file with where to get it and its licence."""
     if not indextts2_dir:
-        raise ValueError(f"the indextts2 feature sets need --indextts2-dir: {_OBTAIN['indextts2']}")
+        raise ValueError(f"IndexTTS2 needs --indextts2-dir: {_OBTAIN['indextts2']}")
     folder = Path(indextts2_dir)
     config_path = folder / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: {_OBTAIN['indextts2']}")
+    missing: list[str] = []
+    config = _load_config(config_path) if config_path.is_file() else None
+    if config is None:
+        missing.append(f"{config_path} not found: {_OBTAIN['indextts2']}")
+        named = {}
+    else:
+        named = {"gpt": config.gpt_checkpoint, "bpe": config.dataset.bpe_model,
+                 "w2v_stats": config.w2v_stat, "s2mel": config.s2mel_checkpoint}
+        if synthesis:
+            named |= {"emo_matrix": config.emo_matrix, "spk_matrix": config.spk_matrix}
+        missing += [f"{folder / name} not found: {_OBTAIN['indextts2']}"
+                    for name in named.values() if not (folder / name).is_file()]
+    w2v_folder = _find(missing, w2v_bert or DEFAULT_W2V_BERT, ["*.json", "*.safetensors"],
+                       None, "w2v_bert")
+    codec = _find(missing, semantic_codec or DEFAULT_SEMANTIC_CODEC, [CODEC_FILE], CODEC_FILE,
+                  "codec")
+    extra = None
+    if synthesis:
+        vocoder = bigvgan or (config.vocoder.name if config is not None else None)
+        vocoder_folder = _find(missing, vocoder, list(BIGVGAN_FILES), None, "bigvgan")
+        missing += [f"{vocoder_folder / name} not found: {_OBTAIN['bigvgan']}"
+                    for name in BIGVGAN_FILES
+                    if vocoder_folder and not (vocoder_folder / name).is_file()]
+        speaker = _find(missing, campplus or DEFAULT_CAMPPLUS, [CAMPPLUS_FILE], CAMPPLUS_FILE,
+                        "campplus")
+        if config is not None:
+            extra = SynthesisFiles(bigvgan=vocoder_folder, campplus=speaker,
+                                   emo_matrix=folder / named["emo_matrix"],
+                                   spk_matrix=folder / named["spk_matrix"],
+                                   qwen_emotion=folder / str(config.qwen_emo_path).strip())
+    if missing:
+        raise FileNotFoundError("IndexTTS2 model files are missing:\n"
+                                + "\n".join(f"- {line}" for line in missing))
+    return IndexTTS2Files(config_path=config_path, w2v_bert=w2v_folder, semantic_codec=codec,
+                          config=config, synthesis=extra,
+                          **{key: folder / name for key, name in named.items()
+                             if key in ("gpt", "bpe", "w2v_stats", "s2mel")})
+
+
+def _load_config(config_path: Path):
     from omegaconf import OmegaConf
 
     config = OmegaConf.load(config_path)
     if str(config.get("version")) != "2.0" or "emo_condition_module" not in config.get("gpt", {}):
         raise ValueError(f"{config_path} is not an IndexTTS2 config (version 2.0 with an "
                          f"emotion conditioning module); its version is {config.get('version')}")
-    named = {"gpt": config.gpt_checkpoint, "bpe": config.dataset.bpe_model,
-             "w2v_stats": config.w2v_stat, "s2mel": config.s2mel_checkpoint}
-    for name in named.values():
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} not found: {_OBTAIN['indextts2']}")
-    w2v_folder = local_or_hub(w2v_bert or DEFAULT_W2V_BERT, ["*.json", "*.safetensors"],
-                              repo_type="model", hint=f": {_OBTAIN['w2v_bert']}")
-    codec = local_or_hub(semantic_codec or DEFAULT_SEMANTIC_CODEC, [CODEC_FILE],
-                         repo_type="model", hint=f": {_OBTAIN['codec']}")
-    if codec.is_dir():
-        codec = codec / CODEC_FILE
-    if not codec.is_file():
-        raise FileNotFoundError(f"{codec} not found: {_OBTAIN['codec']}")
-    return IndexTTS2Files(config_path=config_path, w2v_bert=w2v_folder, semantic_codec=codec,
-                          config=config, **{key: folder / name for key, name in named.items()})
+    return config
+
+
+def _find(missing: list[str], reference: str | None, patterns: list[str], member: str | None,
+          what: str) -> Path | None:
+    """A model location (local path or Hub id) resolved to a local path, `member` inside it
+    when it is a folder; or None, with a line added to `missing`."""
+    if not reference:
+        missing.append(f"no location given: {_OBTAIN[what]}")
+        return None
+    try:
+        path = local_or_hub(reference, patterns, repo_type="model", hint=f": {_OBTAIN[what]}")
+    except FileNotFoundError as error:
+        missing.append(" ".join(str(error).split()))  # one line per missing file
+        return None
+    if member and path.is_dir():
+        path = path / member
+    if not path.exists():
+        missing.append(f"{path} not found: {_OBTAIN[what]}")
+        return None
+    return path
 
 
 def semantic_frames(num_samples: int) -> int:
     """50 Hz frames of w2v-BERT for a clip of `num_samples` (16 kHz) plus the 15 ms tail:
     25 ms fbank windows every 10 ms, stacked in pairs."""
     return (1 + (num_samples + TAIL_SAMPLES - 400) // 160) // 2
+
+
+def text_tokenizer(upstream: types.SimpleNamespace, files: IndexTTS2Files):
+    """IndexTTS2's text front end: its normaliser (with the model folder's glossary, when
+    there is one) and its SentencePiece model."""
+    normaliser = upstream.TextNormalizer(enable_glossary=True)
+    glossary = files.config_path.parent / "glossary.yaml"
+    if glossary.exists():
+        normaliser.load_glossary_from_yaml(str(glossary))
+    return upstream.TextTokenizer(str(files.bpe), normaliser)
+
+
+def load_w2v_stats(path: Path):
+    """(mean, std) of w2v-BERT's layer 17 from IndexTTS2's `wav2vec2bert_stats.pt`."""
+    import torch
+
+    stats = torch.load(path, map_location="cpu", weights_only=True)
+    return stats["mean"].float(), torch.sqrt(stats["var"].float())
 
 
 def load_semantic_model(folder: Path, device: str):
@@ -238,12 +338,23 @@ def load_semantic_model(folder: Path, device: str):
     return extractor, model.eval().to(device)
 
 
+def load_gpt(upstream: types.SimpleNamespace, config, gpt_path: Path):
+    """IndexTTS2's GPT (`UnifiedVoice`) read strictly from `gpt.pth` (a state dict, or one
+    under "model"), tensors only: upstream's `load_checkpoint` unpickles the whole file."""
+    import torch
+
+    state = torch.load(gpt_path, map_location="cpu", weights_only=True)
+    gpt = upstream.UnifiedVoice(**config.gpt)
+    gpt.load_state_dict(state.get("model", state), strict=True)
+    return gpt.eval()
+
+
 def load_gpt_layer(s2mel_path: Path):
     """s2mel's `gpt_layer` (Linear 1280→256→128→1024) read strictly from `s2mel.pth`
     (`{"net": {"gpt_layer": state}}`); the rest of the synthesiser is not built."""
     import torch
 
-    state = torch.load(s2mel_path, map_location="cpu", mmap=True)["net"]
+    state = torch.load(s2mel_path, map_location="cpu", mmap=True, weights_only=True)["net"]
     if "gpt_layer" not in state:
         raise ValueError(f"{s2mel_path} has no net.gpt_layer: not an IndexTTS2 s2mel checkpoint")
     weights = {key.removeprefix("module."): value for key, value in state["gpt_layer"].items()}
@@ -252,6 +363,20 @@ def load_gpt_layer(s2mel_path: Path):
     projection = torch.nn.Sequential(*layers)
     projection.load_state_dict(weights, strict=True)
     return projection.eval()
+
+
+def teacher_forced_latents(gpt, gpt_layer, spk_cond, emovec, text_tokens, codes):
+    """The `tts_latent` features of one utterance: the GPT run teacher-forced on its text
+    tokens (1, L) and semantic codes (1, T) with speaker conditioning latents (1, 32, 1280)
+    and an emotion vector (1, 1280) → latents (1, T, 1280), and their `gpt_layer` projection
+    (1, T, 1024). Extraction (the clip's own codes) and synthesis (the generated codes) both
+    call this, so the face is driven by the features it was trained on."""
+    import torch
+
+    one = torch.ones(1, dtype=torch.long, device=codes.device)
+    latent = gpt(spk_cond, text_tokens, one * text_tokens.shape[1], codes.long(),
+                 one * codes.shape[1], None, emo_vec=emovec, use_speed=one * 0)
+    return latent, gpt_layer(latent)
 
 
 class IndexTTS2Backend:
@@ -270,32 +395,20 @@ class IndexTTS2Backend:
         config = self.files.config
         self.device = torch.device(settings.device)
         self.extractor, self.w2v_bert = load_semantic_model(self.files.w2v_bert, settings.device)
-        stats = torch.load(self.files.w2v_stats, map_location="cpu")
-        self.mean = stats["mean"].float().to(self.device)
-        self.std = torch.sqrt(stats["var"].float()).to(self.device)
+        self.mean, self.std = (tensor.to(self.device) for tensor in
+                               load_w2v_stats(self.files.w2v_stats))
         from safetensors.torch import load_model
 
         self.codec = upstream.RepCodec(cfg=config.semantic_codec)
         load_model(self.codec, str(self.files.semantic_codec), strict=True)
         self.codec.eval().to(self.device)
-        self.gpt = upstream.UnifiedVoice(**config.gpt)
-        upstream.load_checkpoint(self.gpt, str(self.files.gpt))
-        self.gpt.eval().to(self.device)
+        self.gpt = load_gpt(upstream, config, self.files.gpt).to(self.device)
         self.gpt_layer = load_gpt_layer(self.files.s2mel).to(self.device)
         self.tokenizer = None
         if "tts_latent" in feature_sets:
-            self.tokenizer = self._text_tokenizer(upstream)
+            self.tokenizer = text_tokenizer(upstream, self.files)
         self.max_text_tokens = int(config.gpt.max_text_tokens)
         self.max_codes = int(config.gpt.max_mel_tokens)
-
-    def _text_tokenizer(self, upstream: types.SimpleNamespace):
-        """IndexTTS2's text front end: its normaliser (with the model folder's glossary, when
-        there is one) and its SentencePiece model."""
-        normaliser = upstream.TextNormalizer(enable_glossary=True)
-        glossary = self.files.config_path.parent / "glossary.yaml"
-        if glossary.exists():
-            normaliser.load_glossary_from_yaml(str(glossary))
-        return upstream.TextTokenizer(str(self.files.bpe), normaliser)
 
     def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]] | str]:
         """Per clip {feature set: {field: array}}, or the reason it was refused (for every
@@ -365,15 +478,10 @@ class IndexTTS2Backend:
             out["semantic_codes"] = {"semantic_codes.npy": codes[0].cpu().numpy().astype(np.int16)}
         if "tts_latent" in self.feature_sets:
             text = torch.tensor([tokens], dtype=torch.long, device=self.device)
-            one = torch.ones(1, dtype=torch.long, device=self.device)
-            prompt_frames = one * min(semantic.shape[1], PROMPT_FRAMES)
-            latent = self.gpt(spk_cond, text, one * text.shape[1], codes.long(),
-                              one * codes.shape[1], semantic[:, :PROMPT_FRAMES],
-                              cond_mel_lengths=prompt_frames,
-                              emo_cond_mel_lengths=prompt_frames, emo_vec=emovec,
-                              use_speed=one * 0)
+            latent, projected = teacher_forced_latents(self.gpt, self.gpt_layer, spk_cond,
+                                                       emovec, text, codes)
             out["tts_latent"] = {"tts_latent.npy": _half(latent[0]),
-                                 "gpt_layer.npy": _half(self.gpt_layer(latent)[0])}
+                                 "gpt_layer.npy": _half(projected[0])}
         return {name: out[name] for name in self.feature_sets}
 
     @cached_property
