@@ -96,13 +96,16 @@ def evaluate(
         help="best (lowest validation loss), last, or step_NNNNNN.")] = "best",
     skip_bad: Annotated[bool, typer.Option(
         help="Skip (and count) bad samples instead of stopping.")] = False,
+    video: Annotated[int, typer.Option(
+        help="Render this many clips, ground truth | prediction, with audio (`render` "
+             "extra).")] = 0,
 ) -> None:
     """Evaluate a run with the field's metrics (LVE/LVD, blendshape mouth L2 and MVE, FDD,
     jitter, bilabial closure, AV offset, mouth-openness distribution) against the
     train-mean face and ground truth; writes eval.json, eval.md and plots."""
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluate import markdown_table, report_dict, write_report
+    from unitaf_model.evaluate import markdown_table, report_dict, write_report, write_videos
     from unitaf_model.run import load_run
 
     try:
@@ -114,11 +117,57 @@ def evaluate(
         folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                          else Path("eval") / runs[0].path.name / split)
         paths = write_report(evaluation, folder)
+        videos = write_videos(evaluation, folder, video) if video else []
     except (ValueError, FileNotFoundError, KeyError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     console.print(markdown_table(report_dict(evaluation)))
-    console.print(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}")
+    console.print(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
+                  + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+
+
+@app.command()
+def animate(
+    run: Annotated[str, typer.Option(help="A run folder (or Hub model id) trained on audio "
+                                          "features (offline `units` or `whisper`).")],
+    audio: Annotated[Path, typer.Option(help="An audio file, or a folder of them.")],
+    out: Annotated[Path, typer.Option(help="Folder for the outputs, NAME.* per input.")],
+    fps: Annotated[float | None, typer.Option(
+        help="Output frame rate (default: the run's dataset face rate).")] = None,
+    speaker: Annotated[str | None, typer.Option(
+        help="A training speaker's identity to animate with (default: the unseen-speaker "
+             "identity).")] = None,
+    video: Annotated[bool, typer.Option(
+        help="Also render NAME.mp4: the rig's mesh with the audio (needs the `render` "
+             "extra).")] = False,
+    checkpoint: Annotated[str, typer.Option(help="best, last, or step_NNNNNN.")] = "best",
+) -> None:
+    """Audio → face: for each input, NAME.npy and NAME.csv (curves with channel names),
+    NAME.livelink.csv (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export),
+    NAME.glb (glTF morph-target animation on the rig's mesh) and, with --video, NAME.mp4."""
+    from unitaf_model.inference import AudioFrontEnd, animate_file, audio_inputs
+    from unitaf_model.run import load_run
+
+    try:
+        loaded = load_run(run, checkpoint)
+        front_end = AudioFrontEnd(loaded)
+        inputs = audio_inputs(audio)
+        with _progress() as progress:
+            task = progress.add_task("animate", total=len(inputs))
+            for name, path in inputs:
+                written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+                progress.update(task, advance=1)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
 
 
 @app.command()

@@ -236,6 +236,24 @@ def _cell(result: dict[str, Any] | None) -> str:
     return f"{result['value']:.4g}"
 
 
+def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
+    """The first `count` clips rendered ground truth | first run side by side, with their
+    audio (`videos/KEY.mp4`)."""
+    from unitaf_model.render import write_comparison_video
+
+    system, run = next(iter(evaluation.runs.items()))
+    if run.rig is None:
+        raise ValueError(f"{run.path} has no vertex rig to render videos with")
+    paths = []
+    for index, truth in enumerate(evaluation.truths[:count]):
+        paths.append(write_comparison_video(
+            out / "videos" / f"{truth.key}.mp4", run.rig, truth.face,
+            evaluation.faces[system][index], evaluation.dataset.info.channels,
+            evaluation.dataset.info.fps, truth.audio, SAMPLE_RATE,
+            labels=(GROUND_TRUTH, system)))
+    return paths
+
+
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
     """eval.json, eval.md and the plots into `out`; returns their paths."""
     from unitaf_model import plots

@@ -12,6 +12,7 @@ are refused with the command that can run them (`unitaf infer`).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -83,3 +84,38 @@ def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
     fps = fps or run.info.face_fps
     frames = round(len(audio) / SAMPLE_RATE * fps)
     return face_from_features(run, front_end.features(audio), speaker, fps, frames)
+
+
+def audio_inputs(path: Path) -> list[tuple[str, Path]]:
+    """(export name, file) of one audio file, or of every audio file under a folder (names
+    from the relative path, so files of the same name in different folders stay apart)."""
+    from unitaf_data.sources.folder import AUDIO_SUFFIXES
+
+    path = Path(path)
+    if path.is_file():
+        return [(path.stem, path)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither an audio file nor a folder")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {path}")
+    return [("_".join(p.relative_to(path).with_suffix("").parts), p) for p in files]
+
+
+def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out: Path,
+                 name: str, speaker: str | None = None, fps: float | None = None,
+                 video: bool = False) -> dict[str, Path]:
+    """One audio file's face in every export format (and the preview video with `video`)."""
+    from unitaf_data.audio import load_audio
+    from unitaf_model.exports import FILE_FORMATS, write_exports
+
+    audio = load_audio(audio_path, SAMPLE_RATE)
+    fps = fps or run.info.face_fps
+    face = animate(run, front_end, audio, speaker, fps)
+    formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
+    if video:
+        if run.rig is None:
+            raise ValueError(f"{run.path} has no vertex rig to render a video with")
+        formats.append("mp4")
+    return write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
+                         SAMPLE_RATE, formats, track_path=str(audio_path.resolve()))

@@ -318,6 +318,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float,
         raise ValueError("no frames to write")
     _check_frame(first, first.shape)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
         _encode(av, partial, chain([first], frames), first.shape, fps, audio, sample_rate, crf)
