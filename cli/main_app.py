@@ -171,6 +171,98 @@ def _progress():
 
 
 @app.command()
+def infer(
+    run: Annotated[str, typer.Option(help="A run folder (or Hub model id).")],
+    out: Annotated[Path, typer.Option(help="Folder for NAME.wav and the face outputs.")],
+    text: Annotated[str | None, typer.Option(help="What to say.")] = None,
+    text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
+    tts: Annotated[str, typer.Option(
+        help="indextts2: the UniTAF system (IndexTTS2 speech, face from its own GPT "
+             "latents; runs trained on IndexTTS2 features). espeak: an OFFLINE CASCADE, "
+             "eSpeak NG speech then the run's audio → face path (runs on audio features), "
+             "so that the whole flow runs without IndexTTS2's weights.")] = "indextts2",
+    name: Annotated[str, typer.Option(help="File name of the outputs.")] = "speech",
+    voice: Annotated[str | None, typer.Option(
+        help="indextts2: the voice prompt (REF.wav). espeak: a demo speaker (spk01-spk04).")
+    ] = None,
+    emotion: Annotated[str | None, typer.Option(
+        help="espeak: a demo emotion (neutral, happy, sad, angry, surprised).")] = None,
+    emotion_audio: Annotated[Path | None, typer.Option(
+        help="indextts2: an emotion reference audio.")] = None,
+    emotion_vector: Annotated[str | None, typer.Option(
+        help="indextts2: eight weights happy,angry,sad,afraid,disgusted,melancholic,"
+             "surprised,calm.")] = None,
+    emotion_text: Annotated[bool, typer.Option(
+        help="indextts2: the emotion from the text (IndexTTS2's Qwen emotion model).")
+    ] = False,
+    fps: Annotated[float | None, typer.Option(help="Face frame rate (default: the run's).")
+                   ] = None,
+    video: Annotated[bool, typer.Option(help="Also render NAME.mp4 with the speech.")] = False,
+    stream: Annotated[bool, typer.Option(
+        help="indextts2: print each segment as it is ready, with the first one's latency.")
+    ] = False,
+    indextts2_dir: Annotated[str | None, typer.Option(
+        help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
+             "License).")] = None,
+    w2v_bert: Annotated[str, typer.Option(help="w2v-BERT 2.0 folder or Hub id.")
+                        ] = "facebook/w2v-bert-2.0",
+    semantic_codec: Annotated[str, typer.Option(help="MaskGCT semantic codec, or Hub id.")
+                              ] = "amphion/MaskGCT",
+    bigvgan: Annotated[str | None, typer.Option(help="BigVGAN v2 folder or Hub id.")] = None,
+    campplus: Annotated[str | None, typer.Option(help="CAMPPlus checkpoint or Hub id.")
+                        ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the TTS's sampling.")] = 0,
+) -> None:
+    """Text → speech + face: NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with
+    --video, NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the
+    joint UniTAF path; it exists so that the whole flow runs offline."""
+    from unitaf_model import infer as inference
+    from unitaf_model.run import load_run
+
+    try:
+        if (text is None) == (text_file is None):
+            raise ValueError("give the text with --text or --text-file (one of them)")
+        words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
+        loaded = load_run(run)
+        if tts == "espeak":
+            written = inference.infer_espeak(loaded, words, out, name, voice or "spk01",
+                                             emotion or "neutral", fps, video)
+        elif tts == "indextts2":
+            written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
+                                       emotion_vector, emotion_text, fps, video, stream,
+                                       (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
+                                        campplus), seed)
+        else:
+            raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"{out}: {', '.join(p.name for p in written.values())}")
+
+
+def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,
+                     emotion_text, fps, video, stream, models, seed):
+    from unitaf_model import infer as inference
+    from unitaf_model.tts_indextts2 import Emotion, load_synthesizer
+
+    if voice is None or models[0] is None:
+        raise ValueError("--tts indextts2 needs --voice REF.wav and --indextts2-dir")
+    inference.face_model(loaded, fps)  # refuse a run of other features before loading a TTS
+    vector = None if emotion_vector is None else tuple(
+        float(v) for v in emotion_vector.split(","))
+    feeling = Emotion(audio=emotion_audio, vector=vector, from_text=emotion_text)
+    synthesizer = load_synthesizer(*models)
+
+    def report(chunk) -> None:
+        if stream:
+            console.print(f"segment {chunk.index}: {len(chunk.wav)} samples, "
+                          f"{len(chunk.face)} frames, ready after {chunk.ready_s:.2f} s")
+
+    return inference.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
+                                     feeling, fps, video, seed, report)
+
+
+@app.command()
 def env() -> None:
     """Versions of the key packages, the compute devices, and the offline models found."""
     table = Table(title="unitaf environment", show_header=False)

@@ -121,18 +121,32 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
     emotions = list(EMOTIONS)
     plans = []
     for i in range(count):
-        speaker, voice, base_rate, base_pitch = SPEAKERS[i % len(SPEAKERS)]
+        speaker = SPEAKERS[i % len(SPEAKERS)][0]
         emotion = emotions[(i // len(SPEAKERS) + i % len(SPEAKERS)) % len(emotions)]
-        rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
+        voice = speaker_prosody(speaker, emotion)
         chosen = rng.choice(len(SENTENCES), size=7, replace=False)
         plans.append(DemoRecordingPlan(
-            recording=f"rec{i:04d}", speaker=speaker, voice=voice, emotion=emotion,
-            split=splits[i], rate=round(base_rate * rate_factor),
-            pitch=int(np.clip(base_pitch + pitch_offset, 0, 100)), range=pitch_range,
-            volume=volume, sentences=tuple(SENTENCES[j] for j in chosen),
+            recording=f"rec{i:04d}", speaker=speaker, voice=voice.voice, emotion=emotion,
+            split=splits[i], rate=voice.rate, pitch=voice.pitch, range=voice.range,
+            volume=voice.volume, sentences=tuple(SENTENCES[j] for j in chosen),
             pauses=tuple(round(float(p), 3) for p in rng.uniform(0.45, 0.9, size=6)),
         ))
     return plans
+
+
+def speaker_prosody(speaker: str, emotion: str):
+    """The eSpeak voice and prosody of a demo speaker speaking with an emotion (also what
+    `unitaf infer --tts espeak` speaks with)."""
+    from unitaf_data.espeak import Prosody
+
+    voices = {name: (voice, rate, pitch) for name, voice, rate, pitch in SPEAKERS}
+    if speaker not in voices or emotion not in EMOTIONS:
+        raise ValueError(f"demo speakers are {', '.join(voices)} and emotions "
+                         f"{', '.join(EMOTIONS)}, not {speaker!r} / {emotion!r}")
+    voice, base_rate, base_pitch = voices[speaker]
+    rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
+    return Prosody(voice, round(base_rate * rate_factor),
+                   int(np.clip(base_pitch + pitch_offset, 0, 100)), pitch_range, volume)
 
 
 def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:

@@ -1,0 +1,115 @@
+"""Text → speech + face (`unitaf infer`), by two routes:
+
+- `indextts2`: the UniTAF system itself. IndexTTS2 synthesises the speech
+  (`unitaf_model.tts_indextts2`), and the face comes from the GPT latents of the very codes it
+  generated, through the run's projector and decoder: for a run trained on IndexTTS2 features
+  (`tts_latent` / `semantic_codes`). Streamed one text segment at a time.
+- `espeak`: an offline cascade, so that the whole flow runs on a machine without IndexTTS2's
+  weights. eSpeak NG speaks the text with a demo speaker's voice and an emotion's prosody,
+  and the face comes from the audio through the run's audio front end (as `unitaf animate`):
+  not the joint path, and for runs trained on the offline audio features.
+
+Both write what `animate` writes, plus NAME.wav.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from unitaf_model.run import LoadedRun
+
+INDEXTTS2_INPUTS = {("tts_latent", "gpt_layer.npy"): "gpt_layer",
+                    ("tts_latent", "tts_latent.npy"): "tts_latent",
+                    ("semantic_codes", "semantic_codes.npy"): "semantic_codes"}
+
+
+def face_model(run: LoadedRun, fps: float | None = None):
+    """The run's face path in the form the IndexTTS2 synthesiser streams into, or a clear
+    error for a run not driven by IndexTTS2 features."""
+    from unitaf_model.tts_indextts2 import FaceModel
+
+    inputs = run.info.inputs
+    feature = INDEXTTS2_INPUTS.get((inputs["backbone_set"], inputs["backbone_field"]))
+    if feature is None:
+        raise ValueError(
+            f"{run.path} is driven by {inputs['backbone_set']}/{inputs['backbone_field']}, "
+            "not by IndexTTS2 features: use `--tts espeak` (or `unitaf animate` on audio)")
+    rest = np.zeros(len(run.info.model.channels), np.float32)  # the rig's neutral pose
+    return FaceModel(lambda features: run.predict(features), fps or run.info.face_fps, rest,
+                     feature)
+
+
+def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotion=None,
+                     fps: float | None = None, seed: int = 0) -> Iterator:
+    """`(wav chunk, face chunk)` per text segment as soon as it is ready (the `Chunk`s of
+    `unitaf_model.tts_indextts2.stream`, in sync: each face chunk covers its wav chunk)."""
+    from unitaf_model.tts_indextts2 import Emotion, Generation, stream
+
+    yield from stream(synthesizer, face_model(run, fps), text, voice, emotion or Emotion(),
+                      Generation(seed=seed))
+
+
+def speak_espeak(text: str, speaker: str = "spk01", emotion: str = "neutral"
+                 ) -> tuple[np.ndarray, int]:
+    """(audio, sample rate) of `text` spoken by eSpeak NG as a demo speaker with an
+    emotion's prosody."""
+    from unitaf_data.espeak import Synthesizer
+    from unitaf_data.sources.demo import speaker_prosody
+
+    utterance = Synthesizer.shared().speak(text, speaker_prosody(speaker, emotion))
+    if not len(utterance.audio):
+        raise ValueError(f"eSpeak NG gave no audio for {text!r}")
+    return utterance.audio, utterance.sample_rate
+
+
+def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str = "spk01",
+                 emotion: str = "neutral", fps: float | None = None, video: bool = False
+                 ) -> dict[str, Path]:
+    """The offline cascade: eSpeak NG speech, then the run's audio → face path."""
+    from unitaf_data.audio import resample
+    from unitaf_data.schema import SAMPLE_RATE
+    from unitaf_model.inference import AudioFrontEnd, animate
+
+    audio, rate = speak_espeak(text, speaker, emotion)
+    fps = fps or run.info.face_fps
+    face = animate(run, AudioFrontEnd(run), resample(audio, rate, SAMPLE_RATE), None, fps)
+    return write_outputs(run, out, name, audio, rate, face, fps, video)
+
+
+def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate: int,
+                  face: np.ndarray, fps: float, video: bool) -> dict[str, Path]:
+    """NAME.wav and every export of the face (NAME.mp4 with `video`)."""
+    import soundfile as sf
+
+    from unitaf_model.exports import FILE_FORMATS, write_exports
+
+    formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
+    if video:
+        if run.rig is None:
+            raise ValueError(f"{run.path} has no vertex rig to render a video with")
+        formats.append("mp4")
+    out.mkdir(parents=True, exist_ok=True)
+    wav = out / f"{name}.wav"
+    sf.write(wav, audio, rate, subtype="PCM_16")
+    return {"wav": wav, **write_exports(out, name, face, run.info.model.channels, fps,
+                                        run.rig, audio, rate, formats,
+                                        track_path=str(wav.resolve()))}
+
+
+def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Path,
+                    name: str, emotion=None, fps: float | None = None, video: bool = False,
+                    seed: int = 0, on_chunk: Callable | None = None) -> dict[str, Path]:
+    """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives."""
+    from unitaf_model.tts_indextts2 import SAMPLE_RATE
+
+    chunks = []
+    for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, seed):
+        chunks.append(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return write_outputs(run, out, name, np.concatenate([c.wav for c in chunks]),
+                         SAMPLE_RATE, np.concatenate([c.face for c in chunks]),
+                         fps or run.info.face_fps, video)
