@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unitaf_data.schema import ClipSpan, Recording, Word
+from unitaf_data.schema import SAMPLE_RATE, ClipSpan, Recording, Word
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def group_phrases(runs: list[list[Word]], settings: SegmentSettings) -> list[lis
 
 def plan_spans(
     words: list[Word], limit: float, fps: float, settings: SegmentSettings,
-    audio: np.ndarray | None = None, sample_rate: int = 16_000,
+    audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
 ) -> list[PlannedSpan]:
     """Clip spans over a recording whose audio and face both last at least `limit` seconds.
 

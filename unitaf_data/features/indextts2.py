@@ -58,6 +58,7 @@ from unitaf_data.features import (
     sha256_of,
 )
 from unitaf_data.hub import local_or_hub
+from unitaf_data.schema import SAMPLE_RATE
 
 INDEXTTS2_SETS = ("semantic_codes", "spk_cond", "emovec", "tts_latent")
 SEMANTIC_LAYER = 17  # w2v-BERT hidden state IndexTTS2 reads
@@ -453,7 +454,7 @@ class IndexTTS2Backend:
         """(B, T, 1024) normalised hidden layer 17 of the padded batch, and true lengths."""
 
         padded = [np.pad(audio, (0, TAIL_SAMPLES)) for audio in audios]
-        inputs = self.extractor(padded, sampling_rate=16_000, padding=True,
+        inputs = self.extractor(padded, sampling_rate=SAMPLE_RATE, padding=True,
                                 return_attention_mask=True, return_tensors="pt")
         mask = inputs["attention_mask"].to(self.device)
         hidden = self.w2v_bert(input_features=inputs["input_features"].to(self.device),

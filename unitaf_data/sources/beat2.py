@@ -31,7 +31,7 @@ import numpy as np
 from unitaf_data.face import ARKIT51, ARKIT51_UNITALKER, FLAME103, flame_to_arkit
 from unitaf_data.hub import local_or_hub
 from unitaf_data.phones import read_textgrid_phones
-from unitaf_data.schema import Recording, RecordingRef, Word
+from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
     InputError,
@@ -134,6 +134,6 @@ def load(ref: RecordingRef) -> Recording:
         face, face_type, channels = flame_to_arkit(face, matrix, names), ARKIT51.name, \
             ARKIT51.channels
     textgrid = Path(ref.extra["textgrid_path"])
-    return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
+    return Recording(ref=ref, audio=audio, sample_rate=SAMPLE_RATE, face=face, face_type=face_type,
                      channels=channels, fps=fps, reference_words=read_textgrid_words(textgrid),
                      reference_phones=read_textgrid_phones(textgrid))

@@ -34,7 +34,7 @@ import soundfile as sf
 from unitaf_data.audio import load_audio
 from unitaf_data.face import ARKIT51
 from unitaf_data.phones import phones_from_events
-from unitaf_data.schema import Recording, RecordingRef, Word
+from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
 from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
 
 NAME = "demo"
@@ -339,7 +339,7 @@ def load(ref: RecordingRef) -> Recording:
     reference words and phones."""
     timeline = json.loads(Path(ref.extra["timeline_path"]).read_text())
     return Recording(
-        ref=ref, audio=load_audio(ref.audio_path), sample_rate=16_000,
+        ref=ref, audio=load_audio(ref.audio_path), sample_rate=SAMPLE_RATE,
         face=np.load(ref.face_path).astype(np.float32), face_type=ARKIT51.name,
         channels=ARKIT51.channels, fps=FPS,
         reference_words=[Word(w, s, e) for w, s, e in timeline["words"]],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from unitaf_data.face_io import BEAT_V1_FPS, as_face_type, read_face
 from unitaf_data.phones import read_textgrid_phones
-from unitaf_data.schema import Recording, RecordingRef, key_part
+from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, key_part
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
     InputError,
@@ -85,7 +85,7 @@ def load(ref: RecordingRef) -> Recording:
         raise InputError("unknown_face_fps", f"{face_path}: pass --face-fps")
     face, face_type, channels = as_face_type(face, names)
     textgrid = Path(ref.extra["textgrid_path"])
-    return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
+    return Recording(ref=ref, audio=audio, sample_rate=SAMPLE_RATE, face=face, face_type=face_type,
                      channels=channels, fps=float(fps),
                      reference_words=read_textgrid_words(textgrid),
                      reference_phones=read_textgrid_phones(textgrid),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from unitaf_data.face import ARKIT51
-from unitaf_data.schema import Recording, RecordingRef, key_part
+from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, key_part
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
     InputError,
@@ -73,5 +73,5 @@ def load(ref: RecordingRef) -> Recording:
     if len(channels) != face.shape[1]:
         raise InputError("unreadable_face", f"{ref.face_path}: {face.shape[1]} channels for "
                          f"{annot_type}")
-    return Recording(ref=ref, audio=audio, sample_rate=16_000, face=face, face_type=face_type,
+    return Recording(ref=ref, audio=audio, sample_rate=SAMPLE_RATE, face=face, face_type=face_type,
                      channels=channels, fps=ref.extra["fps"])
