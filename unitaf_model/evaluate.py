@@ -167,7 +167,7 @@ def _vertex_metrics(rig, faces: Sequence[np.ndarray], true: Sequence[np.ndarray]
     def vertices(clips):  # never yield inside `no_grad`: it would leak into the caller
         for face in clips:
             with torch.no_grad():
-                found = rig.vertices(torch.from_numpy(np.ascontiguousarray(face))).numpy()
+                found = rig.vertices(torch.from_numpy(np.array(face, np.float32))).numpy()
             yield found
 
     lve = metrics.lip_vertex_error(vertices(faces), vertices(true), rig.lip_idx, rig.lip_set)
