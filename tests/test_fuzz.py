@@ -148,7 +148,7 @@ def build_run(root: Path) -> None:
     args = ModelArgs("units", 16, 8, "arkit51", CHANNELS, PRETRAINED_IDENTITIES + 2)
     info = RunInfo(stage=1, model=args, inputs={"backbone_set": "feat", "backbone_field":
                    "units.npy", "teacher_set": "feat", "teacher_field": "teacher.npy"},
-                   fps=FPS, speakers={"spk0": PRETRAINED_IDENTITIES}, rig=None,
+                   fps=FPS, face_fps=FPS, speakers={"spk0": PRETRAINED_IDENTITIES}, rig=None,
                    mouth_interval=None, front_end={"backend": "offline"},
                    dataset={"path": "elsewhere"})
     torch.manual_seed(0)

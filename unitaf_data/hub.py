@@ -62,7 +62,8 @@ def hub_call(what: str, call, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
     except _hub_errors() as error:
-        raise HubError(f"could not {what} ({type(error).__name__}: {error})") from None
+        raise HubError(f"could not {what} on the Hugging Face Hub "
+                       f"({type(error).__name__}: {error})") from None
 
 
 def local_or_hub(reference: str, allow_patterns: list[str] | None = None, hint: str = "",

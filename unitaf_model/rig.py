@@ -51,9 +51,9 @@ class Rig:
     def mouth_openness(self, faces: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Mouth openness of every (T, C) weight frame, a chunk of frames at a time: a whole
         corpus of vertices would not fit in memory."""
-        parts = [mouth_openness(self.vertices(torch.from_numpy(faces[start : start + chunk])),
-                                self.mouth_idx).numpy()
-                 for start in range(0, len(faces), chunk)]
+        chunks = (torch.from_numpy(np.array(faces[start : start + chunk], np.float32))
+                  for start in range(0, len(faces), chunk))
+        parts = [mouth_openness(self.vertices(part), self.mouth_idx).numpy() for part in chunks]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
