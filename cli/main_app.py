@@ -110,9 +110,7 @@ def evaluate(
 
     try:
         runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-        origin = runs[0].info.dataset
-        dataset = Dataset.open(data) if data else Dataset.open(
-            origin.get("repo_id") or origin["path"], origin.get("revision"))
+        dataset = Dataset.open(data) if data else runs[0].open_dataset()
         evaluation = run_evaluation(runs, dataset, split, skip_bad)
         folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                          else Path("eval") / runs[0].path.name / split)

@@ -255,6 +255,19 @@ class LoadedRun:
     rig: Any = None  # unitaf_model.rig.Rig, or None
     front_end: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def open_dataset(self):
+        """The dataset the run was trained on: its folder where it still is, else its Hub
+        repo at the recorded commit."""
+        from unitaf_data.dataset import Dataset
+
+        origin = self.info.dataset
+        if origin.get("path") and Path(origin["path"]).exists():
+            return Dataset.open(origin["path"])
+        if origin.get("hub"):
+            return Dataset.open(origin["hub"], origin.get("revision"))
+        raise FileNotFoundError(f"the dataset {self.path} was trained on is gone "
+                                f"({origin.get('path')}): pass --data")
+
     def identity(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.info.speakers.get(s, self.info.unknown_identity)
                              for s in speakers])
