@@ -210,6 +210,8 @@ def infer(
     campplus: Annotated[str | None, typer.Option(help="CAMPPlus checkpoint or Hub id.")
                         ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the TTS's sampling.")] = 0,
+    segment_tokens: Annotated[int | None, typer.Option(
+        help="indextts2: most text tokens per segment (IndexTTS2's default 120).")] = None,
 ) -> None:
     """Text → speech + face: NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with
     --video, NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the
@@ -229,7 +231,7 @@ def infer(
             written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                        emotion_vector, emotion_text, fps, video, stream,
                                        (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
-                                        campplus), seed)
+                                        campplus), seed, segment_tokens)
         else:
             raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
     except (ValueError, FileNotFoundError, KeyError) as error:
@@ -239,9 +241,11 @@ def infer(
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,
-                     emotion_text, fps, video, stream, models, seed):
+                     emotion_text, fps, video, stream, models, seed, segment_tokens):
+    from dataclasses import replace
+
     from unitaf_model import infer as inference
-    from unitaf_model.tts_indextts2 import Emotion, load_synthesizer
+    from unitaf_model.tts_indextts2 import Emotion, Generation, load_synthesizer
 
     if voice is None or models[0] is None:
         raise ValueError("--tts indextts2 needs --voice REF.wav and --indextts2-dir")
@@ -256,8 +260,11 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
             console.print(f"segment {chunk.index}: {len(chunk.wav)} samples, "
                           f"{len(chunk.face)} frames, ready after {chunk.ready_s:.2f} s")
 
+    generation = Generation(seed=seed)
+    if segment_tokens:
+        generation = replace(generation, max_text_tokens_per_segment=segment_tokens)
     return inference.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
-                                     feeling, fps, video, seed, report)
+                                     feeling, fps, video, generation, report)
 
 
 @app.command()

@@ -296,3 +296,41 @@ def test_an_s2mel_checkpoint_missing_a_weight_is_refused(synth, models, tmp_path
 def test_loading_the_synthesiser_leaves_no_torchaudio_stand_in_behind(synth):
     assert all(not name.startswith("torchaudio") or getattr(module, "__file__", None)
                for name, module in list(sys.modules.items()))
+
+
+@pytest.mark.e2e
+def test_unitaf_infer_writes_speech_and_a_face_in_sync_from_a_tts_latent_run(models, voice,
+                                                                             tmp_path):
+    from typer.testing import CliRunner
+
+    from runs import write_random_run
+    from unitaf_cli.main_app import app
+
+    run = write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
+                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent"})
+    out = tmp_path / "out"
+    locations = [f"--{key.replace('_', '-')}={value}" for key, value in models.items()]
+    result = CliRunner().invoke(app, ["infer", "--run", str(run), "--text", TEXT, "--out",
+                                      str(out), "--voice", str(voice), "--stream",
+                                      "--segment-tokens", "20", *locations])
+    assert result.exit_code == 0, result.output
+    assert "segment 2" in result.output and "ready after" in result.output
+    audio, rate = sf.read(out / "speech.wav")
+    face = np.load(out / "speech.npy")
+    assert rate == 22050 and face.shape == (round(len(audio) / rate * 30), CHANNELS)
+    for suffix in ("csv", "livelink.csv", "a2f.json", "glb"):
+        assert (out / f"speech.{suffix}").stat().st_size > 0
+
+
+def test_unitaf_infer_refuses_a_run_of_audio_features_naming_the_espeak_path(tmp_path):
+    from typer.testing import CliRunner
+
+    from runs import write_random_run
+    from unitaf_cli.main_app import app
+
+    run = write_random_run(tmp_path / "run", "units", 16, "units", "units.npy",
+                           {"backend": "offline", "set": "units"})
+    result = CliRunner().invoke(app, ["infer", "--run", str(run), "--text", "hi", "--out",
+                                      str(tmp_path / "out"), "--voice", "v.wav",
+                                      "--indextts2-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--tts espeak" in result.output

@@ -43,13 +43,13 @@ def face_model(run: LoadedRun, fps: float | None = None):
 
 
 def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotion=None,
-                     fps: float | None = None, seed: int = 0) -> Iterator:
+                     fps: float | None = None, generation=None) -> Iterator:
     """`(wav chunk, face chunk)` per text segment as soon as it is ready (the `Chunk`s of
     `unitaf_model.tts_indextts2.stream`, in sync: each face chunk covers its wav chunk)."""
     from unitaf_model.tts_indextts2 import Emotion, Generation, stream
 
     yield from stream(synthesizer, face_model(run, fps), text, voice, emotion or Emotion(),
-                      Generation(seed=seed))
+                      generation or Generation())
 
 
 def speak_espeak(text: str, speaker: str = "spk01", emotion: str = "neutral"
@@ -101,12 +101,12 @@ def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate:
 
 def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Path,
                     name: str, emotion=None, fps: float | None = None, video: bool = False,
-                    seed: int = 0, on_chunk: Callable | None = None) -> dict[str, Path]:
+                    generation=None, on_chunk: Callable | None = None) -> dict[str, Path]:
     """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives."""
     from unitaf_model.tts_indextts2 import SAMPLE_RATE
 
     chunks = []
-    for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, seed):
+    for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation):
         chunks.append(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
