@@ -186,10 +186,9 @@ def test_indextts2_sets_end_to_end_and_train_on_tts_latents(demo_copy, models, t
     info = Dataset.open_folder(dataset).feature_set("tts_latent")
     assert {"gpt.pth", "s2mel.pth", "bpe.model", "model.safetensors"} <= set(
         info.model["files"]) and info.licences["IndexTTS2"] == "bilibili Model Use License"
-    card = (dataset / "README.md").read_text().splitlines()
-    codes_terms = next(line for line in card if line.startswith("- `semantic_codes`: "))
-    assert "MaskGCT semantic codec (CC BY-NC 4.0)" in codes_terms
-    assert "IndexTTS2 (bilibili Model Use License)" in codes_terms
+    card = (dataset / "README.md").read_text()
+    assert "| MaskGCT semantic codec (features/semantic_codes) | CC BY-NC 4.0 |" in card
+    assert "| IndexTTS2 (features/semantic_codes) | bilibili Model Use License |" in card
     samples = all_samples(dataset, {"semantic_codes": ["semantic_codes.npy"],
                                     "tts_latent": ["gpt_layer.npy"]})
     for name, field, dtype in (("semantic_codes", "semantic_codes.npy", np.int16),
