@@ -5,6 +5,7 @@ to every command, and option defaults read from the dataclasses that own them.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sys
 from collections.abc import Iterator
@@ -93,14 +94,23 @@ def warn(message: str) -> None:
     errors.print(Text(message, style="yellow"))
 
 
+def _no_type(ctx) -> None:
+    return None
+
+
 class _NoFlagTypes:
-    """Typer 0.29 labels every flag `<bool>` in help, --help included: flags show no type."""
+    """Typer 0.29 labels every flag `<bool>` in help (--help included), shows an argument's
+    type (`<path>`) beside its metavar and writes it `{METAVAR}` in the usage line: flags
+    show no type, and a named argument shows its metavar alone."""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = ""
+            elif param.param_type_name == "argument" and param.metavar:
+                param.display_type_rich = _no_type
+                param._usage_display_name = functools.partial(str, param.metavar)
         return params
 
 
