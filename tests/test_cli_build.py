@@ -4,7 +4,10 @@ a failure, and every step of the main command safe to run twice."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +107,18 @@ def test_every_step_of_the_readme_main_command_runs_twice(demo_copy, tmp_path):
         again = runner.invoke(main_app, args, env={"COLUMNS": "250"})
         assert again.exit_code == 0, again.output
         assert "nothing to do" in again.output
+
+
+def test_a_local_ray_keeps_token_authentication_without_printing_its_notice(tmp_path):
+    """Ray turns token authentication on for every new local cluster and says so on each
+    start; the tool keeps the authentication and drops only that notice."""
+    script = ("import os\n"
+              "from unitaf_pipelines.runtime import init_ray\n"
+              "init_ray(num_cpus=1)\n"
+              "print('auth mode:', os.environ.get('RAY_AUTH_MODE'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "auth mode: token" in done.stdout
+    assert "Token authentication is enabled" not in done.stderr + done.stdout
