@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -46,13 +45,20 @@ def field_defaults(cls: type) -> SimpleNamespace:
     return SimpleNamespace(**found)
 
 
+class _PlainLines(logging.Handler):
+    """`time level logger: message` lines, unwrapped, on the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        errors.out(self.format(record), highlight=False)
+
+
 def setup_logging(verbose: bool) -> None:
     """The toolkit's loggers at INFO (DEBUG with -v), other libraries at WARNING; rich lines
     on a terminal, plain timestamped lines otherwise (logs, CI)."""
     if errors.is_terminal:
         handler: logging.Handler = RichHandler(console=errors, show_path=False, markup=False)
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _PlainLines()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
                                                "%(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
@@ -88,10 +94,6 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
 def say(*parts: str | tuple[str, str]) -> None:
     """One line on stdout: plain strings, or (text, style) pairs."""
     console.print(Text.assemble(*parts), soft_wrap=True)
-
-
-def warn(message: str) -> None:
-    errors.print(Text(message, style="yellow"))
 
 
 def _no_type(ctx) -> None:

@@ -166,7 +166,7 @@ def _check_channel_names(path: Path) -> None:
         names = read_names(path)
     except UnicodeDecodeError as error:
         raise ValueError(f"--channel-names {path}: not a text file ({error.reason})") from None
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if not names or repeated:
         raise ValueError(f"--channel-names {path}: needs one distinct face channel name per "
                          "line" + (f" ({', '.join(repeated)} repeated)" if repeated else
