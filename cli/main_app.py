@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -101,16 +102,19 @@ def train(
 
 
 class TrainingProgress:
-    """Steps, loss, clips/s and time left: a live bar on a terminal; otherwise one log line
-    every `every` steps and at the last one. Called as `progress(step, losses)`."""
+    """Steps, loss, clips/s and time left: a live bar when `console` (default: stderr) is a
+    terminal; otherwise one log line every `every` steps and at the last one. Called as
+    `progress(step, losses)`."""
 
-    def __init__(self, steps: int, batch_size: int, every: int) -> None:
+    def __init__(self, steps: int, batch_size: int, every: int,
+                 console: Console = errors) -> None:
         self.steps, self.batch_size, self.every = steps, batch_size, every
+        self.console = console
         self.bar = self.task = self.first_step = None
         self.clock = 0.0
 
     def __enter__(self) -> TrainingProgress:
-        if errors.is_terminal:
+        if self.console.is_terminal:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -123,7 +127,7 @@ class TrainingProgress:
                 TextColumn("train"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]:.4g}"),
                 TextColumn("{task.fields[rate]:.1f} clips/s"), TimeRemainingColumn(),
-                console=errors)
+                console=self.console)
             self.bar.start()
         return self
 

@@ -3,15 +3,17 @@ validation step reported, and a rerun that resumes, does nothing, or says what t
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from unitaf_cli.main_app import app
+from unitaf_cli.main_app import TrainingProgress, app
 from unitaf_data.testing import write_dummy_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -118,3 +120,14 @@ def test_a_folder_that_is_not_a_run_is_refused_not_trained_into(dummy, tmp_path)
     result = _train(dummy, tmp_path)
     assert result.exit_code == 2 and "no unitaf run (no config.json)" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_on_a_terminal_progress_is_a_bar_with_loss_rate_and_time_left():
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120)
+    with TrainingProgress(4, batch_size=2, every=2, console=terminal) as progress:
+        for step in range(3, 5):  # a run resumed at step 2
+            progress(step, {"loss": 0.25 * step})
+    shown = screen.getvalue()
+    assert "4/4" in shown and "loss 1" in shown and "clips/s" in shown
+    assert "step 4/4:" not in shown  # the bar, not log lines
