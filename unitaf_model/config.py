@@ -1,10 +1,16 @@
 """The training configuration: one dataclass holding every default, loaded from YAML and
-dotted `key=value` overrides; unknown keys and wrong types are errors."""
+dotted `key=value` overrides; unknown keys (with the closest valid ones) and wrong types are
+errors. The comment on each field's line is its one-line meaning: `config_keys` reads it, so
+that `unitaf train --help` lists the keys from here, not from a second copy."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
+import inspect
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,42 +24,42 @@ class TrainConfig:
     out: str = ""  # run folder
     stage: int = 1  # 1: projector to the teacher; 2: projector + decoder to the face
     backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
-    backbone_set: str = "units"
-    backbone_field: str = "units.npy"
-    teacher_set: str = "whisper"
-    teacher_field: str = "teacher.npy"
+    backbone_set: str = "units"  # feature set the backbone reads
+    backbone_field: str = "units.npy"  # field of that set
+    teacher_set: str = "whisper"  # feature set of the stage-1 target (teacher features)
+    teacher_field: str = "teacher.npy"  # field of that set
     fps: float = 25.0  # the model's frame rate: the projector halves the 50 Hz input
-    batch_size: int = 8
-    shuffle_buffer: int = 64
-    loader_workers: int = 0
+    batch_size: int = 8  # clips per step (per worker)
+    shuffle_buffer: int = 64  # clips held for shuffling the stream
+    loader_workers: int = 0  # data loader processes (0: in the training process)
     skip_bad: bool = False  # skip (and count) bad samples instead of stopping
     # optimisation
-    steps: int = 400
-    lr: float = 2e-3
-    warmup_steps: int = 40
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
+    steps: int = 400  # optimiser steps of the stage
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    warmup_steps: int = 40  # linear warm-up, then cosine decay to 10% of lr
+    weight_decay: float = 0.01  # AdamW weight decay
+    grad_clip: float = 1.0  # gradient norm clip
+    seed: int = 0  # seed of the weights and of the data order
     # stage II
     init: str = ""  # stage-1 run whose projector (and backbone) stage 2 starts from
     unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
     rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
-    coefficient_weight: float = 1.0
-    vertex_weight: float = 1.0  # λ
+    coefficient_weight: float = 1.0  # weight of the face-coefficient MSE
+    vertex_weight: float = 1.0  # λ: weight of the vertex loss
     vertex_scale: float = 100.0  # vertices are in metres: error in centimetres
-    mouth_alpha: float = 3.0
-    mouth_gamma: float = 2.0
-    mouth_coverage: float = 0.95
-    mouth_aware: bool = True  # False: plain vertex MSE
+    mouth_alpha: float = 3.0  # α of the mouth weight α·|n − 0.5|^γ (n: normalised openness)
+    mouth_gamma: float = 2.0  # γ of that weight
+    mouth_coverage: float = 0.95  # share of train frames the mouth-openness interval spans
+    mouth_aware: bool = True  # mouth-state-aware vertex loss (False: plain vertex MSE)
     # bookkeeping
-    log_every: int = 20
+    log_every: int = 20  # steps between train metrics in TensorBoard and the log
     best_metric: str = "loss"  # validation metric whose lowest step is kept in best/
-    val_every: int = 100
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
+    val_every: int = 100  # steps between validations
+    checkpoint_every: int = 200  # steps between checkpoints (step_NNNNNN/)
+    keep_checkpoints: int = 2  # newest checkpoints kept
     # distribution
     num_workers: int = 1  # Ray Train workers; >1 or use_gpu runs on Ray Train
-    use_gpu: bool = False
+    use_gpu: bool = False  # train on GPUs (bf16 autocast; runs on Ray Train)
 
     def validate(self) -> TrainConfig:
         if not self.data or not self.out:
@@ -114,9 +120,46 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         merged[key.strip()] = value
     unknown = sorted(set(merged) - set(fields))
     if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        raise ValueError("; ".join(_unknown_key(key, list(fields)) for key in unknown))
     return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).validate()
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+
+
+def _unknown_key(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=3)
+    return f"unknown config key {key!r}: " + (
+        f"did you mean {' or '.join(close)}?" if close else "`unitaf train --help` lists them")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: str
+    default: Any
+    meaning: str  # the comment on the field's line
+    section: str  # the comment line above the field's group
+
+
+def config_keys() -> list[ConfigKey]:
+    """Every `TrainConfig` key in declaration order, with its default, its meaning and its
+    section, read from the class's source."""
+    lines = textwrap.dedent(inspect.getsource(TrainConfig)).splitlines()
+    (node,) = ast.parse("\n".join(lines)).body
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    keys, section, line_number = [], "", 0
+    for item in node.body:
+        if not isinstance(item, ast.AnnAssign) or not isinstance(item.target, ast.Name):
+            continue
+        for above in lines[line_number:item.lineno - 1]:
+            if above.strip().startswith("#"):
+                section = above.strip().lstrip("#").strip()
+        line_number = item.end_lineno
+        rest = lines[item.end_lineno - 1][item.end_col_offset:].strip()
+        name = item.target.id
+        keys.append(ConfigKey(name, ast.unparse(item.annotation), defaults[name],
+                              rest.lstrip("#").strip() if rest.startswith("#") else "",
+                              section))
+    return keys

@@ -1,13 +1,60 @@
 """Running the recipe: in this process, or data-parallel on Ray Train's TorchTrainer
-(`num_workers > 1` or `use_gpu`; gloo on CPU workers, NCCL on GPUs)."""
+(`num_workers > 1` or `use_gpu`; gloo on CPU workers, NCCL on GPUs); and what a run folder
+holds before training into it (nothing, a run to resume, a finished run, or something else)."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from unitaf_data.dataset import read_json_file
 from unitaf_model.config import TrainConfig
+from unitaf_model.run import latest_checkpoint, load_training_state
 from unitaf_model.train import run_recipe
+
+log = logging.getLogger(__name__)
+
+RunState = Literal["new", "unfinished", "finished"]
+Progress = Callable[[int, dict[str, float]], None]  # (step, that step's losses)
+# Keys that may differ between the runs of one config: where the run folder is.
+_WHERE = ("out",)
+
+
+def prepare_run(config: TrainConfig, overwrite: bool = False) -> RunState:
+    """What `config.out` holds, made ready to train into: nothing yet (`new`; a run that
+    was begun there but never checkpointed is cleared), or a checkpointed run of this same
+    config (`unfinished`: training resumes it; `finished`: nothing is left to do). A run of
+    another config, or a folder that is not a run, is refused unless `overwrite` deletes it."""
+    out = Path(config.out)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if not out.exists() or not any(out.iterdir()):
+        return "new"
+    if not (out / "config.json").exists():
+        raise FileExistsError(f"{out} holds files but no unitaf run (no config.json): pass "
+                              "a new --out, or --overwrite to delete it")
+    last = latest_checkpoint(out, required=False)
+    if last is None:
+        log.info("starting %s over: the run begun there wrote no checkpoint", out)
+        shutil.rmtree(out)
+        return "new"
+    differences = _differences(read_json_file(out / "config.json"), config.to_dict())
+    if differences:
+        raise ValueError(f"{out} holds a run of another config ({differences}): pass a new "
+                         "--out, or --overwrite to replace it")
+    return "finished" if int(last.name.removeprefix("step_")) >= config.steps else "unfinished"
+
+
+def _differences(saved: Any, wanted: dict[str, Any], shown: int = 3) -> str:
+    saved = saved if isinstance(saved, dict) else {}
+    changed = [f"{key} {saved.get(key, '(unset)')!r} → {value!r}"
+               for key, value in wanted.items()
+               if key not in _WHERE and saved.get(key) != value]
+    return ", ".join(changed[:shown]) + (f" and {len(changed) - shown} more"
+                                         if len(changed) > shown else "")
 
 
 def _worker(config: dict[str, Any]) -> None:
@@ -17,10 +64,26 @@ def _worker(config: dict[str, Any]) -> None:
     run_recipe(TrainConfig(**config), context.get_world_rank(), context.get_world_size())
 
 
-def train(config: TrainConfig, ray_address: str | None = None) -> list[dict[str, float]]:
-    """Train one stage; returns the per-step loss history (of this process's run)."""
+def train(config: TrainConfig, ray_address: str | None = None,
+          progress: Progress | None = None) -> list[dict[str, float]]:
+    """Train one stage; returns the per-step loss history (of this process's run).
+    `progress(step, losses)` is called after every step of a run in this process (Ray Train
+    workers report through their logs). A run that fails before its first checkpoint
+    removes the run folder it created."""
+    out = Path(config.out)
+    created = not out.exists()
+    try:
+        return _train(config, ray_address, progress)
+    except Exception:
+        if created and latest_checkpoint(out, required=False) is None:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train(config: TrainConfig, ray_address: str | None, progress: Progress | None
+           ) -> list[dict[str, float]]:
     if config.num_workers <= 1 and not config.use_gpu:
-        return run_recipe(config)
+        return run_recipe(config, progress=progress)
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -34,8 +97,6 @@ def train(config: TrainConfig, ray_address: str | None = None) -> list[dict[str,
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
         run_config=RunConfig(name="unitaf", storage_path=str(out / "ray")))
     trainer.fit()
-    from unitaf_model.run import latest_checkpoint, load_training_state
-
     return load_training_state(latest_checkpoint(out)).history
 
 
