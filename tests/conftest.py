@@ -16,6 +16,15 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="unitaf-tests-hf-")
 
 from reference import DEMO_SETS
 
+RAY_FIXTURES = {"demo_build", "demo_features", "demo_copy"}
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs a demo dataset built through Ray is in the slow lane (`e2e`)."""
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory):

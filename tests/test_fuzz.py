@@ -48,6 +48,8 @@ from unitaf_data.schema import (
 )
 from unitaf_data.shards import json_bytes, npy_bytes
 
+pytestmark = pytest.mark.e2e
+
 CHANNELS = ("JawOpen", "MouthClose", "EyeBlinkLeft", "EyeBlinkRight")
 FPS, FRAMES, RATE = 25.0, 25, 16_000
 SETS = {"feat": ["teacher.npy", "units.npy"]}

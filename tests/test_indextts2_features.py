@@ -31,8 +31,9 @@ from unitaf_model.config import load_config
 from unitaf_model.distributed import train
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("indextts") is None,
-                                reason="pip install --no-deps indextts2-inference==2.1.1")
+pytestmark = [pytest.mark.e2e,  # random-weight model stacks: the slow lane
+              pytest.mark.skipif(importlib.util.find_spec("indextts") is None,
+                                 reason="pip install --no-deps indextts2-inference==2.1.1")]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import torch
 
 from indextts2_models import write_random_indextts2
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("indextts") is None,
-                                reason="pip install --no-deps indextts2-inference==2.1.1")
+pytestmark = [pytest.mark.e2e,  # random-weight model stacks: the slow lane
+              pytest.mark.skipif(importlib.util.find_spec("indextts") is None,
+                                 reason="pip install --no-deps indextts2-inference==2.1.1")]
 
 TEXT = "Hello there. The quick brown fox jumps. It is a sunny day."
 SEGMENTS = 3  # one per sentence with 20 text tokens per segment

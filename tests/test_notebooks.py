@@ -11,6 +11,8 @@ from unitaf_data.testing import write_dummy_dataset
 from unitaf_model.config import load_config
 from unitaf_model.distributed import train
 
+pytestmark = pytest.mark.e2e
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STEPS = ["steps=3", "val_every=3", "checkpoint_every=3", "batch_size=2", "warmup_steps=1"]
