@@ -118,6 +118,7 @@ class RunInfo:
             stage=_positive(item["stage"], f"{what}.stage", int), model=model,
             inputs={k: _typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
             fps=_positive(item["fps"], f"{what}.fps"),
+            face_fps=_positive(item["face_fps"], f"{what}.face_fps"),
             speakers={_typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
                       for k, v in speakers.items()},
             rig=rig, mouth_interval=None if interval is None else {
