@@ -13,6 +13,8 @@ from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
+    openness_weight,
+    rig_terms,
     side_contributions,
     vertex_loss,
 )
@@ -88,18 +90,61 @@ def test_interval_fit_covers_95_percent_and_balances_the_two_sides():
     assert abs(closed - opened) < abs(naive_closed - naive_open)
 
 
-def test_masked_losses_ignore_padding_and_weight_extreme_mouth_states():
+def _jaw_faces(openings: list[float]) -> torch.Tensor:
+    weights = torch.zeros(1, len(openings), 51)
+    weights[0, :, ARKIT51.index("JawOpen")] = torch.tensor(openings)
+    return weights
+
+
+def test_the_vertex_loss_on_rig_weights_equals_the_loss_on_the_built_vertices():
+    rig, scale = demo_rig(), 100.0
+    generator = torch.Generator().manual_seed(0)
+    predicted, target = (torch.rand(2, 6, 51, generator=generator) for _ in range(2))
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    interval = OpennessInterval(0.03, 0.05)
+    built, true = rig.vertices(predicted) * scale, rig.vertices(target) * scale
+    plain = masked_mse(built, true, mask)
+    weight = openness_weight(interval.normalise(mouth_openness(true / scale, rig.mouth_idx)))
+    mouth = (built - true)[..., rig.mouth_idx, :].square().mean((-1, -2))
+    aware = plain + (weight * mouth * mask).sum() / mask.sum()
+    terms = rig_terms(rig)
+    torch.testing.assert_close(vertex_loss(predicted, target, mask, terms, None, scale=scale),
+                               plain)
+    torch.testing.assert_close(vertex_loss(predicted, target, mask, terms, interval,
+                                           scale=scale), aware)
+
+
+def test_padding_does_not_count_in_the_losses():
     rig = demo_rig()
-    weights = torch.zeros(1, 4, 51)
-    weights[0, 1, ARKIT51.index("JawOpen")] = 1.0
-    target = rig.vertices(weights)
+    target = _jaw_faces([0.0, 1.0, 0.3, 0.0])
     predicted = target.clone()
-    predicted[0, 3] += 5.0  # a padded frame: must not count
+    predicted[0, 3] += 5.0  # a padded frame
     mask = torch.tensor([[True, True, True, False]])
     assert masked_mse(predicted, target, mask) == 0
-    interval = OpennessInterval(0.032, 0.060)
-    off = target.clone()
-    off[0, :, rig.mouth_idx, 1] += 0.01
-    plain = vertex_loss(off, target, mask, rig.mouth_idx, None)
-    weighted = vertex_loss(off, target, mask, rig.mouth_idx, interval)
-    assert weighted > plain > 0
+    assert vertex_loss(predicted, target, mask, rig_terms(rig), OpennessInterval(0.03, 0.05)) == 0
+
+
+def test_the_mouth_aware_loss_weights_closed_and_open_frames_above_half_open_ones():
+    rig = demo_rig()
+    target = _jaw_faces([0.0, 0.5, 1.0])  # closed, half-open and open mouths
+    openness = mouth_openness(rig.vertices(target), rig.mouth_idx)[0]
+    interval = OpennessInterval(float(openness[0]), float(openness[2]))
+    normalised = interval.normalise(openness)
+    torch.testing.assert_close(normalised, torch.tensor([0.0, 0.5, 1.0]), atol=0.02, rtol=0)
+    terms = rig_terms(rig)
+    error = torch.zeros(1, 3, 51)
+    error[..., ARKIT51.index("MouthClose")] = 0.2  # the same mistake on every frame
+
+    def frame_loss(frame: int, aware: bool) -> float:
+        mask = torch.arange(3)[None] == frame
+        return float(vertex_loss(target + error, target, mask, terms,
+                                 interval if aware else None))
+
+    plain = [frame_loss(i, False) for i in range(3)]
+    aware = [frame_loss(i, True) for i in range(3)]
+    assert plain[0] == pytest.approx(plain[1]) == pytest.approx(plain[2])
+    mouth = [a - p for a, p in zip(aware, plain, strict=True)]
+    expected = openness_weight(normalised).numpy()  # 3 |n - 0.5|^2: 0.75, ~0, 0.75
+    assert mouth[0] > 100 * mouth[1] and mouth[2] > 100 * mouth[1]
+    assert mouth[0] / mouth[2] == pytest.approx(expected[0] / expected[2], rel=1e-4)
+    assert aware[0] > 1.5 * plain[0] and aware[1] == pytest.approx(plain[1], rel=0.01)

@@ -22,7 +22,7 @@ class TrainConfig:
     backbone_field: str = "units.npy"
     teacher_set: str = "whisper"
     teacher_field: str = "teacher.npy"
-    fps: float = 25.0  # the model's frame rate: the projector halves the 50 Hz input
+    fps: float = 25.0  # the face rate the decoder runs at (0: the dataset's face rate)
     batch_size: int = 8
     shuffle_buffer: int = 64
     loader_workers: int = 0
@@ -66,17 +66,17 @@ class TrainConfig:
             raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError("steps and batch_size must be positive")
-        if self.fps != 25.0:
-            raise ValueError("fps must be 25: the projector maps 50 Hz inputs to 25 fps")
+        if self.fps < 0:
+            raise ValueError(f"fps must be positive, or 0 for the dataset's, not {self.fps}")
         return self
 
-    def data_spec(self):
-        """The loader's view of this config."""
+    def data_spec(self, fps: float | None = None, input_rate: float = 50.0):
+        """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
         from unitaf_model.data import DataSpec
 
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
-                        self.teacher_field, self.fps, self.batch_size, self.shuffle_buffer,
-                        self.seed, self.skip_bad)
+                        self.teacher_field, fps or self.fps, self.batch_size,
+                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,9 +6,16 @@ Backbones (the TTS side):
 - `precomputed`: pre-extracted frozen-TTS latents (`tts_latent`, the fast path).
 The face is the decoder's output plus a template (the training set's mean face), so an
 untrained decoder (zero-initialised heads) starts at the mean face.
+
+The projector halves the input rate (50 Hz → 25 fps); the decoder runs at the face frame
+rate `fps`, onto which the projected features are interpolated linearly (as UniTalker
+interpolates its audio features onto each dataset's frame rate). A clip of `T` input frames
+has `ceil(T · fps / input_rate)` face frames: `ceil(T / 2)` at 25 fps.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -19,11 +26,18 @@ from unitaf_model.projector import Projector
 UNIT_EMBEDDING_DIM = 512
 
 
+def face_frames(input_frames: int, fps: float, input_rate: float = 50.0) -> int:
+    """Face frames of a clip of `input_frames` input frames at `input_rate`."""
+    return math.ceil(input_frames * fps / input_rate - 1e-9)
+
+
 class UniTAF(nn.Module):
     def __init__(self, backbone: str, backbone_size: int, teacher_dim: int, face_type: str,
                  channels: int, template: torch.Tensor,
-                 identities: int = PRETRAINED_IDENTITIES) -> None:
+                 identities: int = PRETRAINED_IDENTITIES, fps: float = 25.0,
+                 input_rate: float = 50.0) -> None:
         super().__init__()
+        self.fps, self.input_rate = fps, input_rate
         if backbone == "units":
             self.backbone = nn.Embedding(backbone_size, UNIT_EMBEDDING_DIM)
             in_dim = UNIT_EMBEDDING_DIM
@@ -42,9 +56,26 @@ class UniTAF(nn.Module):
         """(B, T50) codes or (B, T50, D) latents → (B, ceil(T50/2), teacher_dim)."""
         return self.projector(self.backbone(inputs))
 
+    def frames(self, input_frames: int) -> int:
+        return face_frames(input_frames, self.fps, self.input_rate)
+
+    def on_face_grid(self, projected: torch.Tensor, frames: int) -> torch.Tensor:
+        """(B, T25, D) projected features → (B, frames, D) at `fps`: linear interpolation
+        between frame centres, the same for a clip alone and padded in a batch."""
+        rate = self.input_rate / 2
+        if self.fps == rate:
+            return projected[:, :frames]
+        position = ((torch.arange(frames, device=projected.device) + 0.5) * rate / self.fps
+                    - 0.5).clamp(0, projected.shape[1] - 1)
+        low = position.floor().long()
+        high = (low + 1).clamp(max=projected.shape[1] - 1)
+        weight = (position - low)[None, :, None].to(projected.dtype)
+        return projected[:, low] * (1 - weight) + projected[:, high] * weight
+
     def forward(self, inputs: torch.Tensor, identity: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(face (B, T25, C), projected features (B, T25, teacher_dim))."""
+        """(face (B, T_face, C) at `fps`, projected features (B, T25, teacher_dim))."""
         projected = self.project(inputs)
-        face = self.decoder(projected, identity, self.face_type) + self.template
+        features = self.on_face_grid(projected, self.frames(inputs.shape[1]))
+        face = self.decoder(features, identity, self.face_type) + self.template
         return face, projected

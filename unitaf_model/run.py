@@ -50,6 +50,7 @@ class ModelArgs:
     face_type: str
     channels: tuple[str, ...]
     identities: int  # rows of the decoder's identity embedding
+    input_rate: float = 50.0  # frame rate of the backbone input (the projector halves it)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "channels": list(self.channels)}
@@ -57,7 +58,9 @@ class ModelArgs:
     @staticmethod
     def from_dict(data: Any, what: str = "model") -> ModelArgs:
         """Checked: a model.json from elsewhere must not build a model of any size."""
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)})
+        optional = {"input_rate"}
+        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
+                     optional)
         backbone = _typed(item["backbone"], str, f"{what}.backbone")
         face_type = _typed(item["face_type"], str, f"{what}.face_type")
         channels = tuple(_typed(c, str, f"{what}.channels[]")
@@ -72,7 +75,8 @@ class ModelArgs:
             raise RecordError(f"{what}: channels must be distinct names, sizes at most "
                               f"{MAX_SIZE}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
-                         channels, sizes["identities"])
+                         channels, sizes["identities"],
+                         _positive(item.get("input_rate", 50.0), f"{what}.input_rate"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class RunInfo:
     stage: int
     model: ModelArgs
     inputs: dict[str, str]  # backbone_set, backbone_field, teacher_set, teacher_field
-    fps: float  # the model's frame rate (projector output)
+    fps: float  # the model's face frame rate (the decoder's)
     face_fps: float  # the dataset's face frame rate (what outputs default to)
     speakers: dict[str, int]  # train speaker → identity row; others use `unknown_identity`
     rig: str | None  # "demo", "rig.npz" (stored in the run) or None (no vertex rig)
@@ -267,8 +271,8 @@ class LoadedRun:
 
     @torch.no_grad()
     def predict(self, inputs: np.ndarray, speaker: str | None = None) -> np.ndarray:
-        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face (ceil(T/2), C)
-        at the model's fps."""
+        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face
+        (ceil(T · fps / 50), C) at the model's fps (`info.fps`)."""
         device = next(self.model.parameters()).device
         tensor = torch.from_numpy(np.array(inputs)[None])
         tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \
@@ -297,7 +301,7 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     args = info.model
     model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                    len(args.channels), torch.zeros(len(args.channels)),
-                   identities=args.identities)
+                   identities=args.identities, fps=info.fps, input_rate=args.input_rate)
     weights = folder / "model.safetensors"
     try:
         model.load_state_dict(load_weights(weights))

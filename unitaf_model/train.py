@@ -36,6 +36,7 @@ from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
+    rig_terms,
     vertex_loss,
 )
 from unitaf_model.model import UniTAF
@@ -80,7 +81,11 @@ class Recipe:
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
-        self.spec = cfg.data_spec()
+        input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
+        if input_rate is None:
+            raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
+                             "time series the projector can read")
+        self.spec = cfg.data_spec(cfg.fps or self.dataset.info.fps, input_rate)
         self.dataset.check_sidecars(self.spec.sidecars, ["train", "val"])
         resuming = latest_checkpoint(self.out, required=False) is not None
         if resuming:
@@ -91,8 +96,10 @@ class Recipe:
             self.rig = self._setup_rig()
             template, openness = self._train_statistics()
             self.run_info = self._run_info(openness)
-        self.interval = None if self.run_info.mouth_interval is None else OpennessInterval(
-            self.run_info.mouth_interval["low"], self.run_info.mouth_interval["high"])
+        found = self.run_info.mouth_interval
+        self.interval = OpennessInterval(found["low"], found["high"]) \
+            if found is not None and cfg.mouth_aware else None
+        self.rig_terms = None if self.rig is None else rig_terms(self.rig, self.device)
         self.model = self._setup_model(template)
         self.optimizer, self.scheduler = self._setup_optimizer()
         if self.rank == 0 and not resuming:
@@ -115,12 +122,12 @@ class Recipe:
         args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
                          teacher.input_width(cfg.teacher_field, "precomputed"),
                          info.face_type, info.channels,
-                         PRETRAINED_IDENTITIES + len(speakers) + 1)
+                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate)
         return RunInfo(
             stage=cfg.stage, model=args,
             inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
                     "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
-            fps=cfg.fps, face_fps=info.fps,
+            fps=self.spec.fps, face_fps=info.fps,
             speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
             rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
             front_end=self._store_front_end(backbone), dataset=self._dataset_identity())
@@ -163,14 +170,14 @@ class Recipe:
                              for s in speakers], device=self.device)
 
     def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Mean face (the template) and, when stage II's mouth-aware loss needs it, the mouth
-        openness of every train frame on the model grid: one pass over the main shards (no
-        audio, no sidecars) holding one clip's face at a time, so memory grows by one float
-        per frame, not one face."""
-        wants_openness = (self.config.stage == 2 and self.rig is not None
-                          and self.config.mouth_aware)
+        """Mean face (the template) and, where stage II has a rig, the mouth openness of
+        every train frame on the model grid (its interval weights the mouth-aware loss and
+        bounds eval's closed / wide-open shares): one pass over the main shards (no audio, no
+        sidecars) holding one clip's face at a time, so memory grows by one float per frame,
+        not one face."""
+        wants_openness = self.config.stage == 2 and self.rig is not None
         total, frames, openness = 0.0, 0, []
-        for face in split_faces(self.dataset, "train", self.config.fps):
+        for face in split_faces(self.dataset, "train", self.spec.fps):
             if not len(face):
                 continue
             total = total + face.sum(0, dtype=np.float64)
@@ -203,7 +210,8 @@ class Recipe:
         cfg, args = self.config, self.run_info.model
         model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                        len(args.channels), torch.zeros(len(args.channels))
-                       if template is None else template)
+                       if template is None else template, fps=self.run_info.fps,
+                       input_rate=args.input_rate)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
@@ -251,13 +259,18 @@ class Recipe:
     # --- the loop ------------------------------------------------------------------------
 
     @property
+    def mask_name(self) -> str:
+        """Stage I is scored on the projector's grid, the later stages on the face's."""
+        return "teacher_mask" if self.config.stage == 1 else "mask"
+
+    @property
     def core(self) -> UniTAF:
         return getattr(self.model, "module", self.model)
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         cfg = self.config
         inputs = batch["inputs"].to(self.device)
-        mask = batch["mask"].to(self.device)
+        mask = batch[self.mask_name].to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.device.type == "cuda"):
             if cfg.stage == 1:
@@ -270,11 +283,8 @@ class Recipe:
         parts = {"coefficient": masked_mse(face, target, mask)}
         loss = cfg.coefficient_weight * parts["coefficient"]
         if self.rig is not None:
-            scale = cfg.vertex_scale
-            parts["vertex"] = vertex_loss(self.rig.vertices(face) * scale,
-                                          self.rig.vertices(target) * scale, mask,
-                                          self.rig.mouth_idx, self.interval, cfg.mouth_alpha,
-                                          cfg.mouth_gamma)
+            parts["vertex"] = vertex_loss(face, target, mask, self.rig_terms, self.interval,
+                                          cfg.mouth_alpha, cfg.mouth_gamma, cfg.vertex_scale)
             loss = loss + cfg.vertex_weight * parts["vertex"]
         return {"loss": loss, **parts}
 
@@ -375,7 +385,7 @@ class Recipe:
         sums: dict[str, float] = {}
         for batch in loader(self.dataset, self.spec, split, self.rank, self.world,
                             endless=False):
-            frames = float(batch["mask"].sum())
+            frames = float(batch[self.mask_name].sum())
             for name, value in self.losses(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value) * frames
             sums["frames"] = sums.get("frames", 0.0) + frames
