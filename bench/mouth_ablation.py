@@ -10,7 +10,7 @@ AV-offset agreement, closed / wide-open shares, expression error, training secon
 Results are appended to OUT/results.jsonl, so a rerun only trains what is missing.
 
     python bench/mouth_ablation.py --data DEMO --out runs/ablation --split val \
-        --variants baseline whisper_input steps_600
+        --variants baseline units fps25
     python bench/mouth_ablation.py --data DEMO --out runs/ablation --list
 """
 
@@ -26,19 +26,37 @@ from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-WHISPER_INPUT = ["backbone=precomputed", "backbone_set=whisper", "backbone_field=teacher.npy"]
+UNITS = ["backbone=units", "backbone_set=units", "backbone_field=units.npy"]
 
-# name: (stage-I overrides, stage-II overrides)
+# name: (stage-I overrides, stage-II overrides) on top of the shipped demo configs
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "baseline": ([], []),
-    "whisper_input": (WHISPER_INPUT, WHISPER_INPUT),
+    # input and frame grid
+    "units": (UNITS, UNITS),
+    "units_fps25": (UNITS, [*UNITS, "fps=25"]),
+    "fps25": ([], ["fps=25"]),
+    # loss
     "plain_mse": ([], ["mouth_aware=false"]),
-    "steps_600": ([], ["steps=600"]),
-    "stage1_600": (["steps=600"], []),
-    "w_fps30": (WHISPER_INPUT, [*WHISPER_INPUT, "fps=30"]),
-    "w_steps600": (WHISPER_INPUT, [*WHISPER_INPUT, "steps=600"]),
-    "w_plain_mse": (WHISPER_INPUT, [*WHISPER_INPUT, "mouth_aware=false"]),
-    "w_stage1_100": ([*WHISPER_INPUT, "steps=100"], WHISPER_INPUT),
+    "alpha_1": ([], ["mouth_alpha=1"]),
+    "alpha_10": ([], ["mouth_alpha=10"]),
+    "gamma_1": ([], ["mouth_gamma=1"]),
+    "gamma_4": ([], ["mouth_gamma=4"]),
+    "coverage_0.8": ([], ["mouth_coverage=0.8"]),
+    "coverage_0.99": ([], ["mouth_coverage=0.99"]),
+    "lambda_0.3": ([], ["vertex_weight=0.3"]),
+    "lambda_3": ([], ["vertex_weight=3"]),
+    # optimisation
+    "stage1_100": (["steps=100"], []),
+    "stage2_150": ([], ["steps=150"]),
+    "stage2_600": ([], ["steps=600"]),
+    "lr_5e-4": ([], ["lr=5e-4"]),
+    "lr_2e-3": ([], ["lr=2e-3"]),
+    "batch_4": ([], ["batch_size=4"]),
+    "batch_16": ([], ["batch_size=16"]),
+    # over-fitting
+    "dropout_0": ([], ["decoder_dropout=0"]),
+    "dropout_0.3": ([], ["decoder_dropout=0.3"]),
+    "weight_decay_0.5": ([], ["weight_decay=0.5"]),
 }
 
 COLUMNS = ("lve_ratio", "mouth_l2_ratio", "bcs", "bcs_intervals", "jaw_open_correlation",

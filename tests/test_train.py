@@ -72,8 +72,8 @@ def test_a_run_loads_without_its_dataset_and_from_another_directory(dummy, dummy
     before = {p: p.read_bytes() for p in moved.rglob("*") if p.is_file()}
     monkeypatch.chdir(tmp_path)
     loaded = load_run(moved.relative_to(tmp_path))
-    face = loaded.predict(torch.zeros(50, dtype=torch.int16).numpy(), "spk0")
-    assert face.shape == (25, 51) and loaded.info.model.backbone_size == 16
+    face = loaded.predict(torch.zeros(50, 8, dtype=torch.float16).numpy(), "spk0")
+    assert face.shape == (25, 51) and loaded.info.model.backbone_size == 8
     assert loaded.info.dataset["path"] == str(dummy.resolve())
     assert {p: p.read_bytes() for p in moved.rglob("*") if p.is_file()} == before
 

@@ -16,7 +16,7 @@ class TrainConfig:
     data: str = ""  # dataset folder (build + extract-features), or a Hub dataset id
     data_revision: str = ""  # Hub datasets: the branch, tag or commit to read
     out: str = ""  # run folder
-    stage: int = 1  # 1: projector to the teacher; 2: projector + decoder to the face
+    stage: int = 1  # 1: projector → teacher; 2: projector + decoder → face; 3: + residual
     backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
     backbone_set: str = "units"
     backbone_field: str = "units.npy"
@@ -38,6 +38,7 @@ class TrainConfig:
     init: str = ""  # stage-1 run whose projector (and backbone) stage 2 starts from
     unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
     rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
+    decoder_dropout: float = 0.1  # UniTalker's dropout on the decoder's feature map
     coefficient_weight: float = 1.0
     vertex_weight: float = 1.0  # λ
     vertex_scale: float = 100.0  # vertices are in metres: error in centimetres
@@ -45,6 +46,12 @@ class TrainConfig:
     mouth_gamma: float = 2.0
     mouth_coverage: float = 0.95
     mouth_aware: bool = True  # False: plain vertex MSE
+    # stage III: the expression residual on a frozen stage-II run (`init`)
+    emotion_set: str = "utterance"  # the clip's emotion embedding: utterance | emovec
+    emotion_field: str = "utterance.npy"
+    expression_width: int = 128
+    expression_layers: int = 3
+    expression_dropout: float = 0.1
     # bookkeeping
     log_every: int = 20
     best_metric: str = "loss"  # validation metric whose lowest step is kept in best/
@@ -58,10 +65,12 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if not self.data or not self.out:
             raise ValueError("data and out are required")
-        if self.stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, not {self.stage}")
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, not {self.stage}")
         if self.stage == 2 and not self.init and not self.unitalker_ckpt:
             raise ValueError("stage 2 starts from a stage-1 run: pass --init RUN")
+        if self.stage == 3 and not self.init:
+            raise ValueError("stage 3 trains on a frozen stage-2 run: pass --init RUN")
         if self.backbone not in ("units", "precomputed"):
             raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
         if self.steps <= 0 or self.batch_size <= 0:
@@ -74,9 +83,10 @@ class TrainConfig:
         """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
         from unitaf_model.data import DataSpec
 
+        emotion = (self.emotion_set, self.emotion_field) if self.stage == 3 else ("", "")
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
                         self.teacher_field, fps or self.fps, self.batch_size,
-                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate)
+                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -48,13 +48,17 @@ class DataSpec:
     seed: int
     skip_bad: bool = False  # skip (and count) bad samples instead of stopping
     input_rate: float = 50.0  # frame rate of the backbone input
+    emotion_set: str = ""  # the clip's emotion embedding (stage III), when set
+    emotion_field: str = ""
 
     @property
     def sidecars(self) -> dict[str, list[str]]:
         wanted: dict[str, list[str]] = {}
         for name, field_name in ((self.backbone_set, self.backbone_field),
-                                 (self.teacher_set, self.teacher_field)):
-            wanted.setdefault(name, []).append(field_name)
+                                 (self.teacher_set, self.teacher_field),
+                                 (self.emotion_set, self.emotion_field)):
+            if name and field_name not in wanted.setdefault(name, []):
+                wanted[name].append(field_name)
         return wanted
 
 
@@ -83,9 +87,13 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     teacher = teacher.reshape(-1, 2, teacher.shape[1]).mean(1)
     frames = face_frames(len(inputs), spec.fps, spec.input_rate)
     teacher_frames = math.ceil(len(inputs) / 2)
-    return {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
-            "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
-            "frames": frames, "teacher_frames": teacher_frames}
+    found = {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
+             "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
+             "frames": frames, "teacher_frames": teacher_frames}
+    if spec.emotion_set:
+        found["emotion"] = sample.features[spec.emotion_set][spec.emotion_field].astype(
+            np.float32)
+    return found
 
 
 def _fit(array: np.ndarray, frames: int) -> np.ndarray:
@@ -106,7 +114,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         return np.pad(array, [(0, length - len(array))] + [(0, 0)] * (array.ndim - 1))
 
     inputs = np.stack([pad(s["inputs"], inputs_longest) for s in samples])
-    return {
+    emotion = {"emotion": torch.from_numpy(np.stack([s["emotion"] for s in samples]))} \
+        if "emotion" in samples[0] else {}
+    return {**emotion,
         "keys": [s["key"] for s in samples], "speakers": [s["speaker"] for s in samples],
         "inputs": torch.from_numpy(inputs.astype(np.int64 if inputs.dtype.kind == "i"
                                                  else np.float32)),

@@ -11,6 +11,10 @@ The projector halves the input rate (50 Hz → 25 fps); the decoder runs at the 
 rate `fps`, onto which the projected features are interpolated linearly (as UniTalker
 interpolates its audio features onto each dataset's frame rate). A clip of `T` input frames
 has `ceil(T · fps / input_rate)` face frames: `ceil(T / 2)` at 25 fps.
+
+A stage-III model also has an expression residual (`unitaf_model.expression`) that adds to
+the expression channels of the face, from its articulation channels, the features on the
+face grid and the clip's emotion embedding; it never sends gradients into the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
+from unitaf_model.expression import ExpressionArgs, ExpressionResidual
 from unitaf_model.projector import Projector
 
 UNIT_EMBEDDING_DIM = 512
@@ -51,6 +56,20 @@ class UniTAF(nn.Module):
         self.decoder = UniTalkerFaceDecoder(teacher_dim, heads={face_type: channels},
                                             identities=identities)
         self.register_buffer("template", template.float())
+        self.expression: ExpressionResidual | None = None
+
+    def add_expression(self, args: ExpressionArgs, channels: tuple[str, ...],
+                       dropout: float = 0.1) -> None:
+        """Attach an (untrained) expression residual; `channels` names the face's."""
+        index = {name: i for i, name in enumerate(channels)}
+        self.register_buffer("anchor_index", torch.tensor(
+            [index[c] for c in args.anchor_channels]), persistent=False)
+        self.register_buffer("expression_index", torch.tensor(
+            [index[c] for c in args.channels]), persistent=False)
+        self.expression = ExpressionResidual(len(args.anchor_channels),
+                                             self.decoder.decoder.audio_feature_map.in_features,
+                                             args.emotion_dim, len(args.channels), args.width,
+                                             args.layers, dropout)
 
     def project(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, T50) codes or (B, T50, D) latents → (B, ceil(T50/2), teacher_dim)."""
@@ -72,10 +91,18 @@ class UniTAF(nn.Module):
         weight = (position - low)[None, :, None].to(projected.dtype)
         return projected[:, low] * (1 - weight) + projected[:, high] * weight
 
-    def forward(self, inputs: torch.Tensor, identity: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(face (B, T_face, C) at `fps`, projected features (B, T25, teacher_dim))."""
+    def forward(self, inputs: torch.Tensor, identity: torch.Tensor,
+                emotion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(face (B, T_face, C) at `fps`, projected features (B, T25, teacher_dim));
+        `emotion` (B, E) is the clip's emotion embedding, for a model with a residual."""
         projected = self.project(inputs)
         features = self.on_face_grid(projected, self.frames(inputs.shape[1]))
         face = self.decoder(features, identity, self.face_type) + self.template
+        if self.expression is not None:
+            if emotion is None:
+                raise ValueError("this model's expression residual needs the clip's emotion "
+                                 "embedding")
+            delta = self.expression(face[..., self.anchor_index].detach(), features.detach(),
+                                    emotion.to(features.dtype))
+            face = face.index_add(-1, self.expression_index, delta)
         return face, projected
