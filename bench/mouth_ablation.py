@@ -45,6 +45,8 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "coverage_0.99": ([], ["mouth_coverage=0.99"]),
     "lambda_0.3": ([], ["vertex_weight=0.3"]),
     "lambda_3": ([], ["vertex_weight=3"]),
+    # receptive field
+    "dilation_2": ([], ["decoder_dilation=2"]),
     # optimisation
     "stage1_100": (["steps=100"], []),
     "stage2_150": ([], ["steps=150"]),

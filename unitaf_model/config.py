@@ -17,12 +17,14 @@ class TrainConfig:
     data_revision: str = ""  # Hub datasets: the branch, tag or commit to read
     out: str = ""  # run folder
     stage: int = 1  # 1: projector → teacher; 2: projector + decoder → face; 3: + residual
-    backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
-    backbone_set: str = "units"
-    backbone_field: str = "units.npy"
+    # units (learned code embedding) | precomputed (features: IndexTTS2's tts_latent, or
+    # offline the Whisper encoder states, which keep what the offline k-means units lose)
+    backbone: str = "precomputed"
+    backbone_set: str = "whisper"
+    backbone_field: str = "teacher.npy"
     teacher_set: str = "whisper"
     teacher_field: str = "teacher.npy"
-    fps: float = 25.0  # the face rate the decoder runs at (0: the dataset's face rate)
+    fps: float = 0.0  # the face rate the decoder runs at; 0: the dataset's face rate
     batch_size: int = 8
     shuffle_buffer: int = 64
     loader_workers: int = 0
@@ -39,6 +41,7 @@ class TrainConfig:
     unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
     rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
     decoder_dropout: float = 0.1  # UniTalker's dropout on the decoder's feature map
+    decoder_dilation: int = 1  # 1: UniTalker's receptive field (7 frames); 2: 15 frames
     coefficient_weight: float = 1.0
     vertex_weight: float = 1.0  # λ
     vertex_scale: float = 100.0  # vertices are in metres: error in centimetres

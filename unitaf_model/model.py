@@ -40,7 +40,7 @@ class UniTAF(nn.Module):
     def __init__(self, backbone: str, backbone_size: int, teacher_dim: int, face_type: str,
                  channels: int, template: torch.Tensor,
                  identities: int = PRETRAINED_IDENTITIES, fps: float = 25.0,
-                 input_rate: float = 50.0) -> None:
+                 input_rate: float = 50.0, decoder_dilation: int = 1) -> None:
         super().__init__()
         self.fps, self.input_rate = fps, input_rate
         if backbone == "units":
@@ -54,7 +54,7 @@ class UniTAF(nn.Module):
         self.face_type = face_type
         self.projector = Projector(in_dim, teacher_dim)
         self.decoder = UniTalkerFaceDecoder(teacher_dim, heads={face_type: channels},
-                                            identities=identities)
+                                            identities=identities, dilation=decoder_dilation)
         self.register_buffer("template", template.float())
         self.expression: ExpressionResidual | None = None
 

@@ -39,6 +39,7 @@ BEST = "best"
 RIGS = ("demo", "rig.npz", None)  # the built-in rig, the rig stored in the run, or none
 INPUTS = ("backbone_set", "backbone_field", "teacher_set", "teacher_field")
 MAX_SIZE = 65_536  # the largest vocabulary, width or identity count a run may declare
+MAX_DILATION = 16
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ModelArgs:
     channels: tuple[str, ...]
     identities: int  # rows of the decoder's identity embedding
     input_rate: float = 50.0  # frame rate of the backbone input (the projector halves it)
+    decoder_dilation: int = 1  # 1: UniTalker's decoder; d: its layers 2, 3 dilate by d, d²
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "channels": list(self.channels)}
@@ -59,7 +61,7 @@ class ModelArgs:
     @staticmethod
     def from_dict(data: Any, what: str = "model") -> ModelArgs:
         """Checked: a model.json from elsewhere must not build a model of any size."""
-        optional = {"input_rate"}
+        optional = {"input_rate", "decoder_dilation"}
         item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
                      optional)
         backbone = _typed(item["backbone"], str, f"{what}.backbone")
@@ -75,9 +77,12 @@ class ModelArgs:
                 or max(sizes.values()) > MAX_SIZE:
             raise RecordError(f"{what}: channels must be distinct names, sizes at most "
                               f"{MAX_SIZE}")
+        dilation = _positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
+        if dilation > MAX_DILATION:
+            raise RecordError(f"{what}.decoder_dilation: at most {MAX_DILATION}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
                          channels, sizes["identities"],
-                         _positive(item.get("input_rate", 50.0), f"{what}.input_rate"))
+                         _positive(item.get("input_rate", 50.0), f"{what}.input_rate"), dilation)
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,8 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     args = info.model
     model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                    len(args.channels), torch.zeros(len(args.channels)),
-                   identities=args.identities, fps=info.fps, input_rate=args.input_rate)
+                   identities=args.identities, fps=info.fps, input_rate=args.input_rate,
+                   decoder_dilation=args.decoder_dilation)
     if info.expression is not None:
         model.add_expression(info.expression, args.channels)
     weights = folder / "model.safetensors"

@@ -133,7 +133,8 @@ class Recipe:
         args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
                          teacher.input_width(cfg.teacher_field, "precomputed"),
                          info.face_type, info.channels,
-                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate)
+                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate,
+                         cfg.decoder_dilation)
         return RunInfo(
             stage=cfg.stage, model=args,
             inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
@@ -238,7 +239,7 @@ class Recipe:
         model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                        len(args.channels), torch.zeros(len(args.channels))
                        if template is None else template, fps=self.run_info.fps,
-                       input_rate=args.input_rate)
+                       input_rate=args.input_rate, decoder_dilation=args.decoder_dilation)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
