@@ -1,21 +1,29 @@
-"""Projector, UniTalker decoder (real checkpoint layout), rigs and the mouth-aware loss."""
+"""Projector, UniTalker decoder (real checkpoint layout), the face-rate grid, the expression
+residual, rigs and the mouth-aware loss."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from reference import CHECKPOINT_KEYS, SHARED_REFERENCE, reference_checkpoint_shapes
-from unitaf_data.face import ARKIT51
+from unitaf_data.face import ARKIT51, expression_channels
+from unitaf_data.schema import RecordError
 from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
+from unitaf_model.expression import ExpressionArgs
 from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
+    openness_weight,
+    rig_terms,
     side_contributions,
     vertex_loss,
 )
+from unitaf_model.model import UniTAF
 from unitaf_model.projector import Projector, parameter_count
 from unitaf_model.rig import demo_rig, load_rig, mouth_openness
 
@@ -88,18 +96,128 @@ def test_interval_fit_covers_95_percent_and_balances_the_two_sides():
     assert abs(closed - opened) < abs(naive_closed - naive_open)
 
 
-def test_masked_losses_ignore_padding_and_weight_extreme_mouth_states():
+def _jaw_faces(openings: list[float]) -> torch.Tensor:
+    weights = torch.zeros(1, len(openings), 51)
+    weights[0, :, ARKIT51.index("JawOpen")] = torch.tensor(openings)
+    return weights
+
+
+def test_the_vertex_loss_on_rig_weights_equals_the_loss_on_the_built_vertices():
+    rig, scale = demo_rig(), 100.0
+    generator = torch.Generator().manual_seed(0)
+    predicted, target = (torch.rand(2, 6, 51, generator=generator) for _ in range(2))
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    interval = OpennessInterval(0.03, 0.05)
+    built, true = rig.vertices(predicted) * scale, rig.vertices(target) * scale
+    plain = masked_mse(built, true, mask)
+    weight = openness_weight(interval.normalise(mouth_openness(true / scale, rig.mouth_idx)))
+    mouth = (built - true)[..., rig.mouth_idx, :].square().mean((-1, -2))
+    aware = plain + (weight * mouth * mask).sum() / mask.sum()
+    terms = rig_terms(rig)
+    torch.testing.assert_close(vertex_loss(predicted, target, mask, terms, None, scale=scale),
+                               plain)
+    torch.testing.assert_close(vertex_loss(predicted, target, mask, terms, interval,
+                                           scale=scale), aware)
+
+
+def test_padding_does_not_count_in_the_losses():
     rig = demo_rig()
-    weights = torch.zeros(1, 4, 51)
-    weights[0, 1, ARKIT51.index("JawOpen")] = 1.0
-    target = rig.vertices(weights)
+    target = _jaw_faces([0.0, 1.0, 0.3, 0.0])
     predicted = target.clone()
-    predicted[0, 3] += 5.0  # a padded frame: must not count
+    predicted[0, 3] += 5.0  # a padded frame
     mask = torch.tensor([[True, True, True, False]])
     assert masked_mse(predicted, target, mask) == 0
-    interval = OpennessInterval(0.032, 0.060)
-    off = target.clone()
-    off[0, :, rig.mouth_idx, 1] += 0.01
-    plain = vertex_loss(off, target, mask, rig.mouth_idx, None)
-    weighted = vertex_loss(off, target, mask, rig.mouth_idx, interval)
-    assert weighted > plain > 0
+    assert vertex_loss(predicted, target, mask, rig_terms(rig), OpennessInterval(0.03, 0.05)) == 0
+
+
+def test_the_mouth_aware_loss_weights_closed_and_open_frames_above_half_open_ones():
+    rig = demo_rig()
+    target = _jaw_faces([0.0, 0.5, 1.0])  # closed, half-open and open mouths
+    openness = mouth_openness(rig.vertices(target), rig.mouth_idx)[0]
+    interval = OpennessInterval(float(openness[0]), float(openness[2]))
+    normalised = interval.normalise(openness)
+    torch.testing.assert_close(normalised, torch.tensor([0.0, 0.5, 1.0]), atol=0.02, rtol=0)
+    terms = rig_terms(rig)
+    error = torch.zeros(1, 3, 51)
+    error[..., ARKIT51.index("MouthClose")] = 0.2  # the same mistake on every frame
+
+    def frame_loss(frame: int, aware: bool) -> float:
+        mask = torch.arange(3)[None] == frame
+        return float(vertex_loss(target + error, target, mask, terms,
+                                 interval if aware else None))
+
+    plain = [frame_loss(i, False) for i in range(3)]
+    aware = [frame_loss(i, True) for i in range(3)]
+    assert plain[0] == pytest.approx(plain[1]) == pytest.approx(plain[2])
+    mouth = [a - p for a, p in zip(aware, plain, strict=True)]
+    expected = openness_weight(normalised).numpy()  # 3 |n - 0.5|^2: 0.75, ~0, 0.75
+    assert mouth[0] > 100 * mouth[1] and mouth[2] > 100 * mouth[1]
+    assert mouth[0] / mouth[2] == pytest.approx(expected[0] / expected[2], rel=1e-4)
+    assert aware[0] > 1.5 * plain[0] and aware[1] == pytest.approx(plain[1], rel=0.01)
+
+
+def _model(fps: float, expression: bool = False) -> UniTAF:
+    torch.manual_seed(0)
+    model = UniTAF("precomputed", 8, 16, ARKIT51.name, 51, torch.full((51,), 0.1), fps=fps)
+    for parameter in model.decoder.out_head_dict.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)  # a face that follows its input
+    if expression:
+        model.add_expression(ExpressionArgs.for_channels(ARKIT51.channels, "utterance",
+                                                         "utterance.npy", 6, 16, 2),
+                             ARKIT51.channels)
+    return model.eval()
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0])
+def test_a_clip_gets_its_face_frames_on_the_face_grid_alone_or_padded_in_a_batch(fps):
+    model = _model(fps)
+    assert model(torch.randn(1, 77, 8), torch.tensor([0]))[0].shape[1] == \
+        math.ceil(77 * fps / 50)
+    short, long = torch.randn(1, 39, 4), torch.randn(1, 51, 4)  # 25 fps projected features
+    padded = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 12)), long])
+    alone = model.on_face_grid(short, math.ceil(77 * fps / 50))
+    inside = alone.shape[1] - 1  # the last frame's centre may lie past the clip's last input
+    torch.testing.assert_close(model.on_face_grid(padded, math.ceil(101 * fps / 50))[
+        :1, :inside], alone[:, :inside])
+
+
+def test_projected_features_are_interpolated_between_frame_centres():
+    model = _model(30.0)
+    ramp = torch.arange(5.0)[None, :, None]  # 25 fps frames at centres (j + 0.5) / 25 s
+    found = model.on_face_grid(ramp, 6)[0, :, 0]
+    centres = (torch.arange(6) + 0.5) / 30 * 25 - 0.5  # the same times in 25 fps frames
+    torch.testing.assert_close(found, centres.clamp(0, 4))
+
+
+def test_an_untrained_residual_leaves_the_face_and_sends_no_gradient_into_stage_two():
+    base, residual = _model(30.0), _model(30.0, expression=True)
+    inputs, identity, emotion = torch.randn(2, 40, 8), torch.tensor([0, 1]), torch.randn(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(residual(inputs, identity, emotion)[0],
+                                   base(inputs, identity)[0])
+    torch.nn.init.normal_(residual.expression.head.weight)
+    pull = torch.randn(2, 24, 51)  # the same upstream gradient on the face of both
+    (residual(inputs, identity, emotion)[0] * pull).sum().backward()
+    (base(inputs, identity)[0] * pull).sum().backward()
+    stage_two = dict(base.named_parameters())
+    for name, parameter in residual.named_parameters():
+        if not name.startswith("expression."):
+            torch.testing.assert_close(parameter.grad, stage_two[name].grad)
+    assert residual.expression.head.weight.grad.abs().sum() > 0
+    changed = set(residual.expression_index.tolist())
+    with torch.no_grad():
+        moved = (residual(inputs, identity, emotion)[0] - base(inputs, identity)[0]).abs()
+    assert {c for c in range(51) if moved[..., c].max() > 0} == changed
+    with pytest.raises(ValueError, match="emotion embedding"):
+        residual(inputs, identity)
+
+
+def test_a_residual_record_naming_channels_the_face_lacks_is_refused():
+    args = ExpressionArgs.for_channels(ARKIT51.channels, "utterance", "utterance.npy", 6, 16, 2)
+    assert set(args.channels) == set(expression_channels(ARKIT51.channels))
+    assert "JawOpen" in args.anchor_channels and "JawOpen" not in args.channels
+    assert ExpressionArgs.from_dict(args.to_dict(), ARKIT51.channels) == args
+    for bad in ({**args.to_dict(), "channels": ["Tail"]}, {**args.to_dict(), "width": 10**6},
+                {**args.to_dict(), "extra": 1}):
+        with pytest.raises(RecordError):
+            ExpressionArgs.from_dict(bad, ARKIT51.channels)

@@ -22,13 +22,13 @@ class TrainConfig:
     data: str = ""  # dataset folder (build + extract-features), or a Hub dataset id
     data_revision: str = ""  # Hub datasets: the branch, tag or commit to read
     out: str = ""  # run folder
-    stage: int = 1  # 1: projector to the teacher; 2: projector + decoder to the face
-    backbone: str = "units"  # units (learned code embedding) | precomputed (tts latents)
-    backbone_set: str = "units"  # feature set the backbone reads
-    backbone_field: str = "units.npy"  # field of that set
+    stage: int = 1  # 1: projector → teacher; 2: projector + decoder → face; 3: + residual
+    backbone: str = "precomputed"  # precomputed (tts_latent, or offline Whisper states) | units
+    backbone_set: str = "whisper"  # feature set the backbone reads
+    backbone_field: str = "teacher.npy"  # field of that set
     teacher_set: str = "whisper"  # feature set of the stage-1 target (teacher features)
     teacher_field: str = "teacher.npy"  # field of that set
-    fps: float = 25.0  # the model's frame rate: the projector halves the 50 Hz input
+    fps: float = 0.0  # the face rate the decoder runs at; 0: the dataset's face rate
     batch_size: int = 8  # clips per step (per worker)
     shuffle_buffer: int = 64  # clips held for shuffling the stream
     loader_workers: int = 0  # data loader processes (0: in the training process)
@@ -44,6 +44,8 @@ class TrainConfig:
     init: str = ""  # stage-1 run whose projector (and backbone) stage 2 starts from
     unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
     rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
+    decoder_dropout: float = 0.1  # UniTalker's dropout on the decoder's feature map
+    decoder_dilation: int = 1  # 1: UniTalker's receptive field (7 frames); 2: 15 frames
     coefficient_weight: float = 1.0  # weight of the face-coefficient MSE
     vertex_weight: float = 1.0  # λ: weight of the vertex loss
     vertex_scale: float = 100.0  # vertices are in metres: error in centimetres
@@ -51,6 +53,12 @@ class TrainConfig:
     mouth_gamma: float = 2.0  # γ of that weight
     mouth_coverage: float = 0.95  # share of train frames the mouth-openness interval spans
     mouth_aware: bool = True  # mouth-state-aware vertex loss (False: plain vertex MSE)
+    # stage III
+    emotion_set: str = "utterance"  # the clip's emotion embedding: utterance | emovec
+    emotion_field: str = "utterance.npy"  # field of that set
+    expression_width: int = 128  # hidden width of the expression residual
+    expression_layers: int = 3  # layers of the expression residual
+    expression_dropout: float = 0.1  # dropout in the expression residual
     # bookkeeping
     log_every: int = 20  # steps between train metrics in TensorBoard and the log
     best_metric: str = "loss"  # validation metric whose lowest step is kept in best/
@@ -64,25 +72,28 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if not self.data or not self.out:
             raise ValueError("data and out are required")
-        if self.stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, not {self.stage}")
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, not {self.stage}")
         if self.stage == 2 and not self.init and not self.unitalker_ckpt:
             raise ValueError("stage 2 starts from a stage-1 run: pass --init RUN")
+        if self.stage == 3 and not self.init:
+            raise ValueError("stage 3 trains on a frozen stage-2 run: pass --init RUN")
         if self.backbone not in ("units", "precomputed"):
             raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError("steps and batch_size must be positive")
-        if self.fps != 25.0:
-            raise ValueError("fps must be 25: the projector maps 50 Hz inputs to 25 fps")
+        if self.fps < 0:
+            raise ValueError(f"fps must be positive, or 0 for the dataset's, not {self.fps}")
         return self
 
-    def data_spec(self):
-        """The loader's view of this config."""
+    def data_spec(self, fps: float | None = None, input_rate: float = 50.0):
+        """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
         from unitaf_model.data import DataSpec
 
+        emotion = (self.emotion_set, self.emotion_field) if self.stage == 3 else ("", "")
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
-                        self.teacher_field, self.fps, self.batch_size, self.shuffle_buffer,
-                        self.seed, self.skip_bad)
+                        self.teacher_field, fps or self.fps, self.batch_size,
+                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

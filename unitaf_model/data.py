@@ -1,10 +1,11 @@
 """Streaming training data: main shards joined by key with their sidecar feature shards.
 
-Each sample becomes the model's view of one clip on the model frame grid (25 fps by
-default): the TTS-side input at 50 Hz (`units` codes or precomputed latents), the teacher
-features averaged onto the 25 fps grid, and the face resampled to 25 fps, all cut to
-`ceil(T50 / 2)` frames, the projector's output length. Batches group clips of similar length
-(a shuffle buffer sorted by length), padded, with a mask of the true lengths.
+Each sample becomes the model's view of one clip: the TTS-side input at 50 Hz (`units`
+codes or precomputed latents), the teacher features averaged onto the projector's 25 fps
+grid and cut to `ceil(T50 / 2)` frames, and the face resampled to the model's face rate
+`fps` and cut to `ceil(T50 · fps / 50)` frames (`unitaf_model.model.face_frames`). Batches
+group clips of similar length (a shuffle buffer sorted by length), padded, with masks of the
+true lengths on both grids (`mask` for the face, `teacher_mask` for the teacher).
 
 Work is split deterministically: shards across (Ray Train rank × DataLoader worker) when
 there are enough of them, otherwise samples by index. Training streams are endless (a new
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
 from unitaf_data.reader import Skips
+from unitaf_model.model import face_frames
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +42,23 @@ class DataSpec:
     backbone_field: str
     teacher_set: str
     teacher_field: str
-    fps: float
+    fps: float  # the face rate the decoder runs at
     batch_size: int
     shuffle_buffer: int
     seed: int
     skip_bad: bool = False  # skip (and count) bad samples instead of stopping
+    input_rate: float = 50.0  # frame rate of the backbone input
+    emotion_set: str = ""  # the clip's emotion embedding (stage III), when set
+    emotion_field: str = ""
 
     @property
     def sidecars(self) -> dict[str, list[str]]:
         wanted: dict[str, list[str]] = {}
         for name, field_name in ((self.backbone_set, self.backbone_field),
-                                 (self.teacher_set, self.teacher_field)):
-            wanted.setdefault(name, []).append(field_name)
+                                 (self.teacher_set, self.teacher_field),
+                                 (self.emotion_set, self.emotion_field)):
+            if name and field_name not in wanted.setdefault(name, []):
+                wanted[name].append(field_name)
         return wanted
 
 
@@ -75,12 +82,18 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     inputs = sample.features[spec.backbone_set][spec.backbone_field]
     teacher = sample.features[spec.teacher_set][spec.teacher_field].astype(np.float32)
     face = resample_face(sample.face, sample.meta.fps, spec.fps)
-    frames = math.ceil(len(inputs) / 2)
     if len(teacher) % 2:
         teacher = np.concatenate([teacher, teacher[-1:]])
     teacher = teacher.reshape(-1, 2, teacher.shape[1]).mean(1)
-    return {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
-            "teacher": _fit(teacher, frames), "face": _fit(face, frames), "frames": frames}
+    frames = face_frames(len(inputs), spec.fps, spec.input_rate)
+    teacher_frames = math.ceil(len(inputs) / 2)
+    found = {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
+             "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
+             "frames": frames, "teacher_frames": teacher_frames}
+    if spec.emotion_set:
+        found["emotion"] = sample.features[spec.emotion_set][spec.emotion_field].astype(
+            np.float32)
+    return found
 
 
 def _fit(array: np.ndarray, frames: int) -> np.ndarray:
@@ -92,22 +105,28 @@ def _fit(array: np.ndarray, frames: int) -> np.ndarray:
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad to the longest clip; `mask` marks the true frames."""
+    """Pad to the longest clip; `mask` and `teacher_mask` mark the true frames."""
     longest = max(s["frames"] for s in samples)
+    teacher_longest = max(s["teacher_frames"] for s in samples)
     inputs_longest = max(len(s["inputs"]) for s in samples)
 
     def pad(array: np.ndarray, length: int) -> np.ndarray:
         return np.pad(array, [(0, length - len(array))] + [(0, 0)] * (array.ndim - 1))
 
     inputs = np.stack([pad(s["inputs"], inputs_longest) for s in samples])
-    return {
+    emotion = {"emotion": torch.from_numpy(np.stack([s["emotion"] for s in samples]))} \
+        if "emotion" in samples[0] else {}
+    return {**emotion,
         "keys": [s["key"] for s in samples], "speakers": [s["speaker"] for s in samples],
         "inputs": torch.from_numpy(inputs.astype(np.int64 if inputs.dtype.kind == "i"
                                                  else np.float32)),
-        "teacher": torch.from_numpy(np.stack([pad(s["teacher"], longest) for s in samples])),
+        "teacher": torch.from_numpy(np.stack([pad(s["teacher"], teacher_longest)
+                                              for s in samples])),
         "face": torch.from_numpy(np.stack([pad(s["face"], longest) for s in samples])),
         "mask": torch.from_numpy(np.stack([np.arange(longest) < s["frames"]
                                            for s in samples])),
+        "teacher_mask": torch.from_numpy(np.stack([np.arange(teacher_longest)
+                                                   < s["teacher_frames"] for s in samples])),
     }
 
 

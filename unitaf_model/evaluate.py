@@ -85,9 +85,8 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
                       sample.meta.phones is not None)
         truths.append(truth)
         for name, run in zip(names, runs, strict=True):
-            inputs = sample.features[run.info.inputs["backbone_set"]][
-                run.info.inputs["backbone_field"]]
-            faces[name].append(resample_face(run.predict(inputs, truth.speaker),
+            faces[name].append(resample_face(run.predict_features(sample.features,
+                                                                  truth.speaker),
                                              run.info.fps, sample.meta.fps, len(truth.face)))
         template = runs[0].model.template.numpy()
         faces[MEAN_FACE].append(np.repeat(template[None], len(truth.face), 0))
@@ -117,14 +116,15 @@ def _system_names(runs: Sequence[LoadedRun]) -> list[str]:
 def _sidecars(runs: Sequence[LoadedRun], dataset: Dataset) -> dict[str, list[str]]:
     wanted: dict[str, list[str]] = {}
     for run in runs:
-        name, field_name = run.info.inputs["backbone_set"], run.info.inputs["backbone_field"]
         if run.info.model.channels != dataset.info.channels:
             raise ValueError(f"{run.path} predicts other face channels than {dataset.root} "
                              "holds")
-        dataset.feature_set(name).field_spec(field_name)  # a clear error when missing
-        wanted.setdefault(name, [])
-        if field_name not in wanted[name]:
-            wanted[name].append(field_name)
+        for name, fields in run.sidecars.items():
+            for field_name in fields:
+                dataset.feature_set(name).field_spec(field_name)  # a clear error when missing
+                wanted.setdefault(name, [])
+                if field_name not in wanted[name]:
+                    wanted[name].append(field_name)
     return wanted
 
 

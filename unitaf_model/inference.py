@@ -6,7 +6,9 @@ encoder states (`whisper`), or their k-means codes (`units`, with the centroids 
 run). Those are recomputed here from any audio, exactly as extraction computed them (clip-
 length encoding, float16 storage), so a run animates audio it never saw without its dataset.
 Runs trained on features that need text or a TTS (IndexTTS2's `tts_latent`, `semantic_codes`)
-are refused with the command that can run them (`unitaf infer`).
+are refused with the command that can run them (`unitaf infer`). A run with an expression
+residual (stage III) also reads the clip's emotion embedding: the offline `utterance`
+embedding (mean and std over time of the same encoder states) is computed here too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ AUDIO_WINDOW_SECONDS = 20.0  # Whisper's encoder sees at most 30 s: longer audio
 
 def check_audio_front_end(run: LoadedRun) -> None:
     """A clear error when the run's input cannot be computed from audio alone."""
-    front = run.info.front_end
+    front, expression = run.info.front_end, run.info.expression
+    if expression is not None and expression.emotion_set != "utterance":
+        raise ValueError(f"{run.path}'s expression residual reads the '{expression.emotion_set}'"
+                         " emotion embedding, which `unitaf animate` cannot compute from audio "
+                         "alone (it computes the offline `utterance` embedding)")
     if front["backend"] == "offline" and front["set"] in ("whisper", "units"):
         return
     if front["backend"] == "indextts2":
@@ -40,14 +46,16 @@ def check_audio_front_end(run: LoadedRun) -> None:
 
 
 class AudioFrontEnd:
-    """The run's input features of any 16 kHz audio (one encoder, loaded once)."""
+    """What the run reads of any 16 kHz audio, as the dataset's sidecars hold it: its input
+    features and, for a residual, the emotion embedding (one encoder, loaded once)."""
 
     def __init__(self, run: LoadedRun) -> None:
         from unitaf_data.features import folder_hashes
         from unitaf_data.features.offline import WhisperEncoder
 
         check_audio_front_end(run)
-        self.set = run.info.front_end["set"]
+        self.set, self.field = run.info.front_end["set"], run.info.front_end["field"]
+        self.expression = run.info.expression
         self.encoder = WhisperEncoder()
         recorded = run.info.front_end["model"].get("files", {})
         if recorded and folder_hashes(self.encoder.path) != recorded:
@@ -57,23 +65,35 @@ class AudioFrontEnd:
         if self.set == "units" and self.centroids is None:
             raise ValueError(f"{run.path} has no front_end.safetensors with its unit centroids")
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
-        """(T50,) codes or (T50, 384) states, T50 = round(samples / 320)."""
+    def features(self, audio: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """{set: {field: array}}: the input, (T50,) codes or (T50, 384) states with
+        T50 = round(samples / 320), and the residual's emotion embedding (768,)."""
         from unitaf_data.features.units import nearest
 
         window = round(AUDIO_WINDOW_SECONDS * SAMPLE_RATE)
         states = np.concatenate([
             self.encoder.encode([audio[start : start + window]])[0]
             for start in range(0, max(len(audio), 1), window)])
-        if self.set == "units":
-            return nearest(states, self.centroids).astype(np.int16)
-        return states.astype(np.float16)  # as the sidecars store them
+        inputs = nearest(states, self.centroids).astype(np.int16) if self.set == "units" \
+            else states.astype(np.float16)  # as the sidecars store them
+        found = {self.set: {self.field: inputs}}
+        if self.expression is not None:
+            found.setdefault(self.expression.emotion_set, {})[
+                self.expression.emotion_field] = utterance_embedding(states)
+        return found
 
 
-def face_from_features(run: LoadedRun, features: np.ndarray, speaker: str | None,
-                       fps: float, frames: int) -> np.ndarray:
-    """The run's face for one clip's 50 Hz input, on a grid of `frames` frames at `fps`."""
-    face = run.predict(features, speaker)
+def utterance_embedding(states: np.ndarray) -> np.ndarray:
+    """The offline `utterance` embedding of (T, D) encoder states: mean and std over time,
+    stored as float16 (as `unitaf_data.features.offline` extracts it)."""
+    return np.concatenate([states.mean(0), states.std(0)]).astype(np.float16)
+
+
+def face_from_features(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],
+                       speaker: str | None, fps: float, frames: int) -> np.ndarray:
+    """The run's face for one clip's features (`AudioFrontEnd.features`), on a grid of
+    `frames` frames at `fps`."""
+    face = run.predict_features(features, speaker)
     return resample_face(face, run.info.fps, fps, frames)
 
 

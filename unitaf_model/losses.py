@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unitaf_model.rig import mouth_openness
+from unitaf_model.rig import Rig
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
@@ -88,16 +88,42 @@ def fit_openness_interval(openness: np.ndarray, coverage: float = 0.95, alpha: f
     return best
 
 
+@dataclass(frozen=True)
+class RigTerms:
+    """What the vertex loss needs of a rig, for weights in the rig's channel order: vertices
+    are `meanshape + w @ basis`, so the squared error of all vertices is a quadratic form of
+    the weight error (`gram`), and only the mouth vertices are ever built."""
+
+    gram: torch.Tensor  # (C, C): Σ over vertices and axes of basis_c · basis_d / (3V)
+    mouth_mean: torch.Tensor  # (M, 3)
+    mouth_basis: torch.Tensor  # (C, M, 3)
+
+
+def rig_terms(rig: Rig, device: torch.device | str = "cpu") -> RigTerms:
+    basis = torch.as_tensor(rig.blendshape, dtype=torch.float64)
+    flat = basis.reshape(len(basis), -1)
+    index = torch.as_tensor(rig.mouth_idx)
+    return RigTerms(gram=(flat @ flat.T / flat.shape[1]).float().to(device),
+                    mouth_mean=torch.as_tensor(rig.meanshape)[index].float().to(device),
+                    mouth_basis=basis[:, index].float().to(device))
+
+
 def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                mouth_idx: torch.Tensor | np.ndarray, interval: OpennessInterval | None,
-                alpha: float = 3.0, gamma: float = 2.0) -> torch.Tensor:
-    """Squared vertex error over all vertices, plus the openness-weighted mouth term
-    (skipped when `interval` is None: plain vertex MSE)."""
-    loss = masked_mse(predicted, target, mask)
+                terms: RigTerms, interval: OpennessInterval | None, alpha: float = 3.0,
+                gamma: float = 2.0, scale: float = 1.0) -> torch.Tensor:
+    """For (B, T, C) rig weights: the squared vertex error over all vertices, plus the
+    openness-weighted mouth term (skipped when `interval` is None: plain vertex MSE), with
+    vertices multiplied by `scale` (the openness is read at the rig's own scale, where the
+    interval was fitted)."""
+    error = predicted - target
+    valid = mask.to(predicted.dtype)
+    frames = valid.sum().clamp_min(1.0)
+    per_frame = torch.einsum("btc,cd,btd->bt", error, terms.gram, error)
+    loss = (per_frame * valid).sum() / frames * scale**2
     if interval is None:
         return loss
-    index = torch.as_tensor(mouth_idx, device=predicted.device)
-    weight = openness_weight(interval.normalise(mouth_openness(target, index)), alpha, gamma)
-    mouth_error = (predicted[..., index, :] - target[..., index, :]).square().mean((-1, -2))
-    valid = mask.to(predicted.dtype)
-    return loss + (weight * mouth_error * valid).sum() / valid.sum().clamp_min(1.0)
+    mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", target, terms.mouth_basis)
+    y = mouth[..., 1]
+    weight = openness_weight(interval.normalise(y.amax(-1) - y.amin(-1)), alpha, gamma)
+    mouth_error = torch.einsum("btc,cmk->btmk", error, terms.mouth_basis).square().mean((-1, -2))
+    return loss + (weight * mouth_error * valid).sum() / frames * scale**2

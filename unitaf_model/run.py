@@ -31,6 +31,7 @@ import torch
 
 from unitaf_data.dataset import read_json_file, write_json
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
+from unitaf_model.expression import ExpressionArgs
 
 RUN_FORMAT = 1
 CHECKPOINT_GLOB = "step_??????"
@@ -38,6 +39,7 @@ BEST = "best"
 RIGS = ("demo", "rig.npz", None)  # the built-in rig, the rig stored in the run, or none
 INPUTS = ("backbone_set", "backbone_field", "teacher_set", "teacher_field")
 MAX_SIZE = 65_536  # the largest vocabulary, width or identity count a run may declare
+MAX_DILATION = 16
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ModelArgs:
     face_type: str
     channels: tuple[str, ...]
     identities: int  # rows of the decoder's identity embedding
+    input_rate: float = 50.0  # frame rate of the backbone input (the projector halves it)
+    decoder_dilation: int = 1  # 1: UniTalker's decoder; d: its layers 2, 3 dilate by d, d²
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "channels": list(self.channels)}
@@ -57,7 +61,9 @@ class ModelArgs:
     @staticmethod
     def from_dict(data: Any, what: str = "model") -> ModelArgs:
         """Checked: a model.json from elsewhere must not build a model of any size."""
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)})
+        optional = {"input_rate", "decoder_dilation"}
+        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
+                     optional)
         backbone = _typed(item["backbone"], str, f"{what}.backbone")
         face_type = _typed(item["face_type"], str, f"{what}.face_type")
         channels = tuple(_typed(c, str, f"{what}.channels[]")
@@ -71,8 +77,12 @@ class ModelArgs:
                 or max(sizes.values()) > MAX_SIZE:
             raise RecordError(f"{what}: channels must be distinct names, sizes at most "
                               f"{MAX_SIZE}")
+        dilation = _positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
+        if dilation > MAX_DILATION:
+            raise RecordError(f"{what}.decoder_dilation: at most {MAX_DILATION}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
-                         channels, sizes["identities"])
+                         channels, sizes["identities"],
+                         _positive(item.get("input_rate", 50.0), f"{what}.input_rate"), dilation)
 
 
 @dataclass(frozen=True)
@@ -82,14 +92,14 @@ class RunInfo:
     stage: int
     model: ModelArgs
     inputs: dict[str, str]  # backbone_set, backbone_field, teacher_set, teacher_field
-    fps: float  # the model's frame rate (projector output)
+    fps: float  # the model's face frame rate (the decoder's)
     face_fps: float  # the dataset's face frame rate (what outputs default to)
     speakers: dict[str, int]  # train speaker → identity row; others use `unknown_identity`
     rig: str | None  # "demo", "rig.npz" (stored in the run) or None (no vertex rig)
     mouth_interval: dict[str, float] | None  # low, high, coverage, frames
     front_end: dict[str, Any]  # backend, set, field, model (name, files) of the input
     dataset: dict[str, Any]  # path (resolved), hub repo and revision, record hashes
-    expression: dict[str, Any] | None = None  # stage 3: the residual's channels and inputs
+    expression: ExpressionArgs | None = None  # stage 3: the residual's channels and inputs
     format: int = RUN_FORMAT
 
     @property
@@ -97,7 +107,8 @@ class RunInfo:
         return self.model.identities - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+        return {**dataclasses.asdict(self), "model": self.model.to_dict(),
+                "expression": None if self.expression is None else self.expression.to_dict()}
 
     @staticmethod
     def from_dict(data: Any, what: str = "model.json") -> RunInfo:
@@ -125,8 +136,8 @@ class RunInfo:
                 k: _typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
             front_end=_typed(item["front_end"], dict, f"{what}.front_end"),
             dataset=_typed(item["dataset"], dict, f"{what}.dataset"),
-            expression=_typed(item.get("expression"), (dict, type(None)),
-                              f"{what}.expression"),
+            expression=None if item.get("expression") is None else ExpressionArgs.from_dict(
+                item["expression"], model.channels, f"{what}.expression"),
             format=version)
 
 
@@ -278,15 +289,41 @@ class LoadedRun:
         found = self.info.mouth_interval
         return None if found is None else OpennessInterval(found["low"], found["high"])
 
+    @property
+    def sidecars(self) -> dict[str, list[str]]:
+        """The feature sets and fields the run reads of each clip: its input and, with an
+        expression residual, the clip's emotion embedding."""
+        inputs, expression = self.info.inputs, self.info.expression
+        wanted = {inputs["backbone_set"]: [inputs["backbone_field"]]}
+        if expression is not None:
+            fields = wanted.setdefault(expression.emotion_set, [])
+            if expression.emotion_field not in fields:
+                fields.append(expression.emotion_field)
+        return wanted
+
+    def predict_features(self, features: dict[str, dict[str, np.ndarray]],
+                         speaker: str | None = None) -> np.ndarray:
+        """One clip's face from its sidecar features (`Sample.features`)."""
+        inputs, expression = self.info.inputs, self.info.expression
+        emotion = None if expression is None else \
+            features[expression.emotion_set][expression.emotion_field]
+        return self.predict(features[inputs["backbone_set"]][inputs["backbone_field"]],
+                            speaker, emotion)
+
     @torch.no_grad()
-    def predict(self, inputs: np.ndarray, speaker: str | None = None) -> np.ndarray:
-        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face (ceil(T/2), C)
-        at the model's fps."""
+    def predict(self, inputs: np.ndarray, speaker: str | None = None,
+                emotion: np.ndarray | None = None) -> np.ndarray:
+        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face
+        (ceil(T · fps / 50), C) at the model's fps (`info.fps`); `emotion` (E,) is the clip's
+        emotion embedding, which a run with an expression residual needs."""
         device = next(self.model.parameters()).device
         tensor = torch.from_numpy(np.array(inputs)[None])
         tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \
             else tensor.float()
-        face, _ = self.model(tensor.to(device), self.identity([speaker or ""]).to(device))
+        if emotion is not None:
+            emotion = torch.from_numpy(np.asarray(emotion, np.float32)[None]).to(device)
+        face, _ = self.model(tensor.to(device), self.identity([speaker or ""]).to(device),
+                             emotion)
         return face[0].float().cpu().numpy()
 
 
@@ -310,7 +347,10 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     args = info.model
     model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                    len(args.channels), torch.zeros(len(args.channels)),
-                   identities=args.identities)
+                   identities=args.identities, fps=info.fps, input_rate=args.input_rate,
+                   decoder_dilation=args.decoder_dilation)
+    if info.expression is not None:
+        model.add_expression(info.expression, args.channels)
     weights = folder / "model.safetensors"
     try:
         model.load_state_dict(load_weights(weights))

@@ -3,8 +3,11 @@
 Stage I trains the projector (and the unit embedding) so that `Projector(F_TTS)` matches the
 teacher's features of the ground-truth audio (masked MSE on the 25 fps grid). Stage II starts
 from a stage-I run and trains projector and decoder on the face: coefficient loss +
-λ · mouth-state-aware vertex loss through a rig. Every step's data is deterministic given the
-seed, so a run resumed from `step_{n}/` continues the uninterrupted loss curve exactly.
+λ · mouth-state-aware vertex loss through a rig. Stage III starts from a stage-II run,
+freezes all of it and trains only the expression residual (`unitaf_model.expression`) on the
+same losses, reading the clip's emotion embedding besides the stage-II inputs. Every step's
+data is deterministic given the seed, so a run resumed from `step_{n}/` continues the
+uninterrupted loss curve exactly.
 
     recipe = Recipe(config)       # validates
     recipe.setup()                # data, run record, model, optimiser, resume
@@ -17,6 +20,7 @@ the dataset's identity) is written once, to `model.json`, when a run begins (`un
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -32,10 +36,12 @@ from unitaf_data.dataset import Dataset, write_json
 from unitaf_model.config import TrainConfig, save_config
 from unitaf_model.data import loader, split_faces
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
+from unitaf_model.expression import ExpressionArgs
 from unitaf_model.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
+    rig_terms,
     vertex_loss,
 )
 from unitaf_model.model import UniTAF
@@ -46,6 +52,7 @@ from unitaf_model.run import (
     LoadedRun,
     ModelArgs,
     RunInfo,
+    checkpoint_folder,
     checkpoints,
     latest_checkpoint,
     load_run_rig,
@@ -61,7 +68,8 @@ log = logging.getLogger(__name__)
 
 class Recipe:
     def __init__(self, config: TrainConfig, rank: int = 0, world: int = 1) -> None:
-        self.config = config.validate()
+        config = config.validate()
+        self.config = with_stage2_inputs(config) if config.stage == 3 else config
         self.rank, self.world = rank, world
         self.out = Path(config.out)
         self.device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available()
@@ -80,19 +88,29 @@ class Recipe:
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
-        self.spec = cfg.data_spec()
+        input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
+        if input_rate is None:
+            raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
+                             "time series the projector can read")
+        self.spec = cfg.data_spec(cfg.fps or self.dataset.info.fps, input_rate)
         self.dataset.check_sidecars(self.spec.sidecars, ["train", "val"])
         resuming = latest_checkpoint(self.out, required=False) is not None
         if resuming:
             self.run_info = read_run_info(self.out)
             self.rig = load_run_rig(self.out, self.run_info)
             template = None
+        elif cfg.stage == 3:
+            self.rig = self._setup_rig()
+            self.run_info = self._stage3_run_info()
+            template = None  # the stage-II weights hold it
         else:
             self.rig = self._setup_rig()
             template, openness = self._train_statistics()
             self.run_info = self._run_info(openness)
-        self.interval = None if self.run_info.mouth_interval is None else OpennessInterval(
-            self.run_info.mouth_interval["low"], self.run_info.mouth_interval["high"])
+        found = self.run_info.mouth_interval
+        self.interval = OpennessInterval(found["low"], found["high"]) \
+            if found is not None and cfg.mouth_aware else None
+        self.rig_terms = None if self.rig is None else rig_terms(self.rig, self.device)
         self.model = self._setup_model(template)
         self.optimizer, self.scheduler = self._setup_optimizer()
         if self.rank == 0 and not resuming:
@@ -115,15 +133,33 @@ class Recipe:
         args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
                          teacher.input_width(cfg.teacher_field, "precomputed"),
                          info.face_type, info.channels,
-                         PRETRAINED_IDENTITIES + len(speakers) + 1)
+                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate,
+                         cfg.decoder_dilation)
         return RunInfo(
             stage=cfg.stage, model=args,
             inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
                     "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
-            fps=cfg.fps, face_fps=info.fps,
+            fps=self.spec.fps, face_fps=info.fps,
             speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
             rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
             front_end=self._store_front_end(backbone), dataset=self._dataset_identity())
+
+    def _stage3_run_info(self) -> RunInfo:
+        """The stage-II run's record, with the residual it gains and this run's dataset."""
+        cfg = self.config
+        stage2 = read_run_info(Path(cfg.init))
+        emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
+        if len(emotion.shape) != 1 or emotion.time_varying:
+            raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
+                             "an emotion embedding is one (E,) vector per clip")
+        expression = ExpressionArgs.for_channels(
+            stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
+            cfg.expression_width, cfg.expression_layers)
+        centroids = Path(cfg.init) / "front_end.safetensors"
+        if centroids.exists() and self.rank == 0:
+            shutil.copyfile(centroids, self.out / centroids.name)
+        return dataclasses.replace(stage2, stage=3, rig=self._store_rig(),
+                                   expression=expression, dataset=self._dataset_identity())
 
     def _dataset_identity(self) -> dict[str, Any]:
         from unitaf_data.reader import sha256_of
@@ -131,8 +167,7 @@ class Recipe:
         layout = self.dataset.layout
         return {**self.dataset.origin, "info_sha256": sha256_of(layout.info),
                 "feature_sets": {name: sha256_of(layout.feature_info(name))
-                                 for name in sorted({self.config.backbone_set,
-                                                     self.config.teacher_set})}}
+                                 for name in sorted(self.spec.sidecars)}}
 
     def _store_rig(self) -> str | None:
         """The rig's name in the run: `demo`, or its arrays copied into the run."""
@@ -163,14 +198,14 @@ class Recipe:
                              for s in speakers], device=self.device)
 
     def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Mean face (the template) and, when stage II's mouth-aware loss needs it, the mouth
-        openness of every train frame on the model grid: one pass over the main shards (no
-        audio, no sidecars) holding one clip's face at a time, so memory grows by one float
-        per frame, not one face."""
-        wants_openness = (self.config.stage == 2 and self.rig is not None
-                          and self.config.mouth_aware)
+        """Mean face (the template) and, where stage II has a rig, the mouth openness of
+        every train frame on the model grid (its interval weights the mouth-aware loss and
+        bounds eval's closed / wide-open shares): one pass over the main shards (no audio, no
+        sidecars) holding one clip's face at a time, so memory grows by one float per frame,
+        not one face."""
+        wants_openness = self.config.stage == 2 and self.rig is not None
         total, frames, openness = 0.0, 0, []
-        for face in split_faces(self.dataset, "train", self.config.fps):
+        for face in split_faces(self.dataset, "train", self.spec.fps):
             if not len(face):
                 continue
             total = total + face.sum(0, dtype=np.float64)
@@ -203,7 +238,8 @@ class Recipe:
         cfg, args = self.config, self.run_info.model
         model = UniTAF(args.backbone, args.backbone_size, args.teacher_dim, args.face_type,
                        len(args.channels), torch.zeros(len(args.channels))
-                       if template is None else template)
+                       if template is None else template, fps=self.run_info.fps,
+                       input_rate=args.input_rate, decoder_dilation=args.decoder_dilation)
         if cfg.unitalker_ckpt:
             from unitaf_data.features.unitalker import read_checkpoint
 
@@ -211,7 +247,10 @@ class Recipe:
             log.info("UniTalker decoder: missing %s, unexpected %s", report.missing_keys,
                      report.unexpected_keys)
         model.decoder.add_identities(args.identities - model.decoder.identities)
-        if cfg.init:
+        model.decoder.decoder.dropout.p = cfg.decoder_dropout
+        if cfg.stage == 3:
+            self._freeze_stage2(model, Path(cfg.init))
+        elif cfg.init:
             state = load_weights(latest_checkpoint(Path(cfg.init)) / "model.safetensors")
             kept = {k: v for k, v in state.items() if k.startswith(("backbone.", "projector."))}
             model.load_state_dict(kept, strict=False)
@@ -227,6 +266,22 @@ class Recipe:
             model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={
                 "find_unused_parameters": cfg.stage == 1})
         return model
+
+    def _freeze_stage2(self, model: UniTAF, stage2: Path) -> None:
+        """All of the stage-II run's weights (those `unitaf eval` picks), frozen; only the
+        new residual trains."""
+        model.add_expression(self.run_info.expression, self.run_info.model.channels,
+                             self.config.expression_dropout)
+        folder = checkpoint_folder(stage2, BEST)
+        result = model.load_state_dict(load_weights(folder / "model.safetensors"),
+                                       strict=False)
+        if result.unexpected_keys or any(not k.startswith("expression.")
+                                         for k in result.missing_keys):
+            raise ValueError(f"{folder} does not hold the stage-II model {stage2} describes")
+        model.requires_grad_(False)
+        model.expression.requires_grad_(True)
+        log.info("stage II frozen from %s (%s); residual: %d parameters", stage2, folder.name,
+                 parameter_count(model.expression))
 
     def _setup_optimizer(self):
         cfg = self.config
@@ -251,13 +306,18 @@ class Recipe:
     # --- the loop ------------------------------------------------------------------------
 
     @property
+    def mask_name(self) -> str:
+        """Stage I is scored on the projector's grid, the later stages on the face's."""
+        return "teacher_mask" if self.config.stage == 1 else "mask"
+
+    @property
     def core(self) -> UniTAF:
         return getattr(self.model, "module", self.model)
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         cfg = self.config
         inputs = batch["inputs"].to(self.device)
-        mask = batch["mask"].to(self.device)
+        mask = batch[self.mask_name].to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.device.type == "cuda"):
             if cfg.stage == 1:
@@ -265,16 +325,14 @@ class Recipe:
                     self.model(inputs, self.identities(batch["speakers"]))[1]
                 return {"loss": masked_mse(projected.float(), batch["teacher"].to(self.device),
                                            mask)}
-            face, _ = self.model(inputs, self.identities(batch["speakers"]))
+            emotion = batch["emotion"].to(self.device) if "emotion" in batch else None
+            face, _ = self.model(inputs, self.identities(batch["speakers"]), emotion)
         face, target = face.float(), batch["face"].to(self.device)
         parts = {"coefficient": masked_mse(face, target, mask)}
         loss = cfg.coefficient_weight * parts["coefficient"]
         if self.rig is not None:
-            scale = cfg.vertex_scale
-            parts["vertex"] = vertex_loss(self.rig.vertices(face) * scale,
-                                          self.rig.vertices(target) * scale, mask,
-                                          self.rig.mouth_idx, self.interval, cfg.mouth_alpha,
-                                          cfg.mouth_gamma)
+            parts["vertex"] = vertex_loss(face, target, mask, self.rig_terms, self.interval,
+                                          cfg.mouth_alpha, cfg.mouth_gamma, cfg.vertex_scale)
             loss = loss + cfg.vertex_weight * parts["vertex"]
         return {"loss": loss, **parts}
 
@@ -286,7 +344,7 @@ class Recipe:
         clock, clips = time.perf_counter(), 0
         while self.step < cfg.steps:
             batch = next(self.batches)
-            self.model.train()
+            self._train_mode()
             parts = self.losses(batch)
             self.optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
@@ -311,6 +369,12 @@ class Recipe:
                 self.save_checkpoint()
         return self.history
 
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.config.stage == 3:  # the frozen stage-II model keeps its dropout off
+            self.core.eval()
+            self.core.expression.train()
+
     def _log(self, metrics: dict[str, float], prefix: str = "train") -> None:
         if self.rank != 0:
             return
@@ -328,7 +392,7 @@ class Recipe:
         eval metrics of `unitaf_model.evaluate` for the model and the train-mean face
         (rank 0)."""
         metrics = self.evaluate("val")
-        if self.rank == 0 and self.config.stage == 2:
+        if self.rank == 0 and self.config.stage > 1:
             metrics |= self._face_metrics()
         self._log(metrics, "val")
         if self.rank == 0:
@@ -337,7 +401,8 @@ class Recipe:
             self._keep_best(metrics)
         return metrics
 
-    VALIDATION_METRICS = ("lve", "mouth_l2", "bcs", "jaw_open_correlation", "jitter_mouth_ratio")
+    VALIDATION_METRICS = ("lve", "mouth_l2", "bcs", "jaw_open_correlation", "jitter_mouth_ratio",
+                          "expression_l2", "fdd")
 
     def _face_metrics(self) -> dict[str, float]:
         from unitaf_model.evaluate import MEAN_FACE, evaluate
@@ -375,7 +440,7 @@ class Recipe:
         sums: dict[str, float] = {}
         for batch in loader(self.dataset, self.spec, split, self.rank, self.world,
                             endless=False):
-            frames = float(batch["mask"].sum())
+            frames = float(batch[self.mask_name].sum())
             for name, value in self.losses(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value) * frames
             sums["frames"] = sums.get("frames", 0.0) + frames
@@ -418,6 +483,24 @@ class Recipe:
     def cleanup(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def with_stage2_inputs(config: TrainConfig) -> TrainConfig:
+    """Stage III reads what its stage-II run (`init`) read: that run's backbone, teacher,
+    face rate and rig win over the config's (with a warning where they differ)."""
+    init = Path(config.init)
+    info = read_run_info(init)
+    if info.stage != 2:
+        raise ValueError(f"stage 3 starts from a stage-2 run; {init} is a stage-{info.stage} run")
+    rig = {"demo": "demo", "rig.npz": str(init / "rig.npz"), None: config.rig}[info.rig]
+    adopted = dataclasses.replace(config, backbone=info.model.backbone, fps=info.fps, rig=rig,
+                                  **info.inputs)
+    changed = [f"{name}={getattr(adopted, name)}" for name in ("backbone", "fps", "rig",
+                                                               *info.inputs)
+               if getattr(adopted, name) != getattr(config, name)]
+    if changed:
+        log.warning("stage 3 reads what %s was trained on: %s", init, ", ".join(changed))
+    return adopted
 
 
 def run_recipe(config: TrainConfig, rank: int = 0, world: int = 1, progress=None
