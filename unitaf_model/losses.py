@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unitaf_model.rig import Rig
+from unitaf_model.rig import Rig, mouth_openness
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
@@ -123,7 +123,8 @@ def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     if interval is None:
         return loss
     mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", target, terms.mouth_basis)
-    y = mouth[..., 1]
-    weight = openness_weight(interval.normalise(y.amax(-1) - y.amin(-1)), alpha, gamma)
+    every_mouth_vertex = torch.arange(mouth.shape[-2], device=mouth.device)
+    weight = openness_weight(interval.normalise(mouth_openness(mouth, every_mouth_vertex)),
+                             alpha, gamma)
     mouth_error = torch.einsum("btc,cmk->btmk", error, terms.mouth_basis).square().mean((-1, -2))
     return loss + (weight * mouth_error * valid).sum() / frames * scale**2
