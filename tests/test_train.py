@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from unitaf_data.face import resample_face
@@ -206,6 +207,37 @@ def test_animate_applies_the_residual_with_the_emotion_embedding_computed_from_a
     assert {channels[i] for i in np.flatnonzero(moved > 1e-6)} <= set(
         run.info.expression.channels)
     assert moved.max() > 1e-4
+
+
+@pytest.mark.e2e
+def test_unitaf_infer_espeak_moves_the_mouth_with_its_own_speech(demo_stage2, tmp_path):
+    """The offline cascade on a sentence the model never heard, against the demo corpus's
+    face for the same eSpeak phonemes (the function that made the training faces)."""
+    from typer.testing import CliRunner
+
+    from unitaf_cli.main_app import app
+    from unitaf_data.espeak import Synthesizer
+    from unitaf_data.sources.demo import face_from_phonemes, speaker_prosody
+    from unitaf_model.metrics import av_offset, jaw_open_correlation
+
+    text, out = "Bring the big blue map back to my mother.", tmp_path / "out"
+    result = CliRunner().invoke(app, ["infer", "--run", str(demo_stage2), "--tts", "espeak",
+                                      "--text", text, "--voice", "spk02", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    audio, rate = sf.read(out / "speech.wav", dtype="float32")
+    face = np.load(out / "speech.npy")
+    fps = load_run(demo_stage2).info.face_fps
+    assert len(face) == round(len(audio) / rate * fps)
+    spoken = Synthesizer.shared().speak(text, speaker_prosody("spk02", "neutral"))
+    assert abs(len(spoken.audio) - len(audio)) < rate / fps  # eSpeak: a few samples apart
+    phonemes = [(p.label, p.start, p.end) for p in spoken.phonemes]
+    truth = face_from_phonemes(phonemes, len(face), fps, "neutral", np.random.default_rng(0))
+    run = load_run(demo_stage2)
+    channels = run.info.model.channels
+    assert jaw_open_correlation([face], [truth], channels).value > 0.8
+    lags = [av_offset(audio, rate, run.rig.mouth_openness(f), fps).lag_frames
+            for f in (face, truth)]
+    assert abs(lags[0] - lags[1]) <= 1, lags
 
 
 @pytest.mark.e2e
