@@ -71,7 +71,8 @@ def stage1_run(data: Path, out: Path, overrides: list[str]) -> tuple[Path, float
     from unitaf_model.config import load_config
     from unitaf_model.distributed import train
 
-    digest = hashlib.sha256(json.dumps(overrides).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps([str(data.resolve()), overrides]).encode()
+                            ).hexdigest()[:10]
     run = out / f"stage1-{digest}"
     timing = run / "seconds.json"
     if not timing.exists():
@@ -83,14 +84,13 @@ def stage1_run(data: Path, out: Path, overrides: list[str]) -> tuple[Path, float
     return run, json.loads(timing.read_text())["seconds"]
 
 
-def stage2_run(data: Path, run: Path, init: Path, overrides: list[str], stage: int = 2
-               ) -> float:
-    """Train stage II (or III) into `run` from `init`; returns the training seconds."""
+def stage2_run(data: Path, run: Path, init: Path, overrides: list[str]) -> float:
+    """Train stage II into `run` from `init`; returns the training seconds."""
     from unitaf_model.config import load_config
     from unitaf_model.distributed import train
 
     start = time.perf_counter()
-    train(load_config(CONFIGS / f"demo_stage{stage}.yaml", overrides, data=str(data),
+    train(load_config(CONFIGS / "demo_stage2.yaml", overrides, data=str(data),
                       out=str(run), init=str(init)))
     return time.perf_counter() - start
 

@@ -176,9 +176,9 @@ def test_a_clip_gets_its_face_frames_on_the_face_grid_alone_or_padded_in_a_batch
     short, long = torch.randn(1, 39, 4), torch.randn(1, 51, 4)  # 25 fps projected features
     padded = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 12)), long])
     alone = model.on_face_grid(short, math.ceil(77 * fps / 50))
-    inside = alone.shape[1] - 1  # the last frame's centre may lie past the clip's last input
-    torch.testing.assert_close(model.on_face_grid(padded, math.ceil(101 * fps / 50))[
-        :1, :inside], alone[:, :inside])
+    in_batch = model.on_face_grid(padded, math.ceil(101 * fps / 50), torch.tensor([39, 51]))
+    torch.testing.assert_close(in_batch[:1, :alone.shape[1]], alone)
+    torch.testing.assert_close(in_batch[1:], model.on_face_grid(long, in_batch.shape[1]))
 
 
 def test_projected_features_are_interpolated_between_frame_centres():
@@ -218,6 +218,17 @@ def test_a_residual_record_naming_channels_the_face_lacks_is_refused():
     assert "JawOpen" in args.anchor_channels and "JawOpen" not in args.channels
     assert ExpressionArgs.from_dict(args.to_dict(), ARKIT51.channels) == args
     for bad in ({**args.to_dict(), "channels": ["Tail"]}, {**args.to_dict(), "width": 10**6},
-                {**args.to_dict(), "extra": 1}):
+                {**args.to_dict(), "extra": 1}, {**args.to_dict(), "anchor_channels": []},
+                {**args.to_dict(), "anchor_channels": ["JawOpen", "BrowInnerUp"]}):
         with pytest.raises(RecordError):
             ExpressionArgs.from_dict(bad, ARKIT51.channels)
+
+
+@pytest.mark.parametrize("rate", [1e9, 0.0, float("nan")])
+def test_a_model_record_with_an_absurd_input_rate_is_refused(rate):
+    from unitaf_model.run import ModelArgs
+
+    args = ModelArgs("precomputed", 8, 8, ARKIT51.name, ARKIT51.channels, 940).to_dict()
+    assert ModelArgs.from_dict(args).input_rate == 50.0
+    with pytest.raises(RecordError, match="input_rate"):
+        ModelArgs.from_dict({**args, "input_rate": rate})

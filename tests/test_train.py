@@ -5,6 +5,7 @@ and runs that load alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -151,14 +152,25 @@ MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bc
 
 
 @pytest.mark.e2e
-def test_stage3_keeps_stage2_bit_identical_and_lowers_the_expression_error(
+def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression_error(
         demo_stage2, demo_features, tmp_path):
     from unitaf_data.face import expression_channels
+    from unitaf_model.distributed import prepare_run
     from unitaf_model.run import checkpoint_folder
+    from unitaf_model.train import Recipe
 
     stage3 = tmp_path / "stage3"
-    train(load_config(CONFIGS / "demo_stage3.yaml", SHORT, data=str(demo_features),
-                      out=str(stage3), init=str(demo_stage2)))
+    config = load_config(CONFIGS / "demo_stage3.yaml", SHORT, data=str(demo_features),
+                         out=str(stage3), init=str(demo_stage2))
+    train(config)
+    assert prepare_run(config) == "finished"  # the same command again: nothing to do
+    recipe = Recipe(dataclasses.replace(config, out=str(tmp_path / "modes")))
+    recipe.setup()
+    recipe._train_mode()
+    assert recipe.core.expression.training and not recipe.core.decoder.training
+    assert not any(p.requires_grad for n, p in recipe.core.named_parameters()
+                   if not n.startswith("expression."))
+    recipe.cleanup()
     frozen = load_weights(checkpoint_folder(demo_stage2) / "model.safetensors")
     for folder in ("best", "step_000150"):
         trained = load_weights(stage3 / folder / "model.safetensors")

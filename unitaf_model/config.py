@@ -13,7 +13,10 @@ import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitaf_model.data import DataSpec
 
 
 @dataclass
@@ -86,7 +89,7 @@ class TrainConfig:
             raise ValueError(f"fps must be positive, or 0 for the dataset's, not {self.fps}")
         return self
 
-    def data_spec(self, fps: float | None = None, input_rate: float = 50.0):
+    def data_spec(self, fps: float | None = None, input_rate: float = 50.0) -> DataSpec:
         """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
         from unitaf_model.data import DataSpec
 

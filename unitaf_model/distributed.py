@@ -13,7 +13,7 @@ from typing import Any, Literal
 from unitaf_data.dataset import read_json_file
 from unitaf_model.config import TrainConfig
 from unitaf_model.run import latest_checkpoint, load_training_state
-from unitaf_model.train import run_recipe
+from unitaf_model.train import resolved, run_recipe
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def prepare_run(config: TrainConfig, overwrite: bool = False) -> RunState:
         log.info("starting %s over: the run begun there wrote no checkpoint", out)
         shutil.rmtree(out)
         return "new"
-    differences = _differences(read_json_file(out / "config.json"), config.to_dict())
+    differences = _differences(read_json_file(out / "config.json"),
+                               resolved(config).to_dict())
     if differences:
         raise ValueError(f"{out} holds a run of another config ({differences}): pass a new "
                          "--out, or --overwrite to replace it")

@@ -70,10 +70,11 @@ class ExpressionArgs:
                  for k in ("emotion_dim", "width", "layers")}
         if max(sizes["emotion_dim"], sizes["width"]) > MAX_WIDTH or sizes["layers"] > 16:
             raise RecordError(f"{what}: widths at most {MAX_WIDTH}, at most 16 layers")
-        found = names("channels")
-        if not found:
-            raise RecordError(f"{what}.channels: none")
-        return ExpressionArgs(found, names("anchor_channels"),
+        found, anchors = names("channels"), names("anchor_channels")
+        if not found or not anchors or set(found) & set(anchors):
+            raise RecordError(f"{what}: channels and anchor_channels must be non-empty and "
+                              "disjoint")
+        return ExpressionArgs(found, anchors,
                               _typed(item["emotion_set"], str, f"{what}.emotion_set"),
                               _typed(item["emotion_field"], str, f"{what}.emotion_field"),
                               sizes["emotion_dim"], sizes["width"], sizes["layers"])

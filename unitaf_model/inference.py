@@ -68,6 +68,7 @@ class AudioFrontEnd:
     def features(self, audio: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """{set: {field: array}}: the input, (T50,) codes or (T50, 384) states with
         T50 = round(samples / 320), and the residual's emotion embedding (768,)."""
+        from unitaf_data.features.offline import utterance_embedding
         from unitaf_data.features.units import nearest
 
         window = round(AUDIO_WINDOW_SECONDS * SAMPLE_RATE)
@@ -81,12 +82,6 @@ class AudioFrontEnd:
             found.setdefault(self.expression.emotion_set, {})[
                 self.expression.emotion_field] = utterance_embedding(states)
         return found
-
-
-def utterance_embedding(states: np.ndarray) -> np.ndarray:
-    """The offline `utterance` embedding of (T, D) encoder states: mean and std over time,
-    stored as float16 (as `unitaf_data.features.offline` extracts it)."""
-    return np.concatenate([states.mean(0), states.std(0)]).astype(np.float16)
 
 
 def face_from_features(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],

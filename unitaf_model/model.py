@@ -78,25 +78,38 @@ class UniTAF(nn.Module):
     def frames(self, input_frames: int) -> int:
         return face_frames(input_frames, self.fps, self.input_rate)
 
-    def on_face_grid(self, projected: torch.Tensor, frames: int) -> torch.Tensor:
+    def on_face_grid(self, projected: torch.Tensor, frames: int,
+                     lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T25, D) projected features → (B, frames, D) at `fps`: linear interpolation
-        between frame centres, the same for a clip alone and padded in a batch."""
+        between frame centres. `lengths` (B,) are the clips' true projected lengths in a
+        padded batch: each clip reads only its own features, so it gets the same face alone
+        and padded."""
         rate = self.input_rate / 2
         if self.fps == rate:
             return projected[:, :frames]
-        position = ((torch.arange(frames, device=projected.device) + 0.5) * rate / self.fps
-                    - 0.5).clamp(0, projected.shape[1] - 1)
+        batch, available, width = projected.shape
+        last = torch.full((batch,), available, device=projected.device) \
+            if lengths is None else lengths.to(projected.device)
+        last = (last.long() - 1).clamp(min=0)[:, None]
+        centres = (torch.arange(frames, device=projected.device) + 0.5) * rate / self.fps - 0.5
+        position = torch.minimum(centres[None].clamp(min=0), last)
         low = position.floor().long()
-        high = (low + 1).clamp(max=projected.shape[1] - 1)
-        weight = (position - low)[None, :, None].to(projected.dtype)
-        return projected[:, low] * (1 - weight) + projected[:, high] * weight
+        high = torch.minimum(low + 1, last)
+        weight = (position - low)[..., None].to(projected.dtype)
+
+        def at(index: torch.Tensor) -> torch.Tensor:
+            return projected.gather(1, index[..., None].expand(-1, -1, width))
+
+        return at(low) * (1 - weight) + at(high) * weight
 
     def forward(self, inputs: torch.Tensor, identity: torch.Tensor,
-                emotion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                emotion: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(face (B, T_face, C) at `fps`, projected features (B, T25, teacher_dim));
-        `emotion` (B, E) is the clip's emotion embedding, for a model with a residual."""
+        `emotion` (B, E) is the clip's emotion embedding, for a model with a residual;
+        `lengths` (B,) the clips' projected lengths in a padded batch."""
         projected = self.project(inputs)
-        features = self.on_face_grid(projected, self.frames(inputs.shape[1]))
+        features = self.on_face_grid(projected, self.frames(inputs.shape[1]), lengths)
         face = self.decoder(features, identity, self.face_type) + self.template
         if self.expression is not None:
             if emotion is None:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import read_json_file, write_json
+from unitaf_data.dataset import Dataset, read_json_file, write_json
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
 from unitaf_model.expression import ExpressionArgs
 
@@ -40,6 +40,14 @@ RIGS = ("demo", "rig.npz", None)  # the built-in rig, the rig stored in the run,
 INPUTS = ("backbone_set", "backbone_field", "teacher_set", "teacher_field")
 MAX_SIZE = 65_536  # the largest vocabulary, width or identity count a run may declare
 MAX_DILATION = 16
+MAX_RATE = 1000.0  # frames per second a run may declare for its input or its face
+
+
+def _rate(value: Any, what: str) -> float:
+    rate = _positive(value, what)
+    if rate > MAX_RATE:
+        raise RecordError(f"{what}: at most {MAX_RATE:g} frames per second")
+    return rate
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class ModelArgs:
             raise RecordError(f"{what}.decoder_dilation: at most {MAX_DILATION}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
                          channels, sizes["identities"],
-                         _positive(item.get("input_rate", 50.0), f"{what}.input_rate"), dilation)
+                         _rate(item.get("input_rate", 50.0), f"{what}.input_rate"), dilation)
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,8 @@ class RunInfo:
         return RunInfo(
             stage=_positive(item["stage"], f"{what}.stage", int), model=model,
             inputs={k: _typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
-            fps=_positive(item["fps"], f"{what}.fps"),
-            face_fps=_positive(item["face_fps"], f"{what}.face_fps"),
+            fps=_rate(item["fps"], f"{what}.fps"),
+            face_fps=_rate(item["face_fps"], f"{what}.face_fps"),
             speakers={_typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
                       for k, v in speakers.items()},
             rig=rig, mouth_interval=None if interval is None else {
@@ -266,11 +274,9 @@ class LoadedRun:
     rig: Any = None  # unitaf_model.rig.Rig, or None
     front_end: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def open_dataset(self):
+    def open_dataset(self) -> Dataset:
         """The dataset the run was trained on: its folder where it still is, else its Hub
         repo at the recorded commit."""
-        from unitaf_data.dataset import Dataset
-
         origin = self.info.dataset
         if origin.get("path") and Path(origin["path"]).exists():
             return Dataset.open(origin["path"])
@@ -313,9 +319,9 @@ class LoadedRun:
     @torch.no_grad()
     def predict(self, inputs: np.ndarray, speaker: str | None = None,
                 emotion: np.ndarray | None = None) -> np.ndarray:
-        """One clip's input at 50 Hz ((T,) codes or (T, D) features) → face
-        (ceil(T · fps / 50), C) at the model's fps (`info.fps`); `emotion` (E,) is the clip's
-        emotion embedding, which a run with an expression residual needs."""
+        """One clip's input at the model's input rate ((T,) codes or (T, D) features) → face
+        (ceil(T · fps / input_rate), C) at the model's fps (`info.fps`); `emotion` (E,) is the
+        clip's emotion embedding, which a run with an expression residual needs."""
         device = next(self.model.parameters()).device
         tensor = torch.from_numpy(np.array(inputs)[None])
         tensor = tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) \

@@ -68,8 +68,7 @@ log = logging.getLogger(__name__)
 
 class Recipe:
     def __init__(self, config: TrainConfig, rank: int = 0, world: int = 1) -> None:
-        config = config.validate()
-        self.config = with_stage2_inputs(config) if config.stage == 3 else config
+        self.config = resolved(config)
         self.rank, self.world = rank, world
         self.out = Path(config.out)
         self.device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available()
@@ -148,6 +147,12 @@ class Recipe:
         """The stage-II run's record, with the residual it gains and this run's dataset."""
         cfg = self.config
         stage2 = read_run_info(Path(cfg.init))
+        info = self.dataset.info
+        if (info.face_type, tuple(info.channels)) != (stage2.model.face_type,
+                                                      tuple(stage2.model.channels)) or \
+                self.spec.input_rate != stage2.model.input_rate:
+            raise ValueError(f"{self.dataset} does not match the stage-II run {cfg.init}: its "
+                             "face type, channel order or input rate differ")
         emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
         if len(emotion.shape) != 1 or emotion.time_varying:
             raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
@@ -326,7 +331,8 @@ class Recipe:
                 return {"loss": masked_mse(projected.float(), batch["teacher"].to(self.device),
                                            mask)}
             emotion = batch["emotion"].to(self.device) if "emotion" in batch else None
-            face, _ = self.model(inputs, self.identities(batch["speakers"]), emotion)
+            face, _ = self.model(inputs, self.identities(batch["speakers"]), emotion,
+                                 batch["teacher_mask"].sum(1))
         face, target = face.float(), batch["face"].to(self.device)
         parts = {"coefficient": masked_mse(face, target, mask)}
         loss = cfg.coefficient_weight * parts["coefficient"]
@@ -483,6 +489,13 @@ class Recipe:
     def cleanup(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """The config a run trains with (and saves): validated, and for stage III with the
+    inputs of its stage-II run."""
+    config = config.validate()
+    return with_stage2_inputs(config) if config.stage == 3 else config
 
 
 def with_stage2_inputs(config: TrainConfig) -> TrainConfig:

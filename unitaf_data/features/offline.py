@@ -58,6 +58,11 @@ class WhisperEncoder:
         return mel.astype(np.float32)
 
 
+def utterance_embedding(states: np.ndarray) -> np.ndarray:
+    """The `utterance` embedding of (T, D) encoder states: mean and std over time, float16."""
+    return np.concatenate([states.mean(0), states.std(0)]).astype(np.float16)
+
+
 class OfflineBackend:
     """`whisper`, `units` and `utterance` from one encoder pass."""
 
@@ -83,8 +88,7 @@ class OfflineBackend:
             if "units" in self.feature_sets:
                 out["units"] = {"units.npy": nearest(states, self.centroids).astype(np.int16)}
             if "utterance" in self.feature_sets:
-                pooled = np.concatenate([states.mean(0), states.std(0)])
-                out["utterance"] = {"utterance.npy": pooled.astype(np.float16)}
+                out["utterance"] = {"utterance.npy": utterance_embedding(states)}
             results.append(out)
         return results
 
