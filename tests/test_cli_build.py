@@ -96,11 +96,13 @@ def test_every_step_of_the_readme_main_command_runs_twice(demo_copy, tmp_path):
                                                   ["train", "val", "test"])
     assert "config_name: units" in (demo_copy / "README.md").read_text()
 
-    stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
+    stage1, stage2, stage3 = tmp_path / "stage1", tmp_path / "stage2", tmp_path / "stage3"
     train = [["train", "--data", str(demo_copy), "--out", str(stage1), "--config",
               str(CONFIGS / "demo_stage1.yaml"), *FAST],
              ["train", "--data", str(demo_copy), "--out", str(stage2), "--init", str(stage1),
-              "--config", str(CONFIGS / "demo_stage2.yaml"), *FAST]]
+              "--config", str(CONFIGS / "demo_stage2.yaml"), *FAST],
+             ["train", "--data", str(demo_copy), "--out", str(stage3), "--init", str(stage2),
+              "--config", str(CONFIGS / "demo_stage3.yaml"), *FAST]]
     for args in train:
         first = runner.invoke(main_app, args, env={"COLUMNS": "250"})
         assert first.exit_code == 0, first.output
