@@ -10,29 +10,38 @@ import torch
 from unitaf_data.dataset import write_json
 from unitaf_data.face import ARKIT51
 from unitaf_model.decoder import PRETRAINED_IDENTITIES
+from unitaf_model.expression import ExpressionArgs
 from unitaf_model.model import UniTAF
 from unitaf_model.run import ModelArgs, RunInfo, save_weights
 
 
 def write_random_run(root: Path, backbone: str, backbone_size: int, backbone_set: str,
                      backbone_field: str, front_end: dict, teacher_dim: int = 64,
-                     rig: str | None = "demo", seed: int = 0) -> Path:
-    """A run whose decoder heads are random (not zero) so the face follows its input."""
+                     rig: str | None = "demo", seed: int = 0,
+                     emotion: tuple[str, str, int] | None = None) -> Path:
+    """A run whose decoder heads are random (not zero) so the face follows its input; with
+    `emotion` (set, field, width), a stage-III run whose residual reads that embedding."""
     channels = ARKIT51.channels
     args = ModelArgs(backbone, backbone_size, teacher_dim, ARKIT51.name, channels,
                      PRETRAINED_IDENTITIES + 2)
-    info = RunInfo(stage=2, model=args, fps=25.0, face_fps=30.0,
+    expression = None if emotion is None else ExpressionArgs.for_channels(
+        channels, *emotion, width=16, layers=2)
+    info = RunInfo(stage=2 if emotion is None else 3, model=args, fps=25.0, face_fps=30.0,
                    inputs={"backbone_set": backbone_set, "backbone_field": backbone_field,
                            "teacher_set": "whisper", "teacher_field": "teacher.npy"},
                    speakers={"spk0": PRETRAINED_IDENTITIES}, rig=rig, mouth_interval=None,
-                   front_end=front_end, dataset={"path": str(root / "no-dataset")})
+                   front_end=front_end, dataset={"path": str(root / "no-dataset")},
+                   expression=expression)
     torch.manual_seed(seed)
     model = UniTAF(backbone, backbone_size, teacher_dim, ARKIT51.name, len(channels),
                    torch.full((len(channels),), 0.1), identities=args.identities)
-    for parameter in model.decoder.out_head_dict.parameters():
+    if expression is not None:
+        model.add_expression(expression, channels)
+    for parameter in [*model.decoder.out_head_dict.parameters(),
+                      *(() if expression is None else model.expression.head.parameters())]:
         torch.nn.init.normal_(parameter, std=0.05)
     (root / "step_000001").mkdir(parents=True)
     save_weights(model.state_dict(), root / "step_000001" / "model.safetensors")
     write_json(root / "model.json", info.to_dict())
-    write_json(root / "config.json", {"stage": 2})
+    write_json(root / "config.json", {"stage": info.stage})
     return root

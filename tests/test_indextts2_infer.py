@@ -63,7 +63,7 @@ def face_model():
     model.eval()
     identity = torch.zeros(1, dtype=torch.long)
 
-    def face_from_features(features: np.ndarray) -> np.ndarray:
+    def face_from_features(features: np.ndarray, emovec: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return model(torch.from_numpy(features)[None], identity)[0][0].numpy()
 
@@ -142,7 +142,8 @@ def test_each_segments_face_lines_up_with_its_wav_and_decays_to_rest_in_the_sile
         assert np.abs(whole.wav[speech_end - 256: speech_end]).max() > 0
         assert not whole.wav[speech_end: end].any()
         # speech frames: the model's frames placed at the times of their codes
-        model_face = face_model.face_from_features(chunk.speech.projected.astype(np.float32))
+        model_face = face_model.face_from_features(chunk.speech.projected.astype(np.float32),
+                                                   None)
         code_s = chunk.speech_samples / SAMPLE_RATE / codes
         model_times = (2 * np.arange(len(model_face)) + 1) * code_s
         centres = (chunk.first_frame + np.arange(len(chunk.face)) + 0.5) / FPS \
@@ -297,6 +298,52 @@ def test_an_s2mel_checkpoint_missing_a_weight_is_refused(synth, models, tmp_path
 def test_loading_the_synthesiser_leaves_no_torchaudio_stand_in_behind(synth):
     assert all(not name.startswith("torchaudio") or getattr(module, "__file__", None)
                for name, module in list(sys.modules.items()))
+
+
+def test_the_face_model_gets_the_emotion_vector_that_conditioned_the_speech(synth, voice,
+                                                                           face_model):
+    from unitaf_model.tts_indextts2 import Emotion, FaceModel, Generation, stream
+
+    seen = []
+
+    def recording(features: np.ndarray, emovec: np.ndarray) -> np.ndarray:
+        seen.append(emovec)
+        return face_model.face_from_features(features, emovec)
+
+    text = "Hello there. It is a sunny day."
+    chunks = list(stream(synth, FaceModel(recording, FPS, face_model.rest), text, voice,
+                         generation=Generation(**GENERATION)))
+    expected = synth.conditioning(voice, Emotion(), text).emovec[0].float().numpy()
+    assert len(seen) == len(chunks) >= 1
+    for emovec in seen:
+        np.testing.assert_array_equal(emovec, expected.astype(np.float16))
+
+
+def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_path):
+    from runs import write_random_run
+    from unitaf_model.infer import face_model
+    from unitaf_model.run import load_run
+
+    front_end = {"backend": "indextts2", "set": "tts_latent"}
+    run = load_run(write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
+                                    "gpt_layer.npy", front_end,
+                                    emotion=("emovec", "emovec.npy", 1280)))
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 1024)).astype(np.float16)
+    calm, other = rng.normal(size=(2, 1280)).astype(np.float16)
+    model = face_model(run)
+    np.testing.assert_array_equal(model.face_from_features(features, other),
+                                  run.predict(features, emotion=other))
+    moved = np.abs(model.face_from_features(features, other)
+                   - model.face_from_features(features, calm)).max(0)
+    channels = run.info.model.channels
+    assert moved.max() > 0 and {channels[i] for i in np.flatnonzero(moved)} <= set(
+        run.info.expression.channels)
+    offline = load_run(write_random_run(tmp_path / "offline", "precomputed", 1024,
+                                        "tts_latent", "gpt_layer.npy", front_end,
+                                        emotion=("utterance", "utterance.npy", 768)))
+    with pytest.raises(ValueError, match="emovec"):
+        face_model(offline)
 
 
 @pytest.mark.e2e

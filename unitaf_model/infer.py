@@ -24,6 +24,7 @@ from unitaf_model.run import LoadedRun
 INDEXTTS2_INPUTS = {("tts_latent", "gpt_layer.npy"): "gpt_layer",
                     ("tts_latent", "tts_latent.npy"): "tts_latent",
                     ("semantic_codes", "semantic_codes.npy"): "semantic_codes"}
+EMOTION_INPUT = ("emovec", "emovec.npy")  # the residual's input that synthesis gives
 
 
 def face_model(run: LoadedRun, fps: float | None = None):
@@ -37,10 +38,18 @@ def face_model(run: LoadedRun, fps: float | None = None):
         raise ValueError(
             f"{run.path} is driven by {inputs['backbone_set']}/{inputs['backbone_field']}, "
             "not by IndexTTS2 features: use `--tts espeak` (or `unitaf animate` on audio)")
-    rest = np.zeros(len(run.info.model.channels), np.float32)  # the rig's neutral pose
-    return FaceModel(lambda features: run.predict(features), fps or run.info.face_fps, rest,
-                     feature)
+    expression = run.info.expression
+    if expression is not None and (expression.emotion_set, expression.emotion_field) != \
+            EMOTION_INPUT:
+        raise ValueError(f"{run.path}'s expression residual reads {expression.emotion_set}/"
+                         f"{expression.emotion_field}; IndexTTS2 synthesis gives "
+                         f"{'/'.join(EMOTION_INPUT)}, the emotion vector of the speech")
 
+    def face_from_features(features: np.ndarray, emovec: np.ndarray) -> np.ndarray:
+        return run.predict(features, emotion=None if expression is None else emovec)
+
+    rest = np.zeros(len(run.info.model.channels), np.float32)  # the rig's neutral pose
+    return FaceModel(face_from_features, fps or run.info.face_fps, rest, feature)
 
 def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotion=None,
                      fps: float | None = None, generation=None) -> Iterator:

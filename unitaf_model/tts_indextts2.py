@@ -131,11 +131,12 @@ class Emotion:
 
 @dataclass
 class FaceModel:
-    """A run's face path: `face_from_features` maps one segment's features (T50, D) (codes
-    (T50,) for `semantic_codes`) to its face (ceil(T50 / 2), C) at `fps`; `rest` (C,) is the
-    face at rest."""
+    """A run's face path: `face_from_features(features, emovec)` maps one segment's features
+    (T50, D) (codes (T50,) for `semantic_codes`) and the emotion vector (1280,) that
+    conditioned the speech to its face (ceil(T50 / 2), C) at `fps`; `rest` (C,) is the face
+    at rest."""
 
-    face_from_features: Callable[[np.ndarray], np.ndarray]
+    face_from_features: Callable[[np.ndarray, np.ndarray], np.ndarray]
     fps: float
     rest: np.ndarray
     feature: str = "gpt_layer"
@@ -396,6 +397,7 @@ def stream(synth: IndexTTS2Synthesizer, face_model: FaceModel, text: str, voice:
         raise ValueError("the text gives no IndexTTS2 text tokens")
     silence = round(SAMPLE_RATE * SILENCE_S)
     start_sample = 0
+    emovec = cond.emovec[0].float().cpu().numpy().astype(np.float16)  # as `emovec` stores it
     devices = [synth.device.index or 0] if synth.device.type == "cuda" else []
     for index, tokens in enumerate(segments):
         began = time.perf_counter()
@@ -404,7 +406,8 @@ def stream(synth: IndexTTS2Synthesizer, face_model: FaceModel, text: str, voice:
             speech = synth.speak(tokens, cond, generation)
         faced = time.perf_counter()
         gap = silence if index < len(segments) - 1 else 0
-        face = chunk_face(face_model.face_from_features(_face_input(speech, face_model.feature)),
+        face = chunk_face(face_model.face_from_features(_face_input(speech, face_model.feature),
+                                                        emovec),
                           len(speech.codes), len(speech.wav), gap, start_sample,
                           face_model.fps, face_model.rest)
         done = time.perf_counter()
