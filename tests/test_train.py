@@ -118,6 +118,16 @@ def demo_stage2(demo_features, tmp_path_factory) -> Path:
     return root / "stage2"
 
 
+@pytest.fixture(scope="module")
+def demo_stage3(demo_stage2, demo_features, tmp_path_factory) -> tuple[Path, object]:
+    """Stage III of the demo config, shortened, on `demo_stage2`: (run, its config)."""
+    run = tmp_path_factory.mktemp("demo_stage3") / "stage3"
+    config = load_config(CONFIGS / "demo_stage3.yaml", SHORT, data=str(demo_features),
+                         out=str(run), init=str(demo_stage2))
+    train(config)
+    return run, config
+
+
 def _scores(runs: list[Path], dataset: Path, split: str) -> dict[str, dict[str, float]]:
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluate import evaluate
@@ -153,16 +163,13 @@ MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bc
 
 @pytest.mark.e2e
 def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression_error(
-        demo_stage2, demo_features, tmp_path):
+        demo_stage2, demo_stage3, demo_features, tmp_path):
     from unitaf_data.face import expression_channels
     from unitaf_model.distributed import prepare_run
     from unitaf_model.run import checkpoint_folder
     from unitaf_model.train import Recipe
 
-    stage3 = tmp_path / "stage3"
-    config = load_config(CONFIGS / "demo_stage3.yaml", SHORT, data=str(demo_features),
-                         out=str(stage3), init=str(demo_stage2))
-    train(config)
+    stage3, config = demo_stage3
     assert prepare_run(config) == "finished"  # the same command again: nothing to do
     recipe = Recipe(dataclasses.replace(config, out=str(tmp_path / "modes")))
     recipe.setup()
@@ -184,9 +191,12 @@ def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression
     print({name: (round(residual[name], 5), round(alone[name], 5))
            for name in ("expression_l2", "fdd_abs", "lve", "bcs")})
     assert residual["expression_l2"] < EXPRESSION_MARGIN * alone["expression_l2"]
-    for name in ("jaw_open_correlation", "bcs", "jitter_mouth"):  # articulation untouched
+    for name in ("jaw_open_correlation", "bcs"):  # articulation untouched
         assert residual[name] == alone[name], name
-    assert residual["lve"] < 1.05 * alone["lve"]  # smile and frown also move the lips
+    # MouthSmile*, MouthFrown* and MouthDimple* are expression channels: they also move the
+    # lips, and count in the mouth jitter
+    assert residual["lve"] < 1.05 * alone["lve"]
+    assert residual["jitter_mouth"] < 1.1 * alone["jitter_mouth"]
 
 
 # 150 steps on the training recording: measured 0.54× stage II's expression error.
@@ -195,22 +205,18 @@ EXPRESSION_MARGIN = 0.8
 
 @pytest.mark.e2e
 def test_animate_applies_the_residual_with_the_emotion_embedding_computed_from_audio(
-        demo_stage2, demo_features, tmp_path):
+        demo_stage2, demo_stage3, demo_features):
     from unitaf_data.dataset import Dataset
     from unitaf_model.inference import AudioFrontEnd, animate
 
-    stage3 = tmp_path / "stage3"
-    train(load_config(CONFIGS / "demo_stage3.yaml", [*SHORT, "steps=20"],
-                      data=str(demo_features), out=str(stage3), init=str(demo_stage2)))
-    run = load_run(stage3)
+    run = load_run(demo_stage3[0])
     dataset = Dataset.open(demo_features)
     sample = next(dataset.samples(dataset.shards("test"), run.sidecars))
     features = AudioFrontEnd(run).features(sample.audio())
     for name, fields in run.sidecars.items():
-        for field_name in fields:  # audio alone gives what extraction stored
-            np.testing.assert_allclose(features[name][field_name].astype(np.float32),
-                                       sample.features[name][field_name].astype(np.float32),
-                                       atol=2e-2)
+        for field_name in fields:  # audio alone gives exactly what extraction stored
+            np.testing.assert_array_equal(features[name][field_name],
+                                          sample.features[name][field_name])
     face = animate(run, AudioFrontEnd(run), sample.audio(), sample.meta.speaker)
     without = load_run(demo_stage2).predict_features(features, sample.meta.speaker)
     moved = np.abs(face - resample_face(without, run.info.fps, run.info.face_fps,

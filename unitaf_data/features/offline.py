@@ -52,7 +52,13 @@ class WhisperEncoder:
         return [states[i, :t].astype(np.float32) for i, t in enumerate(frames)]
 
     def _log_mel(self, audio: np.ndarray, mel_frames: int) -> np.ndarray:
-        mel = self.whisper.feature_extractor(audio, padding=0)[:, :mel_frames]
+        # The int8 encoder turns the last-bit differences of a multi-threaded BLAS into
+        # feature differences of up to ~0.8: one thread, as in the extraction actors, makes
+        # `animate` and `eval` read exactly what training read.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            mel = self.whisper.feature_extractor(audio, padding=0)[:, :mel_frames]
         if mel.shape[1] < mel_frames:
             mel = np.pad(mel, ((0, 0), (0, mel_frames - mel.shape[1])), mode="edge")
         return mel.astype(np.float32)
