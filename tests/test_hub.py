@@ -286,7 +286,8 @@ def test_push_run_publishes_the_run_in_one_commit_and_load_run_reads_it_back(hub
     assert card.data.datasets == [REPO] and card.data.library_name == "unitaf"
     assert card.data.license == "other" and "mit" in card.data.license_name
     assert "Whisper tiny.en" in card.text and trained["commit"] in card.text
-    inputs = np.random.default_rng(0).integers(0, 16, 40).astype(np.int64)
     local, published = load_run(run), load_run(MODEL_REPO)
+    inputs = np.random.default_rng(0).normal(size=(40, local.info.model.backbone_size)
+                                             ).astype(np.float16)
     assert published.step == local.step and published.info == local.info
     np.testing.assert_array_equal(published.predict(inputs), local.predict(inputs))
