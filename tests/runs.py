@@ -1,5 +1,6 @@
-"""A run folder written through the run writers with a random-weight model, for tests of the
-commands that read runs (`infer`, `animate`) without training one."""
+"""Run folders for tests: one written through the run writers with a random-weight model,
+for the commands that read runs (`infer`, `animate`) without training one; and the demo
+configs' stages I and II, shortened, on a dataset."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ from unitaf_model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.expression import ExpressionArgs
 from unitaf_model.model import UniTAF
 from unitaf_model.run import ModelArgs, RunInfo, save_weights
+
+
+def train_demo_stages(dataset: Path, root: Path, overrides: list[str]) -> Path:
+    """Stages I then II of the shipped demo configs with `overrides`, into ROOT/stage1 and
+    ROOT/stage2; returns the stage-II run."""
+    from unitaf_model.config import load_config
+    from unitaf_model.distributed import train
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    train(load_config(configs / "demo_stage1.yaml", overrides, data=str(dataset),
+                      out=str(root / "stage1")))
+    train(load_config(configs / "demo_stage2.yaml", overrides, data=str(dataset),
+                      out=str(root / "stage2"), init=str(root / "stage1")))
+    return root / "stage2"
 
 
 def write_random_run(root: Path, backbone: str, backbone_size: int, backbone_set: str,

@@ -12,22 +12,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from runs import train_demo_stages
 from unitaf_cli.main_app import app
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.config import load_config
-from unitaf_model.distributed import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STEPS = ["steps=3", "val_every=3", "checkpoint_every=3", "batch_size=2", "warmup_steps=1"]
 runner = CliRunner()
 
 
 def _train(dataset: Path, root: Path) -> Path:
-    train(load_config(CONFIGS / "demo_stage1.yaml", STEPS, data=str(dataset),
-                      out=str(root / "stage1")))
-    train(load_config(CONFIGS / "demo_stage2.yaml", STEPS, data=str(dataset),
-                      out=str(root / "stage2"), init=str(root / "stage1")))
-    return root / "stage2"
+    return train_demo_stages(dataset, root, STEPS)
 
 
 @pytest.fixture(scope="module")

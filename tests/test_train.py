@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from runs import train_demo_stages
 from unitaf_data.face import resample_face
 from unitaf_data.testing import write_dummy_dataset
 from unitaf_model.config import load_config
@@ -110,12 +111,7 @@ SHORT = ["steps=150", "val_every=150", "checkpoint_every=150"]
 @pytest.fixture(scope="module")
 def demo_stage2(demo_features, tmp_path_factory) -> Path:
     """Stages I and II of the demo configs, shortened, on the 1-minute demo dataset."""
-    root = tmp_path_factory.mktemp("demo_runs")
-    train(load_config(CONFIGS / "demo_stage1.yaml", SHORT, data=str(demo_features),
-                      out=str(root / "stage1")))
-    train(load_config(CONFIGS / "demo_stage2.yaml", SHORT, data=str(demo_features),
-                      out=str(root / "stage2"), init=str(root / "stage1")))
-    return root / "stage2"
+    return train_demo_stages(demo_features, tmp_path_factory.mktemp("demo_runs"), SHORT)
 
 
 @pytest.fixture(scope="module")
