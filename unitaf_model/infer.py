@@ -51,6 +51,7 @@ def face_model(run: LoadedRun, fps: float | None = None):
     rest = np.zeros(len(run.info.model.channels), np.float32)  # the rig's neutral pose
     return FaceModel(face_from_features, fps or run.info.face_fps, rest, feature)
 
+
 def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotion=None,
                      fps: float | None = None, generation=None) -> Iterator:
     """`(wav chunk, face chunk)` per text segment as soon as it is ready (the `Chunk`s of
@@ -93,13 +94,10 @@ def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate:
     """NAME.wav and every export of the face (NAME.mp4 with `video`)."""
     import soundfile as sf
 
-    from unitaf_model.exports import FILE_FORMATS, write_exports
+    from unitaf_model.exports import write_exports
+    from unitaf_model.inference import export_formats
 
-    formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
-    if video:
-        if run.rig is None:
-            raise ValueError(f"{run.path} has no vertex rig to render a video with")
-        formats.append("mp4")
+    formats = export_formats(run, video)
     out.mkdir(parents=True, exist_ok=True)
     wav = out / f"{name}.wav"
     sf.write(wav, audio, rate, subtype="PCM_16")

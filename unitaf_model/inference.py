@@ -122,15 +122,24 @@ def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out
                  video: bool = False) -> dict[str, Path]:
     """One audio file's face in every export format (and the preview video with `video`)."""
     from unitaf_data.audio import load_audio
-    from unitaf_model.exports import FILE_FORMATS, write_exports
+    from unitaf_model.exports import write_exports
 
     audio = load_audio(audio_path, SAMPLE_RATE)
     fps = fps or run.info.face_fps
     face = animate(run, front_end, audio, speaker, fps)
+    return write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
+                         SAMPLE_RATE, export_formats(run, video),
+                         track_path=str(audio_path.resolve()))
+
+
+def export_formats(run: LoadedRun, video: bool) -> list[str]:
+    """The export formats of a face from `run`: every file format (the .glb needs a rig),
+    and with `video` the .mp4 preview, which needs one too."""
+    from unitaf_model.exports import FILE_FORMATS
+
     formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
     if video:
         if run.rig is None:
             raise ValueError(f"{run.path} has no vertex rig to render a video with")
         formats.append("mp4")
-    return write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
-                         SAMPLE_RATE, formats, track_path=str(audio_path.resolve()))
+    return formats

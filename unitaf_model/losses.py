@@ -123,8 +123,6 @@ def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     if interval is None:
         return loss
     mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", target, terms.mouth_basis)
-    every_mouth_vertex = torch.arange(mouth.shape[-2], device=mouth.device)
-    weight = openness_weight(interval.normalise(mouth_openness(mouth, every_mouth_vertex)),
-                             alpha, gamma)
+    weight = openness_weight(interval.normalise(mouth_openness(mouth)), alpha, gamma)
     mouth_error = torch.einsum("btc,cmk->btmk", error, terms.mouth_basis).square().mean((-1, -2))
     return loss + (weight * mouth_error * valid).sum() / frames * scale**2

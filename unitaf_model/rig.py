@@ -57,10 +57,12 @@ class Rig:
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def mouth_openness(vertices: torch.Tensor, mouth_idx: torch.Tensor | np.ndarray
+def mouth_openness(vertices: torch.Tensor, mouth_idx: torch.Tensor | np.ndarray | None = None
                    ) -> torch.Tensor:
-    """(..., V, 3) vertices → (...) mouth openness: max − min y over the mouth vertices."""
-    y = vertices[..., torch.as_tensor(mouth_idx, device=vertices.device), 1]
+    """(..., V, 3) vertices → (...) mouth openness: max − min y over the mouth vertices
+    (`mouth_idx` of them; None: the vertices are the mouth's already)."""
+    y = vertices[..., 1] if mouth_idx is None else \
+        vertices[..., torch.as_tensor(mouth_idx, device=vertices.device), 1]
     return y.amax(-1) - y.amin(-1)
 
 
