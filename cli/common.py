@@ -31,6 +31,7 @@ TOOLKIT_LOGGERS = ("unitaf_data", "unitaf_model", "unitaf_pipelines", "unitaf_cl
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Debug logs (one line per rejected item) and, on an error, "
                             "its traceback.")]
+Private = Annotated[bool, typer.Option("--private", help="Create the Hub repository private.")]
 
 
 def field_defaults(cls: type) -> SimpleNamespace:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from unitaf_cli.common import Verbose, console, field_defaults, make_app, say
+from unitaf_cli.common import Private, Verbose, console, field_defaults, make_app, say
 from unitaf_data.asr import AsrSettings
 from unitaf_data.extract import fit_units as fit
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
@@ -384,8 +384,7 @@ def push(
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub dataset repository, e.g. me/my-dataset (created when "
                                 "missing).")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repository "
-                                                            "private.")] = False,
+    private: Private = False,
     revision: Annotated[str | None, typer.Option(
         metavar="BRANCH", help="Branch to push to (created from main when missing).")] = None,
     include_features: Annotated[str, typer.Option(

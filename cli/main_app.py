@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from unitaf_cli.common import Verbose, console, errors, make_app, say
+from unitaf_cli.common import Private, Verbose, console, errors, make_app, say
 from unitaf_model.config import config_keys
 
 app = make_app(
@@ -416,8 +416,7 @@ def push_run(
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub model repository, e.g. me/unitaf-demo (created when "
                                 "missing).")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repository "
-                                                            "private.")] = False,
+    private: Private = False,
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="The dataset the run was trained on, when it is no longer "
                                    "where the run recorded it.")] = None,
