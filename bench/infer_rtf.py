@@ -33,8 +33,8 @@ CHANNELS = 51  # ARKit
 
 def face_model(device: str):
     """UniTAF on gpt_layer features with UniTalker-B's feature width (768)."""
-    from unitaf_model.model import UniTAF
-    from unitaf_model.tts_indextts2 import FaceModel
+    from unitaf_model.model.unitaf import UniTAF
+    from unitaf_model.synthesis.indextts2 import FaceModel
 
     model = UniTAF("precomputed", 1024, 768, "arkit", CHANNELS, torch.zeros(CHANNELS))
     model.eval().to(device)
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--segment-tokens", type=int, default=16,
                         help="text tokens per segment (IndexTTS2's default is 120)")
     args = parser.parse_args()
-    from unitaf_model.tts_indextts2 import Generation, load_synthesizer, stream
+    from unitaf_model.synthesis.indextts2 import Generation, load_synthesizer, stream
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     work = Path(tempfile.mkdtemp(prefix="unitaf-infer-bench-"))

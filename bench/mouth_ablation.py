@@ -4,7 +4,7 @@ Each variant is a pair of `key=value` override lists on top of the shipped confi
 stage I (`configs/demo_stage1.yaml`) and one for stage II (`configs/demo_stage2.yaml`).
 Both stages are trained on one dataset (stage-I runs are shared by the variants that ask for
 the same stage-I overrides), and the checkpoint `unitaf eval` would pick is scored by
-`unitaf_model.evaluate` on a split. One markdown row per variant: LVE and blendshape mouth
+`unitaf_model.evaluation.evaluate` on a split. One markdown row per variant: LVE and blendshape mouth
 error as ratios to the train-mean face, BCS, JawOpen r, mouth jitter over ground truth's,
 AV-offset agreement, closed / wide-open shares, expression error, training seconds.
 Results are appended to OUT/results.jsonl, so a rerun only trains what is missing.
@@ -68,8 +68,8 @@ COLUMNS = ("lve_ratio", "mouth_l2_ratio", "bcs", "bcs_intervals", "jaw_open_corr
 
 def stage1_run(data: Path, out: Path, overrides: list[str]) -> tuple[Path, float]:
     """The stage-I run of these overrides (trained once, shared), and its training seconds."""
-    from unitaf_model.config import load_config
-    from unitaf_model.distributed import train
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.launcher import train
 
     digest = hashlib.sha256(json.dumps([str(data.resolve()), overrides]).encode()
                             ).hexdigest()[:10]
@@ -86,8 +86,8 @@ def stage1_run(data: Path, out: Path, overrides: list[str]) -> tuple[Path, float
 
 def stage2_run(data: Path, run: Path, init: Path, overrides: list[str]) -> float:
     """Train stage II into `run` from `init`; returns the training seconds."""
-    from unitaf_model.config import load_config
-    from unitaf_model.distributed import train
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.launcher import train
 
     start = time.perf_counter()
     train(load_config(CONFIGS / "demo_stage2.yaml", overrides, data=str(data),
@@ -100,7 +100,7 @@ def scores(runs: list[Path], data: Path, split: str, checkpoint: str = "best"
     """Every run (and the train-mean face) scored together, as `unitaf eval --compare`
     does: metric values by system name, plus the ratios to the train-mean face."""
     from unitaf_data.dataset import Dataset
-    from unitaf_model.evaluate import MEAN_FACE, evaluate
+    from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
     from unitaf_model.run import load_run
 
     loaded = [load_run(run, checkpoint) for run in runs]

@@ -43,8 +43,8 @@ def prepare(work: Path, minutes: float) -> Path:
 
 def loader_clips_per_second(dataset: Path, batches: int = 40) -> float:
     from unitaf_data.dataset import Dataset
-    from unitaf_model.config import load_config
-    from unitaf_model.data import loader
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.data import loader
 
     config = load_config(data=str(dataset), out="unused", backbone="precomputed",
                          backbone_set="whisper", backbone_field="teacher.npy")
@@ -57,8 +57,8 @@ def loader_clips_per_second(dataset: Path, batches: int = 40) -> float:
 
 
 def training_clips_per_second(dataset: Path, work: Path, stage: int, steps: int = 30) -> float:
-    from unitaf_model.config import load_config
-    from unitaf_model.train import Recipe
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.recipe import Recipe
 
     if stage == 2:
         init = work / "init"

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from unitaf_cli.common import Private, Verbose, console, errors, make_app, say
-from unitaf_model.config import config_keys
+from unitaf_model.training.config import config_keys
 
 app = make_app(
     "UniTAF: joint text-to-speech and audio-to-face modelling.\n\n"
@@ -86,9 +86,9 @@ def train(
     finished one; another config needs a new --out or --overwrite. The resolved config is
     written to OUT/config.json.
     """
-    from unitaf_model.config import load_config
-    from unitaf_model.distributed import prepare_run
-    from unitaf_model.distributed import train as run_training
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.launcher import prepare_run
+    from unitaf_model.training.launcher import train as run_training
 
     cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
                       init=str(init) if init else None, rig=rig,
@@ -201,8 +201,8 @@ def evaluate(
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
     from unitaf_data.dataset import Dataset
-    from unitaf_model.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluate import markdown_table, report_dict, write_report, write_videos
+    from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
+    from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
     from unitaf_model.run import load_run
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
@@ -242,7 +242,7 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
-    from unitaf_model.inference import AudioFrontEnd, animate_file, audio_inputs
+    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
     from unitaf_model.run import load_run
 
     loaded = load_run(run, checkpoint)
@@ -332,7 +332,7 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
-    from unitaf_model import infer as inference
+    from unitaf_model.synthesis import speak
     from unitaf_model.run import load_run
 
     if tts not in ("espeak", "indextts2"):
@@ -342,7 +342,7 @@ def infer(
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
     loaded = load_run(run)
     if tts == "espeak":
-        written = inference.infer_espeak(loaded, words, out, name, voice or "spk01",
+        written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
@@ -356,12 +356,12 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
                      emotion_text, fps, video, stream, models, seed, segment_tokens):
     from dataclasses import replace
 
-    from unitaf_model import infer as inference
-    from unitaf_model.tts_indextts2 import Emotion, Generation, load_synthesizer
+    from unitaf_model.synthesis import speak
+    from unitaf_model.synthesis.indextts2 import Emotion, Generation, load_synthesizer
 
     if voice is None or models[0] is None:
         raise ValueError("--tts indextts2 needs --voice REF.wav and --indextts2-dir")
-    inference.face_model(loaded, fps)  # refuse a run of other features before loading a TTS
+    speak.face_model(loaded, fps)  # refuse a run of other features before loading a TTS
     vector = None if emotion_vector is None else tuple(
         float(v) for v in emotion_vector.split(","))
     feeling = Emotion(audio=emotion_audio, vector=vector, from_text=emotion_text)
@@ -375,8 +375,8 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
     generation = Generation(seed=seed)
     if segment_tokens:
         generation = replace(generation, max_text_tokens_per_segment=segment_tokens)
-    return inference.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
-                                     feeling, fps, video, generation, report)
+    return speak.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
+                                feeling, fps, video, generation, report)
 
 
 @app.command()

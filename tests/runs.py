@@ -10,17 +10,17 @@ import torch
 
 from unitaf_data.dataset import write_json
 from unitaf_data.face import ARKIT51
-from unitaf_model.decoder import PRETRAINED_IDENTITIES
-from unitaf_model.expression import ExpressionArgs
-from unitaf_model.model import UniTAF
+from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
+from unitaf_model.model.expression import ExpressionArgs
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.run import ModelArgs, RunInfo, save_weights
 
 
 def train_demo_stages(dataset: Path, root: Path, overrides: list[str]) -> Path:
     """Stages I then II of the shipped demo configs with `overrides`, into ROOT/stage1 and
     ROOT/stage2; returns the stage-II run."""
-    from unitaf_model.config import load_config
-    from unitaf_model.distributed import train
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.launcher import train
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     train(load_config(configs / "demo_stage1.yaml", overrides, data=str(dataset),

@@ -23,7 +23,7 @@ from unitaf_data.quality import QualityRules
 from unitaf_data.segment import SegmentSettings
 from unitaf_data.sources import SourceOptions
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.config import TrainConfig, config_keys
+from unitaf_model.training.config import TrainConfig, config_keys
 from unitaf_pipelines.build import BuildConfig
 from unitaf_pipelines.extract import ExtractConfig
 

@@ -107,7 +107,7 @@ def test_animate_writes_all_five_outputs_and_a_video_for_audio_it_never_saw(demo
                                                                            tmp_path):
     import soundfile as sf
 
-    from unitaf_model.exports import FILE_FORMATS
+    from unitaf_model.outputs.exports import FILE_FORMATS
 
     run = _train(demo_features, tmp_path)
     speech = next((demo_features / ".build" / "demo-corpus").glob("*.wav"))

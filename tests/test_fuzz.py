@@ -143,8 +143,8 @@ def build_dataset(root: Path) -> None:
 def build_run(root: Path) -> None:
     import torch
 
-    from unitaf_model.decoder import PRETRAINED_IDENTITIES
-    from unitaf_model.model import UniTAF
+    from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
+    from unitaf_model.model.unitaf import UniTAF
     from unitaf_model.run import ModelArgs, RunInfo, save_weights
 
     args = ModelArgs("units", 16, 8, "arkit51", CHANNELS, PRETRAINED_IDENTITIES + 2)
@@ -566,7 +566,7 @@ def run_cases(rng: np.random.Generator) -> list[Case]:
         def apply(root):
             import torch
 
-            from unitaf_model.model import UniTAF
+            from unitaf_model.model.unitaf import UniTAF
             from unitaf_model.run import save_weights
 
             model = UniTAF(**{"backbone": "units", "backbone_size": 16, "teacher_dim": 8,

@@ -66,8 +66,8 @@ def hub(source, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(hub, source, tmp_path_factory) -> dict[str, Path]:
     """Three training steps from the pulled copy, and three from the Hub id itself."""
-    from unitaf_model.config import load_config
-    from unitaf_model.distributed import train
+    from unitaf_model.training.config import load_config
+    from unitaf_model.training.launcher import train
 
     root = tmp_path_factory.mktemp("hub_runs")
     pulled = pull_dataset(REPO, root / "pulled").dataset.root

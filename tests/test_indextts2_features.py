@@ -27,8 +27,8 @@ from unitaf_data.features.indextts2 import (
     locate_files,
     semantic_frames,
 )
-from unitaf_model.config import load_config
-from unitaf_model.distributed import train
+from unitaf_model.training.config import load_config
+from unitaf_model.training.launcher import train
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
 pytestmark = [pytest.mark.e2e,  # random-weight model stacks: the slow lane

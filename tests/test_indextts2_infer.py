@@ -33,7 +33,7 @@ def models(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def synth(models):
-    from unitaf_model.tts_indextts2 import load_synthesizer
+    from unitaf_model.synthesis.indextts2 import load_synthesizer
 
     return load_synthesizer(**{k: str(v) for k, v in models.items()})
 
@@ -53,8 +53,8 @@ def voice(tmp_path_factory):
 def face_model():
     """A UniTAF model on `gpt_layer` features (as a run trained on tts_latent/gpt_layer.npy),
     random weights, its zero-initialised heads randomised so the face follows the features."""
-    from unitaf_model.model import UniTAF
-    from unitaf_model.tts_indextts2 import FaceModel
+    from unitaf_model.model.unitaf import UniTAF
+    from unitaf_model.synthesis.indextts2 import FaceModel
 
     torch.manual_seed(0)
     model = UniTAF("precomputed", 1024, 64, "arkit", CHANNELS, torch.full((CHANNELS,), 0.1))
@@ -72,14 +72,14 @@ def face_model():
 
 @pytest.fixture(scope="module")
 def whole(synth, face_model, voice):
-    from unitaf_model.tts_indextts2 import Generation, synthesize
+    from unitaf_model.synthesis.indextts2 import Generation, synthesize
 
     return synthesize(synth, face_model, TEXT, voice, generation=Generation(**GENERATION))
 
 
 def test_kaldi_fbank_matches_kaldis_formulas():
     """torchaudio.compliance.kaldi.fbank(num_mel_bins=80, dither=0) written out in numpy."""
-    from unitaf_model.tts_indextts2 import kaldi_fbank
+    from unitaf_model.synthesis.indextts2 import kaldi_fbank
 
     audio = (np.random.default_rng(0).standard_normal(12_345) * 0.1).astype(np.float32)
     size, hop, fft, bins = 400, 160, 512, 80
@@ -106,7 +106,7 @@ def test_kaldi_fbank_matches_kaldis_formulas():
 
 
 def test_a_prompt_is_resampled_to_both_rates_and_cut_to_15_s(tmp_path):
-    from unitaf_model.tts_indextts2 import read_prompt
+    from unitaf_model.synthesis.indextts2 import read_prompt
 
     t = np.arange(16 * 44_100) / 44_100
     sf.write(tmp_path / "prompt.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
@@ -121,7 +121,7 @@ def test_a_prompt_is_resampled_to_both_rates_and_cut_to_15_s(tmp_path):
 
 def test_each_segments_face_lines_up_with_its_wav_and_decays_to_rest_in_the_silences(
         whole, face_model):
-    from unitaf_model.tts_indextts2 import SAMPLE_RATE
+    from unitaf_model.synthesis.indextts2 import SAMPLE_RATE
 
     assert len(whole.chunks) == SEGMENTS
     assert len(whole.face) == round(len(whole.wav) * FPS / SAMPLE_RATE)
@@ -162,7 +162,7 @@ def test_each_segments_face_lines_up_with_its_wav_and_decays_to_rest_in_the_sile
 
 def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
         synth, face_model, voice, whole):
-    from unitaf_model.tts_indextts2 import Generation, stream
+    from unitaf_model.synthesis.indextts2 import Generation, stream
 
     chunks = []
     for chunk in stream(synth, face_model, TEXT, voice, generation=Generation(**GENERATION)):
@@ -182,7 +182,7 @@ def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
     GPT pass, s2mel's `gpt_layer`), give the features the face was computed from."""
     from unitaf_data.features import ExtractSettings, make_backend
     from unitaf_data.features.indextts2 import teacher_forced_latents
-    from unitaf_model.tts_indextts2 import Emotion
+    from unitaf_model.synthesis.indextts2 import Emotion
 
     backend = make_backend("indextts2", ["tts_latent"], ExtractSettings(
         dataset_dir=models["indextts2_dir"],
@@ -211,7 +211,7 @@ def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
 
 def test_an_emotion_vector_mixes_the_nearest_emotion_speakers_vectors(synth, models, voice):
     """IndexTTS2's emotion-vector formula, from the emotion matrices on disk."""
-    from unitaf_model.tts_indextts2 import Emotion
+    from unitaf_model.synthesis.indextts2 import Emotion
 
     weights = (0.4, 0, 0, 0.2, 0, 0, 0, 0)
     base = synth.conditioning(voice, Emotion(), TEXT)
@@ -227,7 +227,7 @@ def test_an_emotion_vector_mixes_the_nearest_emotion_speakers_vectors(synth, mod
 
 
 def test_an_emotion_audio_is_mixed_with_the_voices_emotion_by_alpha(synth, voice, tmp_path):
-    from unitaf_model.tts_indextts2 import Emotion, read_prompt
+    from unitaf_model.synthesis.indextts2 import Emotion, read_prompt
 
     other = tmp_path / "angry.wav"
     sf.write(other, (np.random.default_rng(1).standard_normal(32_000) * 0.3).astype(np.float32),
@@ -244,7 +244,7 @@ def test_an_emotion_audio_is_mixed_with_the_voices_emotion_by_alpha(synth, voice
 
 
 def test_generation_reads_one_new_code_per_step_from_the_kv_cache(synth, voice):
-    from unitaf_model.tts_indextts2 import Emotion
+    from unitaf_model.synthesis.indextts2 import Emotion
 
     lengths = []
     hook = synth.gpt.inference_model.transformer.register_forward_hook(
@@ -266,7 +266,7 @@ def test_generation_reads_one_new_code_per_step_from_the_kv_cache(synth, voice):
 
 def test_missing_files_are_listed_in_one_error_with_where_to_get_them(models, tmp_path,
                                                                      hub_offline):
-    from unitaf_model.tts_indextts2 import load_synthesizer
+    from unitaf_model.synthesis.indextts2 import load_synthesizer
 
     folder = tmp_path / "IndexTTS-2"
     shutil.copytree(models["indextts2_dir"], folder)
@@ -286,7 +286,7 @@ def test_missing_files_are_listed_in_one_error_with_where_to_get_them(models, tm
 
 
 def test_an_s2mel_checkpoint_missing_a_weight_is_refused(synth, models, tmp_path):
-    from unitaf_model.tts_indextts2 import load_s2mel
+    from unitaf_model.synthesis.indextts2 import load_s2mel
 
     state = torch.load(models["indextts2_dir"] / "s2mel.pth", weights_only=True)
     del state["net"]["cfm"]["estimator.x_embedder.bias"]
@@ -302,7 +302,7 @@ def test_loading_the_synthesiser_leaves_no_torchaudio_stand_in_behind(synth):
 
 def test_the_face_model_gets_the_emotion_vector_that_conditioned_the_speech(synth, voice,
                                                                            face_model):
-    from unitaf_model.tts_indextts2 import Emotion, FaceModel, Generation, stream
+    from unitaf_model.synthesis.indextts2 import Emotion, FaceModel, Generation, stream
 
     seen = []
 
@@ -321,7 +321,7 @@ def test_the_face_model_gets_the_emotion_vector_that_conditioned_the_speech(synt
 
 def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_path):
     from runs import write_random_run
-    from unitaf_model.infer import face_model
+    from unitaf_model.synthesis.speak import face_model
     from unitaf_model.run import load_run
 
     front_end = {"backend": "indextts2", "set": "tts_latent"}

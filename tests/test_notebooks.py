@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.config import load_config
-from unitaf_model.distributed import train
+from unitaf_model.training.config import load_config
+from unitaf_model.training.launcher import train
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from reference import SHARED_REFERENCE
-from unitaf_model.render import (
+from unitaf_model.outputs.render import (
     BACKGROUND,
     frame_rig,
     open_rasterizer,
@@ -22,7 +22,7 @@ from unitaf_model.render import (
     write_face_video,
     write_video,
 )
-from unitaf_model.rig import demo_rig, load_rig
+from unitaf_model.model.rig import demo_rig, load_rig
 
 av = pytest.importorskip("av")
 
@@ -147,7 +147,7 @@ def test_the_numpy_rasteriser_draws_what_opengl_draws(rig_name):
 
 def test_auto_falls_back_to_numpy_where_egl_cannot_start_and_gl_says_why():
     script = """
-from unitaf_model.render import frame_mesh, open_rasterizer
+from unitaf_model.outputs.render import frame_mesh, open_rasterizer
 import numpy as np
 faces, camera = np.array([[0, 1, 2]]), frame_mesh(np.eye(3), 8, 8)
 with open_rasterizer(faces, camera, "auto") as rasterizer:
@@ -247,7 +247,7 @@ def test_a_video_write_that_fails_leaves_no_file(tmp_path):
 
 
 def test_write_exports_renders_the_mp4_with_the_audio_beside_the_files(tmp_path):
-    from unitaf_model.exports import write_exports
+    from unitaf_model.outputs.exports import write_exports
 
     rig, fps, sample_rate = demo_rig(), 25.0, 16000
     face = np.zeros((8, 51), np.float32)

@@ -18,9 +18,9 @@ import torch
 from runs import train_demo_stages
 from unitaf_data.face import resample_face
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.config import load_config
-from unitaf_model.distributed import train
-from unitaf_model.evaluate import MEAN_FACE
+from unitaf_model.training.config import load_config
+from unitaf_model.training.launcher import train
+from unitaf_model.evaluation.evaluate import MEAN_FACE
 from unitaf_model.run import load_run, load_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -126,7 +126,7 @@ def demo_stage3(demo_stage2, demo_features, tmp_path_factory) -> tuple[Path, obj
 
 def _scores(runs: list[Path], dataset: Path, split: str) -> dict[str, dict[str, float]]:
     from unitaf_data.dataset import Dataset
-    from unitaf_model.evaluate import evaluate
+    from unitaf_model.evaluation.evaluate import evaluate
 
     evaluation = evaluate([load_run(run) for run in runs], Dataset.open(dataset), split)
     return {system: {name: result.value for name, result in results.items()}
@@ -161,9 +161,9 @@ MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bc
 def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression_error(
         demo_stage2, demo_stage3, demo_features, tmp_path):
     from unitaf_data.face import expression_channels
-    from unitaf_model.distributed import prepare_run
+    from unitaf_model.training.launcher import prepare_run
     from unitaf_model.run import checkpoint_folder
-    from unitaf_model.train import Recipe
+    from unitaf_model.training.recipe import Recipe
 
     stage3, config = demo_stage3
     assert prepare_run(config) == "finished"  # the same command again: nothing to do
@@ -203,7 +203,7 @@ EXPRESSION_MARGIN = 0.8
 def test_animate_applies_the_residual_with_the_emotion_embedding_computed_from_audio(
         demo_stage2, demo_stage3, demo_features):
     from unitaf_data.dataset import Dataset
-    from unitaf_model.inference import AudioFrontEnd, animate
+    from unitaf_model.synthesis.animate import AudioFrontEnd, animate
 
     run = load_run(demo_stage3[0])
     dataset = Dataset.open(demo_features)
@@ -232,7 +232,7 @@ def test_unitaf_infer_espeak_moves_the_mouth_with_its_own_speech(demo_stage2, tm
     from unitaf_cli.main_app import app
     from unitaf_data.espeak import Synthesizer
     from unitaf_data.sources.demo import face_from_phonemes, speaker_prosody
-    from unitaf_model.metrics import av_offset, jaw_open_correlation
+    from unitaf_model.evaluation.metrics import av_offset, jaw_open_correlation
 
     text, out = "Bring the big blue map back to my mother.", tmp_path / "out"
     result = CliRunner().invoke(app, ["infer", "--run", str(demo_stage2), "--tts", "espeak",

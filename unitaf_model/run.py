@@ -31,7 +31,7 @@ import torch
 
 from unitaf_data.dataset import Dataset, read_json_file, write_json
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
-from unitaf_model.expression import ExpressionArgs
+from unitaf_model.model.expression import ExpressionArgs
 
 RUN_FORMAT = 1
 CHECKPOINT_GLOB = "step_??????"
@@ -271,7 +271,7 @@ class LoadedRun:
     model: torch.nn.Module
     checkpoint: str  # which checkpoint folder the weights came from
     step: int
-    rig: Any = None  # unitaf_model.rig.Rig, or None
+    rig: Any = None  # unitaf_model.model.rig.Rig, or None
     front_end: dict[str, np.ndarray] = field(default_factory=dict)
 
     def open_dataset(self) -> Dataset:
@@ -290,7 +290,7 @@ class LoadedRun:
                              for s in speakers])
 
     def interval(self):
-        from unitaf_model.losses import OpennessInterval
+        from unitaf_model.training.losses import OpennessInterval
 
         found = self.info.mouth_interval
         return None if found is None else OpennessInterval(found["low"], found["high"])
@@ -335,7 +335,7 @@ class LoadedRun:
 
 def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     """A run folder (or a Hub model repo id) with the weights of `checkpoint`, read-only."""
-    from unitaf_model.model import UniTAF
+    from unitaf_model.model.unitaf import UniTAF
 
     run = Path(reference)
     if not run.exists():
@@ -379,7 +379,7 @@ def _step_of(folder: Path) -> int:
 
 
 def load_run_rig(run: Path, info: RunInfo):
-    from unitaf_model.rig import demo_rig, load_rig
+    from unitaf_model.model.rig import demo_rig, load_rig
 
     if info.rig is None:
         return None

@@ -32,7 +32,7 @@ too: upstream's `load_checkpoint` unpickles it), strictly.
 
 The loaders, the file locations (`locate_files`, with `synthesis=True` also the synthesiser's
 files) and the teacher-forced pass (`teacher_forced_latents`) are shared with IndexTTS2
-synthesis (`unitaf_model.tts_indextts2`), so generated speech gets the same features.
+synthesis (`unitaf_model.synthesis.indextts2`), so generated speech gets the same features.
 """
 
 from __future__ import annotations

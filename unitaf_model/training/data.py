@@ -3,7 +3,7 @@
 Each sample becomes the model's view of one clip: the TTS-side input at 50 Hz (`units`
 codes or precomputed latents), the teacher features averaged onto the projector's 25 fps
 grid and cut to `ceil(T50 / 2)` frames, and the face resampled to the model's face rate
-`fps` and cut to `ceil(T50 · fps / 50)` frames (`unitaf_model.model.face_frames`). Batches
+`fps` and cut to `ceil(T50 · fps / 50)` frames (`unitaf_model.model.unitaf.face_frames`). Batches
 group clips of similar length (a shuffle buffer sorted by length), padded, with masks of the
 true lengths on both grids (`mask` for the face, `teacher_mask` for the teacher).
 
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
 from unitaf_data.reader import Skips
-from unitaf_model.model import face_frames
+from unitaf_model.model.unitaf import face_frames
 
 log = logging.getLogger(__name__)
 

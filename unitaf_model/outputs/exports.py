@@ -23,7 +23,7 @@ i starts at i / fps seconds.
 
 Live Link and A2F weights are clipped to [0, 1], the range both formats define; values are
 written with 6 decimals. `write_exports` writes a chosen set (and `NAME.mp4` through
-`unitaf_model.render`, needing the `render` extra, as do the glb's pygltflib and the video).
+`unitaf_model.outputs.render`, needing the `render` extra, as do the glb's pygltflib and the video).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_model.rig import Rig
+from unitaf_model.model.rig import Rig
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,6 @@ def write_exports(out_dir: Path, name: str, face: np.ndarray, channels: Sequence
 
 def _write_mp4(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str], fps: float,
                audio: np.ndarray | None, sample_rate: int | None) -> Path:
-    from unitaf_model.render import write_face_video  # render imports this module
+    from unitaf_model.outputs.render import write_face_video  # render imports this module
 
     return write_face_video(path, rig, face, channels, fps, audio, sample_rate)

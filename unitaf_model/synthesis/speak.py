@@ -1,7 +1,7 @@
 """Text → speech + face (`unitaf infer`), by two routes:
 
 - `indextts2`: the UniTAF system itself. IndexTTS2 synthesises the speech
-  (`unitaf_model.tts_indextts2`), and the face comes from the GPT latents of the very codes it
+  (`unitaf_model.synthesis.indextts2`), and the face comes from the GPT latents of the very codes it
   generated, through the run's projector and decoder: for a run trained on IndexTTS2 features
   (`tts_latent` / `semantic_codes`). Streamed one text segment at a time.
 - `espeak`: an offline cascade, so that the whole flow runs on a machine without IndexTTS2's
@@ -30,7 +30,7 @@ EMOTION_INPUT = ("emovec", "emovec.npy")  # the residual's input that synthesis 
 def face_model(run: LoadedRun, fps: float | None = None):
     """The run's face path in the form the IndexTTS2 synthesiser streams into, or a clear
     error for a run not driven by IndexTTS2 features."""
-    from unitaf_model.tts_indextts2 import FaceModel
+    from unitaf_model.synthesis.indextts2 import FaceModel
 
     inputs = run.info.inputs
     feature = INDEXTTS2_INPUTS.get((inputs["backbone_set"], inputs["backbone_field"]))
@@ -55,8 +55,8 @@ def face_model(run: LoadedRun, fps: float | None = None):
 def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotion=None,
                      fps: float | None = None, generation=None) -> Iterator:
     """`(wav chunk, face chunk)` per text segment as soon as it is ready (the `Chunk`s of
-    `unitaf_model.tts_indextts2.stream`, in sync: each face chunk covers its wav chunk)."""
-    from unitaf_model.tts_indextts2 import Emotion, Generation, stream
+    `unitaf_model.synthesis.indextts2.stream`, in sync: each face chunk covers its wav chunk)."""
+    from unitaf_model.synthesis.indextts2 import Emotion, Generation, stream
 
     yield from stream(synthesizer, face_model(run, fps), text, voice, emotion or Emotion(),
                       generation or Generation())
@@ -81,7 +81,7 @@ def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str =
     """The offline cascade: eSpeak NG speech, then the run's audio → face path."""
     from unitaf_data.audio import resample
     from unitaf_data.schema import SAMPLE_RATE
-    from unitaf_model.inference import AudioFrontEnd, animate
+    from unitaf_model.synthesis.animate import AudioFrontEnd, animate
 
     audio, rate = speak_espeak(text, speaker, emotion)
     fps = fps or run.info.face_fps
@@ -94,8 +94,8 @@ def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate:
     """NAME.wav and every export of the face (NAME.mp4 with `video`)."""
     import soundfile as sf
 
-    from unitaf_model.exports import write_exports
-    from unitaf_model.inference import export_formats
+    from unitaf_model.outputs.exports import write_exports
+    from unitaf_model.synthesis.animate import export_formats
 
     formats = export_formats(run, video)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Pa
                     name: str, emotion=None, fps: float | None = None, video: bool = False,
                     generation=None, on_chunk: Callable | None = None) -> dict[str, Path]:
     """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives."""
-    from unitaf_model.tts_indextts2 import SAMPLE_RATE
+    from unitaf_model.synthesis.indextts2 import SAMPLE_RATE
 
     chunks = []
     for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation):

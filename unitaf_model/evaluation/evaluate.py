@@ -3,7 +3,7 @@
 `evaluate(runs, dataset, split)` predicts every clip of the split with each run (its input
 read from the dataset's sidecars of the run's backbone set, exactly as in training), adds
 the train-mean face of the first run and ground truth as reference systems, and scores them
-all with the same functions (`unitaf_model.metrics`) at the dataset's face frame rate: model
+all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame rate: model
 outputs (at each run's own rate) are resampled onto each clip's own frames. `write_report`
 writes `eval.json` (every metric with its variant, units and pooling), `eval.md` (one table) and
 plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of the training
@@ -26,7 +26,7 @@ from unitaf_data.dataset import Dataset
 from unitaf_data.face import channel_index, mouth_channels, resample_face
 from unitaf_data.reader import Skips
 from unitaf_data.schema import SAMPLE_RATE
-from unitaf_model import metrics
+from unitaf_model.evaluation import metrics
 from unitaf_model.run import LoadedRun
 
 MEAN_FACE = "train-mean face"
@@ -239,7 +239,7 @@ def _cell(result: dict[str, Any] | None) -> str:
 def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
     """The first `count` clips rendered ground truth | first run side by side, with their
     audio (`videos/KEY.mp4`)."""
-    from unitaf_model.render import write_comparison_video
+    from unitaf_model.outputs.render import write_comparison_video
 
     system, run = next(iter(evaluation.runs.items()))
     if run.rig is None:
@@ -256,7 +256,7 @@ def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
 
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
     """eval.json, eval.md and the plots into `out`; returns their paths."""
-    from unitaf_model import plots
+    from unitaf_model.evaluation import plots
 
     out.mkdir(parents=True, exist_ok=True)
     report = report_dict(evaluation)

@@ -4,7 +4,7 @@ Stage I trains the projector (and the unit embedding) so that `Projector(F_TTS)`
 teacher's features of the ground-truth audio (masked MSE on the 25 fps grid). Stage II starts
 from a stage-I run and trains projector and decoder on the face: coefficient loss +
 λ · mouth-state-aware vertex loss through a rig. Stage III starts from a stage-II run,
-freezes all of it and trains only the expression residual (`unitaf_model.expression`) on the
+freezes all of it and trains only the expression residual (`unitaf_model.model.expression`) on the
 same losses, reading the clip's emotion embedding besides the stage-II inputs. Every step's
 data is deterministic given the seed, so a run resumed from `step_{n}/` continues the
 uninterrupted loss curve exactly.
@@ -33,20 +33,20 @@ import numpy as np
 import torch
 
 from unitaf_data.dataset import Dataset, write_json
-from unitaf_model.config import TrainConfig, save_config
-from unitaf_model.data import loader, split_faces
-from unitaf_model.decoder import PRETRAINED_IDENTITIES
-from unitaf_model.expression import ExpressionArgs
-from unitaf_model.losses import (
+from unitaf_model.training.config import TrainConfig, save_config
+from unitaf_model.training.data import loader, split_faces
+from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
+from unitaf_model.model.expression import ExpressionArgs
+from unitaf_model.training.losses import (
     OpennessInterval,
     fit_openness_interval,
     masked_mse,
     rig_terms,
     vertex_loss,
 )
-from unitaf_model.model import UniTAF
-from unitaf_model.projector import parameter_count
-from unitaf_model.rig import Rig, demo_rig, load_rig
+from unitaf_model.model.unitaf import UniTAF
+from unitaf_model.model.projector import parameter_count
+from unitaf_model.model.rig import Rig, demo_rig, load_rig
 from unitaf_model.run import (
     BEST,
     LoadedRun,
@@ -395,7 +395,7 @@ class Recipe:
     def validate(self) -> dict[str, float]:
         """Evaluate on the val split, log it (TensorBoard, validation.jsonl), keep the best
         step's weights, and return the metrics: losses (all workers), and in stage II the
-        eval metrics of `unitaf_model.evaluate` for the model and the train-mean face
+        eval metrics of `unitaf_model.evaluation.evaluate` for the model and the train-mean face
         (rank 0)."""
         metrics = self.evaluate("val")
         if self.rank == 0 and self.config.stage > 1:
@@ -411,8 +411,8 @@ class Recipe:
                           "expression_l2", "fdd")
 
     def _face_metrics(self) -> dict[str, float]:
-        from unitaf_model.evaluate import MEAN_FACE, evaluate
-        from unitaf_model.plots import clip_curves
+        from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
+        from unitaf_model.evaluation.plots import clip_curves
 
         self.model.eval()
         current = LoadedRun(path=self.out, info=self.run_info, config=self.config.to_dict(),

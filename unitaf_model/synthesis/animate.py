@@ -122,7 +122,7 @@ def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out
                  video: bool = False) -> dict[str, Path]:
     """One audio file's face in every export format (and the preview video with `video`)."""
     from unitaf_data.audio import load_audio
-    from unitaf_model.exports import write_exports
+    from unitaf_model.outputs.exports import write_exports
 
     audio = load_audio(audio_path, SAMPLE_RATE)
     fps = fps or run.info.face_fps
@@ -135,7 +135,7 @@ def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out
 def export_formats(run: LoadedRun, video: bool) -> list[str]:
     """The export formats of a face from `run`: every file format (the .glb needs a rig),
     and with `video` the .mp4 preview, which needs one too."""
-    from unitaf_model.exports import FILE_FORMATS
+    from unitaf_model.outputs.exports import FILE_FORMATS
 
     formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
     if video:

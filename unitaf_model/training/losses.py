@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unitaf_model.rig import Rig, mouth_openness
+from unitaf_model.model.rig import Rig, mouth_openness
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from unitaf_data.face import channel_index
-from unitaf_model import metrics
+from unitaf_model.evaluation import metrics
 
 
 def openness_histogram(evaluation, system: str):
@@ -17,7 +17,7 @@ def openness_histogram(evaluation, system: str):
     fitted interval the mouth-state loss normalises by."""
     from matplotlib.figure import Figure
 
-    from unitaf_model.evaluate import GROUND_TRUTH
+    from unitaf_model.evaluation.evaluate import GROUND_TRUTH
 
     run = evaluation.runs[system]
     channels = evaluation.dataset.info.channels
@@ -50,7 +50,7 @@ def clip_curves(evaluation, system: str, index: int = 0):
     bilabial intervals shaded."""
     from matplotlib.figure import Figure
 
-    from unitaf_model.evaluate import GROUND_TRUTH
+    from unitaf_model.evaluation.evaluate import GROUND_TRUTH
 
     run, truth = evaluation.runs[system], evaluation.truths[index]
     channels, fps = evaluation.dataset.info.channels, evaluation.dataset.info.fps

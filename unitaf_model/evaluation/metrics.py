@@ -39,7 +39,7 @@ from unitaf_data.face import (
     mouth_channels,
 )
 from unitaf_data.phones import is_bilabial
-from unitaf_model.rig import Rig
+from unitaf_model.model.rig import Rig
 
 FRAMES_POOLED = "mean over all frames pooled across clips"
 CLIPS_POOLED = "mean over clips of each clip's mean over frames"

@@ -12,7 +12,7 @@ rate `fps`, onto which the projected features are interpolated linearly (as UniT
 interpolates its audio features onto each dataset's frame rate). A clip of `T` input frames
 has `ceil(T · fps / input_rate)` face frames: `ceil(T / 2)` at 25 fps.
 
-A stage-III model also has an expression residual (`unitaf_model.expression`) that adds to
+A stage-III model also has an expression residual (`unitaf_model.model.expression`) that adds to
 the expression channels of the face, from its articulation channels, the features on the
 face grid and the clip's emotion embedding; it never sends gradients into the rest.
 """
@@ -24,9 +24,9 @@ import math
 import torch
 from torch import nn
 
-from unitaf_model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
-from unitaf_model.expression import ExpressionArgs, ExpressionResidual
-from unitaf_model.projector import Projector
+from unitaf_model.model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
+from unitaf_model.model.expression import ExpressionArgs, ExpressionResidual
+from unitaf_model.model.projector import Projector
 
 UNIT_EMBEDDING_DIM = 512
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from unitaf_model.data import DataSpec
+    from unitaf_model.training.data import DataSpec
 
 
 @dataclass
@@ -91,7 +91,7 @@ class TrainConfig:
 
     def data_spec(self, fps: float | None = None, input_rate: float = 50.0) -> DataSpec:
         """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
-        from unitaf_model.data import DataSpec
+        from unitaf_model.training.data import DataSpec
 
         emotion = (self.emotion_set, self.emotion_field) if self.stage == 3 else ("", "")
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,

@@ -1,0 +1,1 @@
+"""Evaluation: the field's face metrics, scoring runs on a split, and the report's figures."""

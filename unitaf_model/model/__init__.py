@@ -1,0 +1,1 @@
+"""Network parts: the projector, the UniTalker decoder, the expression residual, vertex rigs, and UniTAF that joins them."""

@@ -1,0 +1,1 @@
+"""Outputs: face-track file formats animation tools import, and preview rendering."""

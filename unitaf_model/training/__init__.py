@@ -1,0 +1,1 @@
+"""Training: the config, data loading onto the model grid, the losses, the stage recipe and the Ray Train launcher."""
