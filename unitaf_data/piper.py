@@ -136,7 +136,7 @@ def _changed_graphs(model_path: Path) -> tuple[bytes, bytes]:
     produced = {out for node in graph.node for out in node.output}
     missing = [t for t in (DURATIONS, ENCODER_STATES, LATENT) if t not in produced]
     nodes = {node.name: node for node in graph.node}
-    missing += [n for n in NOISE_NODES if nodes.get(n, None) is None
+    missing += [n for n in NOISE_NODES if nodes.get(n) is None
                 or nodes[n].op_type != "RandomNormalLike"]
     if missing or [i.name for i in graph.input] != ["input", "input_lengths", "scales"]:
         raise PiperUnavailable(f"{model_path} is not the expected Piper VITS graph (missing "
@@ -253,7 +253,7 @@ def phone_timeline(symbols: list[str], durations: np.ndarray, sample_rate: int
     phones: list[list] = []
     pending, frame = "", 0
     for symbol, count in zip(symbols, durations.tolist(), strict=True):
-        start, frame = frame, frame + count
+        frame += count
         if symbol == PAD or (phones and _is_modifier(symbol)):
             if phones:
                 phones[-1][0] += "" if symbol == PAD else symbol
