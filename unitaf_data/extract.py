@@ -98,7 +98,7 @@ def clip_inputs(dataset: Dataset, shard: ShardRef, skip_bad: bool = False
             skips.errors.clear()
         try:
             found.append(ClipInput(sample.key, sample.audio(), sample.meta.text,
-                                   sample.meta.duration))
+                                   sample.meta.duration, sample.meta))
         except ShardError as error:
             if skips is None:
                 raise

@@ -19,13 +19,21 @@ The graph is opened once with the `onnx` package and changed in two ways, both c
 
 One frame is 256 samples at 22,050 Hz (86.13 frames/s); the frames sum to the waveform's length
 exactly, and that is checked on every synthesis. Ray-free, like `unitaf_data.espeak`.
+
+A Piper-spoken recording is described by a `PiperScript` (its sentences, the silences around
+them, a seed): `speak_script` speaks it again to the byte, so a clip cut from it at
+[start, end) recording seconds has exact internal features (`script_features`). A source
+that speaks recordings with Piper puts `{"tts": "piper", "piper": script.to_dict()}` into
+`RecordingRef.extra["clip_custom"]`, which every clip's json carries as `custom`; the
+`piper_latent` feature set reads it from there.
 """
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +49,7 @@ LATENT = "/Mul_7_output_0"  # (1, 192, T): the input of /dec/conv_pre
 NOISE_NODES = {"/dp/RandomNormalLike": "noise_dp", "/RandomNormalLike": "noise_z"}
 BOS, EOS, PAD = "^", "$", "_"
 _MODIFIERS_BEFORE = "ˈˌ"  # stress marks belong to the phone after them
-_NON_SPEECH = {BOS, EOS, " ", *".,?!;:-'()"}
+_NON_SPEECH = {BOS, EOS, PAD, " ", *".,?!;:-'()"}
 
 
 class PiperUnavailable(RuntimeError):
@@ -196,7 +204,7 @@ def phoneme_ids(voice: PiperVoice, phonemes: str) -> list[str]:
     return [*symbols, EOS]
 
 
-def synthesize(voice: PiperVoice, text: str, seed: int = 0,
+def synthesize(voice: PiperVoice, text: str, seed: int | Sequence[int] = 0,
                scales: tuple[float, float, float] | None = None) -> PiperSpeech:
     """Speak `text` (all its sentences in one pass) with the voice's noise scales unless
     `scales` = (noise_scale, length_scale, noise_w) is given; same text and seed, same bytes."""
@@ -207,7 +215,7 @@ def synthesize(voice: PiperVoice, text: str, seed: int = 0,
     return synthesize_symbols(voice, symbols, seed, scales)
 
 
-def synthesize_symbols(voice: PiperVoice, symbols: list[str], seed: int = 0,
+def synthesize_symbols(voice: PiperVoice, symbols: list[str], seed: int | Sequence[int] = 0,
                        scales: tuple[float, float, float] | None = None) -> PiperSpeech:
     """Speak a phoneme-id symbol sequence (`phoneme_ids`)."""
     rng = np.random.default_rng(seed)
@@ -278,3 +286,131 @@ def _is_modifier(symbol: str) -> bool:
 def is_speech(label: str) -> bool:
     """Whether a timeline label is a spoken phone (not `^`, `$`, a space or punctuation)."""
     return label not in _NON_SPEECH
+
+
+def speak_sentences(voice: PiperVoice, text: str, seed: int = 0):
+    """One `PiperSpeech` per sentence of `text` (eSpeak NG's sentence ends), each seeded by
+    (seed, index): what streaming speaks, one sentence at a time."""
+    for index, phonemes in enumerate(sentences(voice, text)):
+        symbols = phoneme_ids(voice, phonemes)
+        if len(symbols) > 3:
+            yield synthesize_symbols(voice, symbols, (seed, index))
+
+
+def silence(voice: PiperVoice, seconds: float) -> PiperSpeech:
+    """`seconds` of silence rounded to whole frames: zero audio and zero features, one
+    pause phone `_`."""
+    frames = round(seconds * voice.sample_rate / SAMPLES_PER_FRAME)
+    zeros = np.zeros((frames, LATENT_DIM), np.float32)
+    return PiperSpeech(np.zeros(frames * SAMPLES_PER_FRAME, np.float32), voice.sample_rate,
+                       [(PAD, 0.0, frames * SAMPLES_PER_FRAME / voice.sample_rate)]
+                       if frames else [], zeros, zeros.copy(), np.zeros(0, np.int64), [])
+
+
+def concatenate(parts: Sequence[PiperSpeech]) -> PiperSpeech:
+    """The parts one after the other on one frame grid (phone times shifted)."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    phones, offset = [], 0.0
+    for part in parts:
+        phones += [(label, offset + start, offset + end) for label, start, end in part.phones]
+        offset += part.duration
+    return replace(parts[0], wav=np.concatenate([p.wav for p in parts]), phones=phones,
+                   latent=np.concatenate([p.latent for p in parts]),
+                   encoder_states=np.concatenate([p.encoder_states for p in parts]),
+                   durations=np.concatenate([p.durations for p in parts]),
+                   symbols=[s for p in parts for s in p.symbols])
+
+
+@dataclass(frozen=True)
+class PiperScript:
+    """What a Piper-spoken recording says: its sentences, the silences before each and after
+    the last (seconds), and the seed; with the voice's sha256, enough to speak it again."""
+
+    sentences: tuple[str, ...]
+    pauses: tuple[float, ...]  # len(sentences) + 1
+    seed: int
+    voice_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sentences or len(self.pauses) != len(self.sentences) + 1:
+            raise ValueError(f"a Piper script needs sentences and one pause more than "
+                             f"sentences ({len(self.sentences)} / {len(self.pauses)})")
+        if any(not 0 <= p < 60 for p in self.pauses):
+            raise ValueError(f"Piper script pauses out of [0, 60) s: {self.pauses}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sentences": list(self.sentences), "pauses": list(self.pauses),
+                "seed": self.seed, "voice_sha256": self.voice_sha256}
+
+    @staticmethod
+    def from_dict(data: Any) -> PiperScript:
+        """A script from clip json (untrusted): types checked, a clear ValueError."""
+        if not isinstance(data, dict) or set(data) != {"sentences", "pauses", "seed",
+                                                         "voice_sha256"}:
+            raise ValueError(f"not a Piper script: {str(data)[:200]}")
+        sentences, pauses, seed = data["sentences"], data["pauses"], data["seed"]
+        if not (isinstance(sentences, list) and all(isinstance(x, str) for x in sentences)
+                and isinstance(pauses, list)
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pauses)
+                and isinstance(seed, int) and not isinstance(seed, bool)
+                and isinstance(data["voice_sha256"], str)):
+            raise ValueError(f"Piper script of the wrong types: {str(data)[:200]}")
+        return PiperScript(tuple(sentences), tuple(float(p) for p in pauses), seed,
+                           data["voice_sha256"])
+
+
+def voice_sha256(voice: PiperVoice) -> str:
+    """The sha256 of the voice's .onnx file (what a script records)."""
+    return voice.files[voice.model_path.name]
+
+
+def speak_script(voice: PiperVoice, script: PiperScript) -> PiperSpeech:
+    """The recording a script describes: silence, sentence, silence, ... (sentence i seeded
+    by (seed, i)), byte-identical every time; a script made with another voice file is
+    refused."""
+    if script.voice_sha256 and script.voice_sha256 != voice_sha256(voice):
+        raise ValueError(f"the script was spoken by a Piper voice of sha256 "
+                         f"{script.voice_sha256[:12]}..., not this one "
+                         f"({voice_sha256(voice)[:12]}...)")
+    parts = [silence(voice, script.pauses[0])]
+    for index, sentence in enumerate(script.sentences):
+        parts += [synthesize(voice, sentence, (script.seed, index)),
+                  silence(voice, script.pauses[index + 1])]
+    return concatenate(parts)
+
+
+def span_features(speech: PiperSpeech, start: float, end: float, frames: int
+                  ) -> dict[str, np.ndarray]:
+    """`latent` and `encoder_states` of recording seconds [start, end) on a grid of `frames`
+    frames (frame i at the centre of its span), linearly interpolated from the voice's own
+    frames (their centres at (j + 0.5) / frame_rate)."""
+    if not 0 <= start < end or end > speech.duration + 0.1:
+        raise ValueError(f"span [{start:.3f}, {end:.3f}) s outside the {speech.duration:.3f} s "
+                         "recording")
+    centres = start + (np.arange(frames) + 0.5) * (end - start) / frames
+    grid = (np.arange(len(speech.latent)) + 0.5) / speech.frame_rate
+
+    def along(array: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(centres, grid, column) for column in array.T],
+                        axis=1).astype(np.float32)
+
+    return {"latent": along(speech.latent), "encoder_states": along(speech.encoder_states)}
+
+
+_MNEMONICS = {"ɑ": "A", "a": "a", "æ": "a", "ʌ": "V", "ɐ": "V", "ɛ": "E", "e": "e", "ɔ": "O",
+              "ɒ": "0", "o": "o", "ə": "@", "ɚ": "3", "ɜ": "3", "ɪ": "I", "ᵻ": "I", "i": "i",
+              "ʊ": "U", "u": "u", "ʃ": "S", "ʒ": "Z", "ɹ": "r", "ð": "D", "θ": "T", "ŋ": "N",
+              "ɾ": "t", "ʔ": "t", "ɡ": "g", "l": "l", "ɫ": "l"}
+
+
+def espeak_mnemonic(label: str) -> str:
+    """An IPA timeline label as the eSpeak mnemonic the demo face's visemes read (primary
+    stress `'`, secondary `,`, pauses `_`), e.g. `ˈæ` -> `'a`, `ʃ` -> `S`, `$` -> `_`."""
+    if not is_speech(label) or label == PAD:
+        return "_"
+    stress = "'" if "ˈ" in label else "," if "ˌ" in label else ""
+    base = "".join(c for c in label if c not in "ˈˌːˑ˞" and not unicodedata.combining(c))
+    if not base:
+        return "_"
+    return stress + "".join(_MNEMONICS.get(c, c) for c in base)

@@ -188,6 +188,7 @@ def clip_meta(
         wer=None if reference_text is None else round(
             word_error_rate(reference_text, asr_text), 4),
         phones=phones, phones_source=phones_source,
+        custom=dict(ref.extra.get("clip_custom") or {}),  # what the source says of every clip
     )
 
 

@@ -4,9 +4,11 @@ Any corpus that is not one of the named layouts: each `*.wav|flac|ogg|mp3` needs
 with the same stem and path: `.npy` (T, C) with `--channel-names FILE`, `.csv` with a header
 of channel names, or BEAT-v1 ARKit `.json` (60 fps). Optional transcripts beside them:
 `.TextGrid` (word tier, timed; a phone tier, if any, gives the clips' phones) or `.txt`
-(plain text). `--face-fps` gives the frame rate of `.npy`/`.csv` faces. The speaker comes
-from `--speaker-pattern` (a regex with a `speaker` group matched against the path relative to
-`--input`), by default the parent folder's name. Splits are stable per recording (~90/5/5
+(plain text), and `.custom.json` (a JSON object every clip of the recording carries as its
+json's `custom`, e.g. how a TTS spoke it: `unitaf_data.piper`). `--face-fps` gives the frame
+rate of `.npy`/`.csv` faces. The speaker comes from `--speaker-pattern` (a regex with a
+`speaker` group matched against the path relative to `--input`), by default the parent
+folder's name. Splits are stable per recording (~90/5/5
 from a hash of its id).
 
     corpus/
@@ -65,9 +67,22 @@ def discover(
             face_path=str(faces[0] if faces else audio.with_suffix(".npy")),
             extra={"face_fps": options.face_fps, "channel_names": options.channel_names,
                    "textgrid_path": str(audio.with_suffix(".TextGrid")),
-                   "text_path": str(audio.with_suffix(".txt"))},
+                   "text_path": str(audio.with_suffix(".txt")),
+                   **_clip_custom(audio.with_suffix(".custom.json"))},
         ))
     return sorted(refs, key=lambda ref: ref.id)
+
+
+def _clip_custom(path: Path) -> dict:
+    """`{"clip_custom": {...}}` from a recording's `.custom.json`, or nothing without one."""
+    if not path.exists():
+        return {}
+    from unitaf_data.dataset import read_json_file
+
+    custom = read_json_file(path)
+    if not isinstance(custom, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return {"clip_custom": custom}
 
 
 def load(ref: RecordingRef) -> Recording:
