@@ -121,10 +121,12 @@ def _features(name: str, audio: np.ndarray) -> dict[str, bytes]:
     return {"teacher.npy": npy_bytes(basis.astype(np.float16))}
 
 
-def write_piper_corpus(root: str | Path, sentences: list[str], speaker: str = "joe",
+def write_piper_corpus(root: str | Path, sentences: dict[str, list[str]], speaker: str = "joe",
                        per_recording: int = 4, seed: int = 0, voice=None) -> Path:
-    """A folder corpus (`--source folder --face-fps 30 --channel-names ROOT/channels.txt`) of
-    recordings spoken by the Piper voice, `per_recording` sentences each, with the demo
+    """A folder corpus of recordings spoken by the Piper voice, one folder per split
+    (`ROOT/{split}/{speaker}/recNNNN.*`; build it with `--source folder --face-fps 30
+    --channel-names ROOT/channels.txt --split-pattern '^(?P<split>[a-z]+)/'`), from
+    `sentences` by split, `per_recording` sentences each, with the demo
     corpus's phoneme-driven ARKit face built from Piper's own phone timeline (IPA labels
     read as eSpeak mnemonics, `unitaf_data.piper.espeak_mnemonic`), a TextGrid (words and
     phones) and the `.custom.json` that lets `piper_latent` speak each recording again."""
@@ -135,16 +137,18 @@ def write_piper_corpus(root: str | Path, sentences: list[str], speaker: str = "j
 
     voice = voice or piper.load_voice()
     root = Path(root)
-    (root / speaker).mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "channels.txt").write_text("\n".join(ARKIT51.channels) + "\n")
     rng = np.random.default_rng(seed)
-    for index in range(0, len(sentences), per_recording):
-        chosen = tuple(sentences[index : index + per_recording])
+    scripts = [(split, tuple(texts[i : i + per_recording]))
+               for split, texts in sentences.items() for i in range(0, len(texts), per_recording)]
+    for index, (split, chosen) in enumerate(scripts):
         pauses = tuple(round(float(p), 3) for p in rng.uniform(0.45, 0.9, len(chosen) + 1))
         script = piper.PiperScript(chosen, pauses, seed * 100_000 + index,
                                    piper.voice_sha256(voice))
         speech = piper.speak_script(voice, script)
-        stem = root / speaker / f"rec{index // per_recording:04d}"
+        stem = root / split / speaker / f"rec{index:04d}"
+        stem.parent.mkdir(parents=True, exist_ok=True)
         frames = round(speech.duration * FPS)
         phones = [(piper.espeak_mnemonic(label), start, end)
                   for label, start, end in speech.phones]

@@ -32,6 +32,7 @@ class SourceOptions:
     face_fps_out: float | None = None  # resample faces to this rate (default: keep)
     channel_names: str | None = None  # file: one face channel name per line
     speaker_pattern: str | None = None  # regex with a `speaker` group, on the relative path
+    split_pattern: str | None = None  # regex with a `split` group (default: a stable hash)
     flame_to_arkit: str | None = None  # BEAT2: 51×103 matrix .npy
     arkit_names: str | None = None  # BEAT2: row order of that matrix (file)
     include_additional: bool = False  # BEAT2: keep `additional` recordings (as train)

@@ -9,7 +9,8 @@ json's `custom`, e.g. how a TTS spoke it: `unitaf_data.piper`). `--face-fps` giv
 rate of `.npy`/`.csv` faces. The speaker comes from `--speaker-pattern` (a regex with a
 `speaker` group matched against the path relative to `--input`), by default the parent
 folder's name. Splits are stable per recording (~90/5/5
-from a hash of its id).
+from a hash of its id), or come from `--split-pattern` (a regex with a `split` group, e.g.
+`^(?P<split>train|val|test)/`), so that held-out content can be chosen.
 
     corpus/
       alice/take01.wav  alice/take01.csv  alice/take01.txt
@@ -49,6 +50,15 @@ def speaker_of(relative: Path, pattern: str | None) -> str:
     return relative.parent.name or "speaker"
 
 
+def split_of(relative: Path, recording_id: str, pattern: str | None) -> str:
+    if not pattern:
+        return split_for(recording_id)
+    match = re.search(pattern, relative.as_posix())
+    if not match or "split" not in match.groupdict():
+        raise ValueError(f"--split-pattern {pattern!r} has no 'split' group matching {relative}")
+    return match["split"]
+
+
 def discover(
     input_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
 ) -> list[RecordingRef]:
@@ -63,7 +73,8 @@ def discover(
         speaker = speaker_of(relative, options.speaker_pattern)
         refs.append(RecordingRef(
             source=NAME, speaker=speaker, recording=recording,
-            split=split_for(f"{key_part(speaker)}-{recording}"), audio_path=str(audio),
+            split=split_of(relative, f"{key_part(speaker)}-{recording}",
+                           options.split_pattern), audio_path=str(audio),
             face_path=str(faces[0] if faces else audio.with_suffix(".npy")),
             extra={"face_fps": options.face_fps, "channel_names": options.channel_names,
                    "textgrid_path": str(audio.with_suffix(".TextGrid")),
