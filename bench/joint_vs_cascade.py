@@ -27,6 +27,7 @@ import argparse
 import itertools
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -67,8 +68,10 @@ def build_dataset(out: Path) -> Path:
 
     corpus, data = out / "corpus", out / "dataset"
     if not (corpus / "channels.txt").exists():
-        write_piper_corpus(corpus / "tmp", sentences_by_split())
-        (corpus / "tmp").rename(corpus)
+        partial = out / "corpus.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        write_piper_corpus(partial, sentences_by_split())
+        partial.rename(corpus)
     if not (data / "unitaf.json").exists():
         run_build(BuildConfig(
             source="folder", input_dir=corpus, out_dir=data, progress=False,
