@@ -40,7 +40,7 @@ def clip(script: piper.PiperScript | None, speech: piper.PiperSpeech, start_fram
     audio = resample(speech.wav, speech.sample_rate, SAMPLE_RATE)
     audio = audio[round(start * SAMPLE_RATE):][:round(duration * SAMPLE_RATE)]
     if custom is None:
-        custom = {} if script is None else {"tts": "piper", "piper": script.to_dict()}
+        custom = {} if script is None else {"voice": "piper", "piper": script.to_dict()}
     meta = ClipMeta(key="folder-joe-rec0000-0000", text="", text_source="asr", words=(),
                     language="en", speaker="joe", emotion="neutral", split="train",
                     source="folder", recording="rec0000", start=start, end=start + duration,
@@ -78,6 +78,6 @@ def test_clips_not_spoken_by_this_voice_are_refused(backend, recording):
     results = backend.extract([
         clip(None, speech, 0, 30),
         clip(other, speech, 0, 30),
-        clip(script, speech, 0, 30, {"tts": "piper", "piper": {"sentences": "x"}})])
+        clip(script, speech, 0, 30, {"voice": "piper", "piper": {"sentences": "x"}})])
     assert [r.split(":")[0] for r in results] == ["not_piper", "other_piper_voice",
                                                   "bad_piper_script"]

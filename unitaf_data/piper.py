@@ -22,8 +22,8 @@ exactly, and that is checked on every synthesis. Ray-free, like `unitaf_data.esp
 
 A Piper-spoken recording is described by a `PiperScript` (its sentences, the silences around
 them, a seed): `speak_script` speaks it again to the byte, so a clip cut from it at
-[start, end) recording seconds has exact internal features (`script_features`). A source
-that speaks recordings with Piper puts `{"tts": "piper", "piper": script.to_dict()}` into
+[start, end) recording seconds has exact internal features (`span_features`). A source
+that speaks recordings with Piper puts `{"voice": "piper", "piper": script.to_dict()}` into
 `RecordingRef.extra["clip_custom"]`, which every clip's json carries as `custom`; the
 `piper_latent` feature set reads it from there.
 """

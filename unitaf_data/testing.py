@@ -157,7 +157,7 @@ def write_piper_corpus(root: str | Path, sentences: dict[str, list[str]], speake
         sf.write(stem.with_suffix(".wav"), speech.wav, speech.sample_rate, subtype="PCM_16")
         np.save(stem.with_suffix(".npy"), face)
         stem.with_suffix(".txt").write_text(" ".join(chosen) + "\n")
-        write_json(stem.with_suffix(".custom.json"), {"tts": "piper",
+        write_json(stem.with_suffix(".custom.json"), {"voice": "piper",
                                                      "piper": script.to_dict()})
         _write_piper_textgrid(stem.with_suffix(".TextGrid"), speech, " ".join(chosen))
     return root

@@ -1,6 +1,6 @@
 """`piper_latent`: the internal features of the Piper synthesis that spoke a clip.
 
-A clip spoken by Piper carries, in its json's `custom`, `tts: piper` and the `PiperScript` of
+A clip spoken by Piper carries, in its json's `custom`, `voice: piper` and the `PiperScript` of
 its recording (`unitaf_data.piper`). The recording is spoken again from that script (same
 voice file, same seed: the same bytes), and the clip's span [start, end) of recording
 seconds is cut from the voice's own frame grid (86.13 Hz) and interpolated onto the clip's
@@ -46,9 +46,9 @@ class PiperBackend:
         from unitaf_data.piper import PiperScript, span_features
 
         custom = clip.meta.custom if clip.meta is not None else {}
-        if custom.get("tts") != "piper" or "piper" not in custom:
+        if custom.get("voice") != "piper" or "piper" not in custom:
             return (f"not_piper: {clip.key} was not spoken by Piper (its json has no "
-                    "custom.tts = piper with the recording's script)")
+                    "custom.voice = piper with the recording's script)")
         try:
             script = PiperScript.from_dict(custom["piper"])
         except ValueError as error:
