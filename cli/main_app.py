@@ -182,7 +182,9 @@ def evaluate(
                                                            "`unitaf train`, or a Hub id.")],
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="Dataset to evaluate on (default: the run's).")] = None,
-    split: Annotated[str, typer.Option(metavar="test|val", help="Split.")] = "test",
+    split: Annotated[str, typer.Option(
+        metavar="test|val|test_speaker",
+        help="Split (test_speaker: the demo corpus's held-out speaker).")] = "test",
     compare: Annotated[list[str] | None, typer.Option(
         metavar="RUN", help="Another run to put in the same table (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -202,7 +204,12 @@ def evaluate(
     """
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
+    from unitaf_model.evaluation.evaluate import (
+        markdown_table,
+        report_dict,
+        write_report,
+        write_videos,
+    )
     from unitaf_model.run import load_run
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
@@ -242,8 +249,8 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
-    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
 
     loaded = load_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
@@ -336,8 +343,8 @@ def infer(
     features, sentence by sentence, with the real-time factor reported. `--tts espeak` is a
     cascade (speech first, then audio → face), not the joint UniTAF path.
     """
-    from unitaf_model.synthesis import speak
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis import speak
 
     if tts not in ("espeak", "indextts2", "piper"):
         raise ValueError(f"--tts must be indextts2, piper or espeak, not {tts!r}")

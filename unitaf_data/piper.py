@@ -24,8 +24,8 @@ A Piper-spoken recording is described by a `PiperScript` (its sentences, the sil
 them, a seed): `speak_script` speaks it again to the byte, so a clip cut from it at
 [start, end) recording seconds has exact internal features (`span_features`). A source
 that speaks recordings with Piper puts `{"voice": "piper", "piper": script.to_dict()}` into
-`RecordingRef.extra["clip_custom"]`, which every clip's json carries as `custom`; the
-`piper_latent` feature set reads it from there.
+`Recording.custom`, which every clip's json carries as `custom`; the `piper_latent` feature
+set reads it from there.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Corpus sources: one module per corpus, each exposing the same plain functions.
 
 `discover(input_dir, options) -> list[RecordingRef]` (sorted, labels from path parts; every
-setting `load` needs goes into `ref.extra`; `ref.extra["clip_custom"]`, a JSON dict, is copied
-into every clip's json as `custom`, e.g. how a TTS spoke the recording) and
-`load(ref) -> Recording` (16 kHz mono audio,
-face track with its channel names and fps). `load` raises `InputError` with a countable
-reason for bad input; the build records it in `rejected.parquet` and goes on.
+setting `load` needs goes into `ref.extra`) and `load(ref) -> Recording` (16 kHz mono audio,
+face track with its channel names and fps; `Recording.custom`, a JSON dict, is copied into
+every clip's json as `custom`, e.g. which synthesiser spoke the recording and how). `load`
+raises `InputError` with a countable reason for bad input; the build records it in
+`rejected.parquet` and goes on.
 """
 
 from __future__ import annotations

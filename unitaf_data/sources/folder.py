@@ -79,13 +79,13 @@ def discover(
             extra={"face_fps": options.face_fps, "channel_names": options.channel_names,
                    "textgrid_path": str(audio.with_suffix(".TextGrid")),
                    "text_path": str(audio.with_suffix(".txt")),
-                   **_clip_custom(audio.with_suffix(".custom.json"))},
+                   **_custom(audio.with_suffix(".custom.json"))},
         ))
     return sorted(refs, key=lambda ref: ref.id)
 
 
-def _clip_custom(path: Path) -> dict:
-    """`{"clip_custom": {...}}` from a recording's `.custom.json`, or nothing without one."""
+def _custom(path: Path) -> dict:
+    """`{"custom": {...}}` from a recording's `.custom.json`, or nothing without one."""
     if not path.exists():
         return {}
     from unitaf_data.dataset import read_json_file
@@ -93,7 +93,7 @@ def _clip_custom(path: Path) -> dict:
     custom = read_json_file(path)
     if not isinstance(custom, dict):
         raise ValueError(f"{path} must hold a JSON object")
-    return {"clip_custom": custom}
+    return {"custom": custom}
 
 
 def load(ref: RecordingRef) -> Recording:
@@ -115,7 +115,8 @@ def load(ref: RecordingRef) -> Recording:
                      channels=channels, fps=float(fps),
                      reference_words=read_textgrid_words(textgrid),
                      reference_phones=read_textgrid_phones(textgrid),
-                     reference_text=_read_text(Path(ref.extra["text_path"])))
+                     reference_text=_read_text(Path(ref.extra["text_path"])),
+                     custom=dict(ref.extra.get("custom") or {}))
 
 
 def _read_text(path: Path) -> str | None:
