@@ -93,11 +93,12 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
     for sample in dataset.samples(dataset.shards(split), sidecars, skips):
         if sample.refused:
             continue
-        truth = _truth(sample)
+        truth = truth_of(sample)
         truths.append(truth)
         for name, run in zip(names, runs, strict=True):
             faces[name].append(resample_face(run.predict_features(sample.features,
-                                                                  truth.speaker),
+                                                                  truth.speaker,
+                                                                  truth.emotion),
                                              run.info.fps, sample.meta.fps, len(truth.face)))
         template = runs[0].model.template.numpy()
         faces[MEAN_FACE].append(np.repeat(template[None], len(truth.face), 0))
@@ -123,7 +124,8 @@ def score_systems(truths: Sequence[Truth], faces: dict[str, list[np.ndarray]],
     return scores
 
 
-def _truth(sample) -> Truth:
+def truth_of(sample) -> Truth:
+    """A dataset sample's ground truth."""
     phones = [(p.phone, p.start, p.end) for p in sample.meta.phones or ()]
     return Truth(sample.key, sample.meta.speaker, sample.face, sample.audio(),
                  metrics.bilabial_intervals(phones), sample.meta.phones is not None, phones,
@@ -293,7 +295,7 @@ def report_dict(evaluation: Evaluation) -> dict[str, Any]:
         "skipped": dict(evaluation.skipped.counts),
         "phones": phone_sources(evaluation.truths),
         "notes": list(NOTES),
-        "systems": {system: {name: _result_dict(r) for name, r in results.items()}
+        "systems": {system: {name: result_dict(r) for name, r in results.items()}
                     for system, results in evaluation.scores.items()},
     }
 
@@ -308,7 +310,8 @@ def phone_sources(truths: Sequence[Truth]) -> dict[str, int]:
     return found
 
 
-def _result_dict(result: metrics.MetricResult) -> dict[str, Any]:
+def result_dict(result: metrics.MetricResult) -> dict[str, Any]:
+    """A result as JSON: its value (None for NaN), variant, units, pooling and count."""
     value = None if math.isnan(result.value) else result.value
     return {"value": value, "variant": result.variant, "units": result.units,
             "pooling": result.pooling, "count": result.count}
