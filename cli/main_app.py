@@ -195,14 +195,23 @@ def evaluate(
     video: Annotated[int, typer.Option(
         metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
                           "extra).")] = 0,
+    conditions: Annotated[str | None, typer.Option(
+        metavar="LIST", help="Also score RUN on degraded audio, its input recomputed by its "
+                             "own front end: a comma list of clean, noise20, noise10, "
+                             "telephone, lead_silence (conditions.json, conditions.md).")
+    ] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the degradations.")] = 0,
     verbose: Verbose = False,
 ) -> None:
     """Evaluate a run with the field's metrics against the mean face and ground truth.
 
-    LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
-    mouth-openness distribution; writes eval.json, eval.md and plots.
+    LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, the bilabial closure score of arXiv
+    2606.13630 with closure precision, rest in silence, AV offset, mouth-openness
+    distribution; writes eval.json, eval.md and plots; with --conditions, the same under
+    noise, a telephone channel and leading noise.
     """
     from unitaf_data.dataset import Dataset
+    from unitaf_model.evaluation import conditions as degraded
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
     from unitaf_model.evaluation.evaluate import (
         markdown_table,
@@ -211,6 +220,8 @@ def evaluate(
         write_videos,
     )
     from unitaf_model.run import load_run
+
+    names = degraded.parse_conditions(conditions) if conditions is not None else []
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
     dataset = Dataset.open(data) if data else runs[0].open_dataset()
@@ -222,6 +233,11 @@ def evaluate(
     console.print(markdown_table(report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+    if names:
+        scores = degraded.evaluate_conditions(runs[0], dataset, split, names, seed)
+        found = degraded.write_conditions(scores, runs[0].path.name, split, seed, folder)
+        console.print(found["markdown"].read_text())
+        say(f"conditions: {found['json']}, {found['markdown']}")
 
 
 @app.command()
@@ -240,6 +256,10 @@ def animate(
     video: Annotated[bool, typer.Option(
         "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
                         "extra).")] = False,
+    emotion: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The emotion to give a stage-III run conditioned on the emotion "
+                             "label (one of its training emotions, e.g. neutral, happy).")
+    ] = None,
     checkpoint: CHECKPOINT = "best",
     verbose: Verbose = False,
 ) -> None:
@@ -254,11 +274,15 @@ def animate(
 
     loaded = load_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
+    expression = loaded.info.expression
+    if expression is not None and expression.on_label:
+        expression.one_hot(emotion)  # a clear error before any work
     inputs = audio_inputs(audio)
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
-            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video,
+                                   emotion)
             progress.update(task, advance=1)
     say(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
 

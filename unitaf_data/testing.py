@@ -69,7 +69,8 @@ def _clip(split: str, index: int, seconds: float, rng: np.random.Generator) -> C
         end=start + duration, duration=duration, sample_rate=SAMPLE_RATE, fps=FPS,
         face_type=ARKIT51.name, num_frames=frames, rms_db=-20.0,
         asr=AsrInfo("dummy", "a dummy clip", -0.1, 0.01, 1.2), reference_text="a dummy clip",
-        wer=0.0, phones=(Phone("d", 0.25, 0.3), Phone("m", bilabial, bilabial + 0.08)),
+        wer=0.0, phones=(Phone("a", 0.1, 0.2), Phone("d", 0.25, 0.3),
+                         Phone("m", bilabial, bilabial + 0.08)),
         phones_source="corpus")
 
 

@@ -82,14 +82,16 @@ def speak_espeak(text: str, speaker: str = "spk01", emotion: str = "neutral"
 def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str = "spk01",
                  emotion: str = "neutral", fps: float | None = None, video: bool = False
                  ) -> dict[str, Path]:
-    """The offline cascade: eSpeak NG speech, then the run's audio → face path."""
+    """The offline cascade: eSpeak NG speech with the emotion's prosody, then the run's
+    audio → face path (a residual on the emotion label is given the same emotion)."""
     from unitaf_data.audio import resample
     from unitaf_data.schema import SAMPLE_RATE
     from unitaf_model.synthesis.animate import AudioFrontEnd, animate
 
     audio, rate = speak_espeak(text, speaker, emotion)
     fps = fps or run.info.face_fps
-    face = animate(run, AudioFrontEnd(run), resample(audio, rate, SAMPLE_RATE), None, fps)
+    face = animate(run, AudioFrontEnd(run), resample(audio, rate, SAMPLE_RATE), None, fps,
+                   emotion)
     return write_outputs(run, out, name, audio, rate, face, fps, video)
 
 

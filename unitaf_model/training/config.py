@@ -57,8 +57,10 @@ class TrainConfig:
     mouth_coverage: float = 0.95  # share of train frames the mouth-openness interval spans
     mouth_aware: bool = True  # mouth-state-aware vertex loss (False: plain vertex MSE)
     # stage III
-    emotion_set: str = "utterance"  # the clip's emotion embedding: utterance | emovec
-    emotion_field: str = "utterance.npy"  # field of that set
+    # the residual's emotion: label (the corpus label, a learned embedding; `--emotion` at
+    # synthesis) | utterance | emovec (an embedding of the clip's audio, a feature set)
+    emotion_set: str = "utterance"
+    emotion_field: str = "utterance.npy"  # field of that set (unused for label)
     expression_width: int = 128  # hidden width of the expression residual
     expression_layers: int = 3  # layers of the expression residual
     expression_dropout: float = 0.1  # dropout in the expression residual

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
 from unitaf_data.reader import Skips
+from unitaf_model.model.expression import LABEL, emotion_one_hot
 from unitaf_model.model.unitaf import face_frames
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class DataSpec:
     input_rate: float = 50.0  # frame rate of the backbone input
     emotion_set: str = ""  # the clip's emotion embedding (stage III), when set
     emotion_field: str = ""
+    emotion_labels: tuple[str, ...] = ()  # emotion_set `label`: the clip's label, one-hot
 
     @property
     def sidecars(self) -> dict[str, list[str]]:
@@ -57,7 +59,7 @@ class DataSpec:
         for name, field_name in ((self.backbone_set, self.backbone_field),
                                  (self.teacher_set, self.teacher_field),
                                  (self.emotion_set, self.emotion_field)):
-            if name and field_name not in wanted.setdefault(name, []):
+            if name and name != LABEL and field_name not in wanted.setdefault(name, []):
                 wanted[name].append(field_name)
         return wanted
 
@@ -90,7 +92,10 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     found = {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
              "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
              "frames": frames, "teacher_frames": teacher_frames}
-    if spec.emotion_set:
+    if spec.emotion_set == LABEL:
+        found["emotion"] = emotion_one_hot(spec.emotion_labels, sample.meta.emotion,
+                                           f"{sample.key}: the residual")
+    elif spec.emotion_set:
         found["emotion"] = sample.features[spec.emotion_set][spec.emotion_field].astype(
             np.float32)
     return found
