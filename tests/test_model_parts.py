@@ -224,6 +224,40 @@ def test_a_residual_record_naming_channels_the_face_lacks_is_refused():
             ExpressionArgs.from_dict(bad, ARKIT51.channels)
 
 
+def test_a_residual_on_the_emotion_label_embeds_the_requested_emotion():
+    labels = ("angry", "happy", "neutral")
+    args = ExpressionArgs.for_channels(ARKIT51.channels, "label", "", 3, 16, 2, labels)
+    assert args.on_label and ExpressionArgs.from_dict(args.to_dict(), ARKIT51.channels) == args
+    np.testing.assert_array_equal(args.one_hot("happy"), [0, 1, 0])
+    with pytest.raises(ValueError, match="angry, happy, neutral.*'sad'"):
+        args.one_hot("sad")
+    with pytest.raises(ValueError, match="give one of"):
+        args.one_hot(None)
+    for bad in ({**args.to_dict(), "emotion_labels": []},  # a label residual lists them
+                {**args.to_dict(), "emotion_labels": ["a", "a", "b"]},
+                {**args.to_dict(), "emotion_labels": ["a", "b"]},  # not emotion_dim of them
+                {**args.to_dict(), "emotion_set": "utterance"}):  # an embedding lists none
+        with pytest.raises(RecordError):
+            ExpressionArgs.from_dict(bad, ARKIT51.channels)
+    old = {k: v for k, v in args.to_dict().items() if k != "emotion_labels"}
+    old.update(emotion_set="utterance", emotion_dim=6)  # a run recorded before labels
+    assert ExpressionArgs.from_dict(old, ARKIT51.channels).emotion_labels == ()
+    model = _model(30.0)
+    model.add_expression(args, ARKIT51.channels)
+    torch.nn.init.normal_(model.expression.head.weight)
+    # an embedding table: one column of a bias-free map per emotion
+    assert model.expression.emotion.weight.shape == (16, 3)
+    assert model.expression.emotion.bias is None
+    model.eval()
+    inputs, identity = torch.randn(1, 40, 8), torch.tensor([0])
+    with torch.no_grad():
+        faces = [model(inputs, identity, torch.from_numpy(args.one_hot(label))[None])[0]
+                 for label in labels]
+    assert not torch.allclose(faces[0], faces[1])  # the emotion changes the expression ...
+    anchors = model.anchor_index
+    torch.testing.assert_close(faces[0][..., anchors], faces[1][..., anchors])  # ... not lips
+
+
 @pytest.mark.parametrize("rate", [1e9, 0.0, float("nan")])
 def test_a_model_record_with_an_absurd_input_rate_is_refused(rate):
     from unitaf_model.run import ModelArgs
