@@ -244,10 +244,12 @@ def test_a_residual_on_the_emotion_label_embeds_the_requested_emotion():
     assert ExpressionArgs.from_dict(old, ARKIT51.channels).emotion_labels == ()
     model = _model(30.0)
     model.add_expression(args, ARKIT51.channels)
-    torch.nn.init.normal_(model.expression.head.weight)
-    # an embedding table: one column of a bias-free map per emotion
+    # an embedding table: one column of a bias-free map per emotion, zero until trained
     assert model.expression.emotion.weight.shape == (16, 3)
     assert model.expression.emotion.bias is None
+    assert not model.expression.emotion.weight.any()
+    torch.nn.init.normal_(model.expression.head.weight)
+    torch.nn.init.normal_(model.expression.emotion.weight)
     model.eval()
     inputs, identity = torch.randn(1, 40, 8), torch.tensor([0])
     with torch.no_grad():

@@ -124,6 +124,8 @@ class ExpressionResidual(nn.Module):
         self.features = nn.Linear(feature_dim, width)
         self.emotion = nn.Linear(emotion_dim, width, bias=False) if labels else \
             nn.Sequential(nn.LayerNorm(emotion_dim), nn.Linear(emotion_dim, width))
+        if labels:  # an emotion never trained on adds nothing
+            nn.init.zeros_(self.emotion.weight)
         self.convs = nn.ModuleList(nn.Conv1d(width, width, 3, padding=2**i, dilation=2**i)
                                    for i in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))

@@ -168,11 +168,11 @@ class Recipe:
                                    expression=expression, dataset=self._dataset_identity())
 
     def _emotion_labels(self) -> tuple[str, ...]:
-        """The emotions of the train split, sorted: the rows of the residual's embedding."""
-        labels = tuple(sorted({row["emotion"] for row in self.dataset.manifest()
-                               if row["split"] == "train"}))
+        """The dataset's emotion labels, sorted: the rows of the residual's embedding (a
+        label no train clip has keeps its zero row: no expression offset of its own)."""
+        labels = tuple(sorted({row["emotion"] for row in self.dataset.manifest()}))
         if not labels:
-            raise ValueError(f"{self.dataset} has no train clips with an emotion label")
+            raise ValueError(f"{self.dataset} has no clips with an emotion label")
         return labels
 
     def _emotion_width(self) -> int:
