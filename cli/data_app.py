@@ -302,6 +302,13 @@ def extract_features(
     skip_bad: Annotated[bool, typer.Option(
         "--skip-bad", help="Refuse a clip with bad data (counted as bad_sample) instead of "
                            "stopping.")] = EXTRACT.skip_bad,
+    augment: Annotated[int, typer.Option(
+        metavar="N", help="Augmented copies per train clip (speed, inserted noise-only or "
+                          "silent stretches with the face at rest, noise, channel, gain), "
+                          "written with their moved faces as the whisper_aug set.")
+    ] = EXTRACT.augment,
+    augment_seed: Annotated[int, typer.Option(
+        metavar="SEED", help="Seed of the augmented copies.")] = EXTRACT.augment_seed,
     verbose: Verbose = False,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards.
@@ -318,7 +325,8 @@ def extract_features(
                            gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
                            unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir,
                            w2v_bert=w2v_bert, semantic_codec=semantic_codec,
-                           ray_address=ray_address, overwrite=overwrite, skip_bad=skip_bad)
+                           ray_address=ray_address, overwrite=overwrite, skip_bad=skip_bad,
+                           augment=augment, augment_seed=augment_seed)
     summary = run_extract(config)
     table = Table(title=f"features of {dataset} ({summary.seconds:.1f} s)")
     for column in ("set", "fields", "clips", "hours", "rejected", "checks"):
