@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from mouth_ablation import scores, stage1_run, stage2_run
 
-METRICS = ("bcs", "bcs_intervals", "closed_share", "wide_open_share", "lve_ratio", "lve",
-           "mouth_l2", "jaw_open_correlation", "jitter_mouth_ratio", "av_offset_agreement")
+METRICS = ("bcs", "closure_precision", "closure_interval_agreement", "closed_share",
+           "wide_open_share", "lve_ratio", "lve", "mouth_l2", "jaw_open_correlation",
+           "jitter_mouth_ratio", "av_offset_agreement")
 ARMS = {"mouth-aware": "mouth_aware=true", "plain MSE": "mouth_aware=false"}
 
 

@@ -67,6 +67,11 @@ def build(
         metavar="REGEX", rich_help_panel=CORPUS,
         help="`folder`: regex with a `(?P<speaker>...)` group, on the relative path "
              "(default: the parent folder).")] = SOURCE.speaker_pattern,
+    split_pattern: Annotated[str | None, typer.Option(
+        metavar="REGEX", rich_help_panel=CORPUS,
+        help="`folder`: regex with a `(?P<split>...)` group (train, val, test), on the "
+             "relative path (default: a stable hash of the recording).")
+    ] = SOURCE.split_pattern,
     flame_to_arkit: Annotated[Path | None, typer.Option(
         metavar="NPY", rich_help_panel=CORPUS,
         help="`beat2`: 51×103 matrix (flame103 = arkit51 @ M, e.g. mat_final.npy) to "
@@ -173,7 +178,7 @@ def build(
         source_options=SourceOptions(
             face_fps=face_fps, face_fps_out=face_fps_out,
             channel_names=str(channel_names) if channel_names else None,
-            speaker_pattern=speaker_pattern,
+            speaker_pattern=speaker_pattern, split_pattern=split_pattern,
             flame_to_arkit=str(flame_to_arkit.resolve()) if flame_to_arkit else None,
             arkit_names=str(arkit_names.resolve()) if arkit_names else None,
             include_additional=include_additional, language_folder=beat2_language),

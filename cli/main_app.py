@@ -195,14 +195,23 @@ def evaluate(
     video: Annotated[int, typer.Option(
         metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
                           "extra).")] = 0,
+    conditions: Annotated[str | None, typer.Option(
+        metavar="LIST", help="Also score RUN on degraded audio, its input recomputed by its "
+                             "own front end: a comma list of clean, noise20, noise10, "
+                             "telephone, lead_silence (conditions.json, conditions.md).")
+    ] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the degradations.")] = 0,
     verbose: Verbose = False,
 ) -> None:
     """Evaluate a run with the field's metrics against the mean face and ground truth.
 
-    LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
-    mouth-openness distribution; writes eval.json, eval.md and plots.
+    LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, the bilabial closure score of arXiv
+    2606.13630 with closure precision, rest in silence, AV offset, mouth-openness
+    distribution; writes eval.json, eval.md and plots; with --conditions, the same under
+    noise, a telephone channel and leading noise.
     """
     from unitaf_data.dataset import Dataset
+    from unitaf_model.evaluation import conditions as degraded
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
     from unitaf_model.evaluation.evaluate import (
         markdown_table,
@@ -211,6 +220,8 @@ def evaluate(
         write_videos,
     )
     from unitaf_model.run import load_run
+
+    names = degraded.parse_conditions(conditions) if conditions is not None else []
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
     dataset = Dataset.open(data) if data else runs[0].open_dataset()
@@ -222,6 +233,11 @@ def evaluate(
     console.print(markdown_table(report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+    if names:
+        scores = degraded.evaluate_conditions(runs[0], dataset, split, names, seed)
+        found = degraded.write_conditions(scores, runs[0].path.name, split, seed, folder)
+        console.print(found["markdown"].read_text())
+        say(f"conditions: {found['json']}, {found['markdown']}")
 
 
 @app.command()
@@ -240,6 +256,10 @@ def animate(
     video: Annotated[bool, typer.Option(
         "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
                         "extra).")] = False,
+    emotion: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The emotion to give a stage-III run conditioned on the emotion "
+                             "label (one of its training emotions, e.g. neutral, happy).")
+    ] = None,
     checkpoint: CHECKPOINT = "best",
     verbose: Verbose = False,
 ) -> None:
@@ -254,11 +274,15 @@ def animate(
 
     loaded = load_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
+    expression = loaded.info.expression
+    if expression is not None and expression.on_label:
+        expression.one_hot(emotion)  # a clear error before any work
     inputs = audio_inputs(audio)
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
-            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video,
+                                   emotion)
             progress.update(task, advance=1)
     say(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
 
@@ -271,6 +295,7 @@ def _progress():
 
 
 TTS, ESPEAK = "IndexTTS2 (--tts indextts2)", "Offline cascade (--tts espeak)"
+PIPER = "IndexTTS2 and Piper (--tts indextts2|piper)"
 
 
 @app.command()
@@ -282,10 +307,12 @@ def infer(
     text_file: Annotated[Path | None, typer.Option(metavar="FILE",
                                                    help="Read the text from a file.")] = None,
     tts: Annotated[str, typer.Option(
-        metavar="indextts2|espeak",
+        metavar="indextts2|piper|espeak",
         help="indextts2: the UniTAF system (IndexTTS2 speech, face from its own GPT "
-             "latents; runs trained on IndexTTS2 features). espeak: an offline cascade, "
-             "eSpeak NG speech then the run's audio → face path (runs on audio features).")
+             "latents; runs trained on IndexTTS2 features). piper: the joint path offline "
+             "(the Piper voice's speech, face from its own latent; runs trained on "
+             "piper_latent). espeak: an offline cascade, eSpeak NG speech then the run's "
+             "audio → face path (runs on audio features).")
     ] = "indextts2",
     name: Annotated[str, typer.Option(metavar="NAME", help="File name of the outputs.")
                     ] = "speech",
@@ -310,8 +337,8 @@ def infer(
         "--emotion-text", rich_help_panel=TTS,
         help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
-        "--stream", rich_help_panel=TTS,
-        help="Print each segment as it is ready, with the first one's latency.")] = False,
+        "--stream", rich_help_panel=PIPER,
+        help="Print each segment (sentence) as it is ready, with its latency.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
         metavar="DIR", rich_help_panel=TTS,
         help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
@@ -326,7 +353,7 @@ def infer(
                                                 help="BigVGAN v2.")] = None,
     campplus: Annotated[str | None, typer.Option(metavar="PATH|HUB_ID", rich_help_panel=TTS,
                                                  help="CAMPPlus checkpoint.")] = None,
-    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=TTS,
+    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=PIPER,
                                       help="Seed of the TTS's sampling.")] = 0,
     segment_tokens: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=TTS,
@@ -336,14 +363,15 @@ def infer(
     """Text → speech + face.
 
     Writes NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with --video,
-    NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
-    UniTAF path; it exists so that the whole flow runs offline.
+    NAME.mp4. `--tts piper` is the joint path offline: the face from the Piper voice's own
+    features, sentence by sentence, with the real-time factor reported. `--tts espeak` is a
+    cascade (speech first, then audio → face), not the joint UniTAF path.
     """
     from unitaf_model.run import load_run
     from unitaf_model.synthesis import speak
 
-    if tts not in ("espeak", "indextts2"):
-        raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
+    if tts not in ("espeak", "indextts2", "piper"):
+        raise ValueError(f"--tts must be indextts2, piper or espeak, not {tts!r}")
     if (text is None) == (text_file is None):
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
@@ -351,12 +379,29 @@ def infer(
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)
+    elif tts == "piper":
+        written = _infer_piper(loaded, words, out, name, seed, fps, video, stream)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                    emotion_vector, emotion_text, fps, video, stream,
                                    (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
                                     campplus), seed, segment_tokens)
     say(f"{out}: {', '.join(p.name for p in written.values())}")
+
+
+def _infer_piper(loaded, words, out, name, seed, fps, video, stream):
+    from unitaf_model.synthesis import speak
+
+    def report(chunk) -> None:
+        if stream:
+            say(f"sentence {chunk.index}: {len(chunk.wav)} samples, {len(chunk.face)} frames "
+                f"from frame {chunk.first_frame}, ready after {chunk.ready_s:.2f} s")
+
+    written, timing = speak.infer_piper(loaded, words, out, name, seed, fps, video, report)
+    say(f"{timing['speech_s']:.2f} s of speech; real-time factor {timing['rtf']:.3f} "
+        f"(face {timing['face_per_speech_s'] * 1000:.1f} ms per second of speech); first "
+        f"sentence ready after {timing['first_chunk_s']:.2f} s")
+    return written
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,

@@ -18,8 +18,8 @@ from unitaf_data.face import (
     mouth_channels,
 )
 from unitaf_model.evaluation import metrics
-from unitaf_model.training.losses import OpennessInterval, openness_weight, side_contributions
 from unitaf_model.model.rig import demo_rig, load_rig
+from unitaf_model.training.losses import OpennessInterval, openness_weight, side_contributions
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 CHANNELS = ARKIT51_UNITALKER
@@ -253,22 +253,171 @@ def _bilabial_clips():
     return true, intervals
 
 
-def test_a_constant_open_mouth_scores_bcs_zero_and_ground_truth_seventy_percent():
+def test_closure_frame_agreement_gives_ground_truth_seventy_percent_and_a_shut_mouth_one():
     true, intervals = _bilabial_clips()
     closure = "test closure"
-    frames, per_interval, threshold = metrics.bilabial_closure(true, true, intervals, FPS,
-                                                               closure=closure)
+    frames, per_interval, threshold = metrics.closure_frame_agreement(
+        true, true, intervals, FPS, closure=closure)
+    assert frames.name == "closure_frame_agreement" and "not the paper's BCS" in frames.variant
     assert frames.value == pytest.approx(0.7) and frames.count == 20
     assert threshold.value == pytest.approx(np.sort(np.linspace(0.01, 0.03, 20))[13])
     assert per_interval.value == 1.0 and per_interval.count == 4
     open_mouth = [np.full(50, 0.05), np.full(50, 0.05)]
-    frames, per_interval, _ = metrics.bilabial_closure(true, open_mouth, intervals, FPS,
-                                                       closure=closure)
+    frames, per_interval, _ = metrics.closure_frame_agreement(true, open_mouth, intervals, FPS,
+                                                              closure=closure)
     assert frames.value == 0 and per_interval.value == 0
     shut = [np.zeros(50), np.zeros(50)]
-    frames, per_interval, _ = metrics.bilabial_closure(true, shut, intervals, FPS,
-                                                       closure=closure)
+    frames, per_interval, _ = metrics.closure_frame_agreement(true, shut, intervals, FPS,
+                                                              closure=closure)
     assert frames.value == 1 and per_interval.value == 1
+
+
+# --- the paper's BCS (arXiv 2606.13630 lip_closure.py) ------------------------------------
+
+
+def test_recipe_frames_truncate_both_ends_as_the_paper_does():
+    assert metrics.recipe_frames(0.25, 0.45, 10, 100) == slice(2, 4)
+    assert metrics.recipe_frames(0.31, 0.39, 10, 100) == slice(3, 3)  # inside one frame
+    assert metrics.recipe_frames(-0.2, 0.15, 10, 100) == slice(0, 1)
+    assert metrics.recipe_frames(9.5, 12.0, 10, 100) == slice(95, 100)
+
+
+def test_logistic_regression_solves_the_l2_objective_of_two_points_by_hand():
+    # x = -1 (closed) and +1 (open), C = 1: by symmetry b = 0, and ½w² + 2 log(1 + e^-w) is
+    # least where w = 2 / (1 + e^w)
+    coef, intercept = metrics.logistic_regression(np.array([[-1.0], [1.0]]), np.array([0, 1]))
+    assert intercept == pytest.approx(0, abs=1e-12)
+    assert coef[0] == pytest.approx(2 / (1 + math.exp(coef[0])), abs=1e-12)
+    assert 0.67 < coef[0] < 0.68
+
+
+def test_lip_proxy_equals_scikit_learns_standard_scaler_and_logistic_regression():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    faces, phones = _phoneme_faces(4)
+    proxy = metrics.fit_lip_proxy(faces, phones, 30.0)
+    rows, labels = [], []
+    for face, clip in zip(faces, phones, strict=True):  # the paper's frame loop, verbatim
+        for label, start, end in clip:
+            kind = 0 if label.lstrip("',") in "pbm" else 1 if label.lstrip("',") in (
+                "a", "aa", "V", "E", "@", "0", "O:", "aI", "aU", "oU") else None
+            fs, fe = max(0, int(start * 30)), min(len(face), int(end * 30))
+            if kind is not None and fs < fe:
+                rows.append(face[fs:fe])
+                labels += [kind] * (fe - fs)
+    x = np.concatenate(rows).astype(np.float64)
+    scaler = preprocessing.StandardScaler().fit(x)
+    model = sklearn.LogisticRegression(max_iter=1000, C=1.0, tol=1e-10).fit(
+        scaler.transform(x), labels)
+    expected = model.decision_function(scaler.transform(faces[0].astype(np.float64)))
+    np.testing.assert_allclose(proxy(faces[0]), expected, atol=1e-4 * np.abs(expected).max())
+    assert (proxy.closed_frames, proxy.open_frames) == (labels.count(0), labels.count(1))
+
+
+def test_bcs_threshold_is_the_95th_percentile_of_interval_minima():
+    # 20 one-frame-or-longer bilabial intervals whose minima are 1..20
+    phones = [[("m", 0.1 * k, 0.1 * k + 0.1) for k in range(20)]]
+    curve = [np.repeat(np.arange(1.0, 21.0), 3)]  # 30 fps: 3 frames per interval
+    threshold = metrics.closure_threshold(curve, phones, 30.0, "test curve")
+    assert threshold.threshold == pytest.approx(np.percentile(np.arange(1.0, 21.0), 95))
+    assert threshold.threshold == pytest.approx(19.05) and threshold.intervals == 20
+    truth, mean_score = metrics.bilabial_closure_score(curve, phones, 30.0, threshold)
+    assert truth.value == 0.95 and mean_score.value == pytest.approx(10.5)
+    shut, _ = metrics.bilabial_closure_score([np.zeros(60)], phones, 30.0, threshold)
+    wide, _ = metrics.bilabial_closure_score([np.full(60, 25.0)], phones, 30.0, threshold)
+    assert (shut.value, wide.value, shut.count) == (1.0, 0.0, 20)
+
+
+def test_closure_precision_f1_and_closure_outside_bilabials_by_hand():
+    # 10 fps: "b" holds frame 0, "a" frames 1-2, frames 3-4 are silence
+    phones = [[("b", 0.0, 0.1), ("a", 0.1, 0.3)]]
+    threshold = metrics.ClosureThreshold("test proxy", 0.0, 1)
+    curve = [np.array([-1.0, -1.0, 1.0, -1.0, -1.0])]  # closed in 0, 1 and the silence
+    bcs, _ = metrics.bilabial_closure_score(curve, phones, 10.0, threshold)
+    precision, f1, outside = metrics.closure_precision(curve, phones, 10.0, threshold, bcs)
+    assert bcs.value == 1.0
+    assert precision.value == pytest.approx(1 / 2)  # closed speech frames 0, 1; bilabial 0
+    assert f1.value == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert outside.value == pytest.approx(1 / 2) and outside.count == 2
+
+
+def test_rest_in_silence_reads_frames_away_from_every_phone():
+    jaw = CHANNELS.index("JawOpen")
+    face = np.zeros((30, len(CHANNELS)))
+    face[:, jaw] = 0.5
+    face[:5, jaw], face[-5:, jaw] = 0.1, 0.3  # silence at both ends, speech 0.5-2.5 s
+    phones = [[("'a", 0.5, 2.5)]]
+    results = {r.name: r for r in metrics.rest_in_silence([face], phones, 10.0, CHANNELS,
+                                                          demo_rig())}
+    # frames at least 0.1 s from the phone: 0-3 and 26-29
+    assert results["silence_jaw_open"].value == pytest.approx((4 * 0.1 + 4 * 0.3) / 8)
+    assert results["silence_jaw_open"].count == 8
+    rest = demo_rig().mouth_openness(face[[0, 1, 2, 3, 26, 27, 28, 29]].astype(np.float32))
+    assert results["silence_openness"].value == pytest.approx(float(rest.mean()), rel=1e-6)
+
+
+def test_open_vowels_of_the_recipe_in_every_label_set():
+    from unitaf_data.phones import is_open_vowel
+
+    assert all(map(is_open_vowel, ["AA1", "AH0", "OY2", "'a", ",V", "@2", "aI", "ɑ", "ə"]))
+    assert not any(map(is_open_vowel, ["IY1", "ER0", "3", "i:", "'I", "m", "ah", "EY1", "u:"]))
+
+
+def _phoneme_faces(count: int, seed: int = 0):
+    """Demo-corpus faces (the synthesiser's viseme model) of random eSpeak phoneme timelines,
+    and those timelines: ground truth whose mouth closes on /p b m/ by construction."""
+    from unitaf_data.sources.demo import face_from_phonemes
+
+    rng = np.random.default_rng(seed)
+    labels = ["p", "b", "m", "'a", "aa", "V", "'E", "@", "0", "t", "s", "n", "k", "i:", "I",
+              "'O:", "aI", "aU", "oU", "l", "d", "r"]
+    faces, timelines = [], []
+    for _ in range(count):
+        time, timeline = 0.3, []
+        while time < 5.5:
+            length = rng.uniform(0.05, 0.16)
+            timeline.append((str(rng.choice(labels)), time, time + length))
+            time += length
+        faces.append(face_from_phonemes(timeline, 180, 30.0, "neutral", rng))
+        timelines.append(timeline)
+    return faces, timelines
+
+
+def _bcs_family(faces, truth, timelines) -> dict[str, float]:
+    """The BCS family of `faces`, its proxy and thresholds fitted on `truth` (as `unitaf eval`
+    does)."""
+    rig = demo_rig()
+    proxy = metrics.fit_lip_proxy(truth, timelines, 30.0)
+    threshold = metrics.closure_threshold([proxy(f) for f in truth], timelines, 30.0, "proxy")
+    rig_threshold = metrics.closure_threshold([metrics.lip_closure(f, CHANNELS, rig)
+                                               for f in truth], timelines, 30.0, "rig")
+    proxies = [proxy(f) for f in faces]
+    bcs, _ = metrics.bilabial_closure_score(proxies, timelines, 30.0, threshold)
+    rig_bcs, _ = metrics.bilabial_closure_score(
+        [metrics.lip_closure(f, CHANNELS, rig) for f in faces], timelines, 30.0, rig_threshold)
+    found = metrics.closure_precision(proxies, timelines, 30.0, threshold, bcs)
+    return {r.name: r for r in (bcs, *found)} | {"bcs_rig_openness": rig_bcs}
+
+
+def test_ground_truth_scores_about_95_percent_and_pressed_lips_do_not_win_on_precision():
+    faces, timelines = _phoneme_faces(10)
+    truth = _bcs_family(faces, faces, timelines)
+    # the 95th percentile (linear) of n minima bounds ceil(0.95 (n - 1)) + 1 of them
+    count = truth["bcs"].count
+    assert count > 50 and truth["bcs"].value == (math.floor(0.95 * (count - 1)) + 1) / count
+    assert truth["bcs_rig_openness"].value == truth["bcs"].value
+    # a constant face with pressed lips: the mean of ground truth's /p b m/ frames
+    pressed = np.concatenate([f[metrics.recipe_frames(s, e, 30.0, len(f))]
+                              for f, p in zip(faces, timelines, strict=True)
+                              for label, s, e in p if label in "pbm"]).mean(0)
+    constant = [np.repeat(pressed[None], len(f), 0) for f in faces]
+    scores = _bcs_family(constant, faces, timelines)
+    assert scores["bcs"].value == 1.0 > truth["bcs"].value  # it "closes" on every bilabial...
+    # ... and everywhere else: precision and the closures outside /p b m/ give it away
+    assert scores["closure_precision"].value < 0.5 * truth["closure_precision"].value
+    assert scores["closure_outside_bilabials"].value == 1.0
+    assert truth["closure_outside_bilabials"].value < 0.1
+    assert scores["closure_f1"].value < truth["closure_f1"].value
 
 
 def test_lip_closure_is_the_rig_openness_or_jaw_open_without_a_rig():

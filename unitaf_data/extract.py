@@ -98,8 +98,7 @@ def clip_inputs(dataset: Dataset, shard: ShardRef, skip_bad: bool = False
             skips.errors.clear()
         try:
             found.append(ClipInput(sample.key, sample.audio(), sample.meta.text,
-                                   sample.meta.duration, sample.face, sample.meta.fps,
-                                   sample.meta.split))
+                                   sample.meta.duration, sample.meta, sample.face))
         except ShardError as error:
             if skips is None:
                 raise

@@ -50,6 +50,22 @@ def is_bilabial(label: str) -> bool:
     return phone.lower() in ("p", "b", "m")
 
 
+# The open vowels of arXiv 2606.13630's `lip_closure.py` (ARPAbet AA AE AH AO AW AY EH OW OY,
+# stress digits stripped: AH0 is the schwa), and their eSpeak NG en-us mnemonics and IPA.
+_OPEN_ARPABET = {"aa", "ae", "ah", "ao", "aw", "ay", "eh", "ow", "oy"}
+_OPEN_ESPEAK = {"a", "a#", "aa", "A:", "A@", "0", "V", "@", "@2", "@5", "O", "O:", "O2", "O@",
+                "o@", "aU", "aI", "aI@", "aI3", "E", "e@", "oU", "OI"}
+_OPEN_IPA = {"ɑ", "ɑː", "æ", "ʌ", "ə", "ɔ", "ɔː", "ɒ", "aʊ", "aɪ", "ɛ", "oʊ", "ɔɪ", "a"}
+
+
+def is_open_vowel(label: str) -> bool:
+    """An open vowel of the BCS recipe in any of the label sets: ARPAbet `AA AE AH AO AW AY EH
+    OW OY` (stress digits), their eSpeak NG mnemonics (stress marks) and IPA."""
+    phone = label.strip().lstrip(_STRESS_MARKS)
+    return (phone in _OPEN_ESPEAK or phone.rstrip("012").lower() in _OPEN_ARPABET
+            and phone.rstrip("012").isupper() or phone in _OPEN_IPA)
+
+
 # --- from a corpus --------------------------------------------------------------------------
 
 

@@ -301,18 +301,20 @@ class LoadedRun:
         expression residual, the clip's emotion embedding."""
         inputs, expression = self.info.inputs, self.info.expression
         wanted = {inputs["backbone_set"]: [inputs["backbone_field"]]}
-        if expression is not None:
+        if expression is not None and not expression.on_label:
             fields = wanted.setdefault(expression.emotion_set, [])
             if expression.emotion_field not in fields:
                 fields.append(expression.emotion_field)
         return wanted
 
     def predict_features(self, features: dict[str, dict[str, np.ndarray]],
-                         speaker: str | None = None) -> np.ndarray:
-        """One clip's face from its sidecar features (`Sample.features`)."""
+                         speaker: str | None = None, emotion_label: str | None = None
+                         ) -> np.ndarray:
+        """One clip's face from its sidecar features (`Sample.features`); a residual on the
+        emotion label reads `emotion_label` instead."""
         inputs, expression = self.info.inputs, self.info.expression
-        emotion = None if expression is None else \
-            features[expression.emotion_set][expression.emotion_field]
+        emotion = None if expression is None else expression.one_hot(emotion_label) \
+            if expression.on_label else features[expression.emotion_set][expression.emotion_field]
         return self.predict(features[inputs["backbone_set"]][inputs["backbone_field"]],
                             speaker, emotion)
 

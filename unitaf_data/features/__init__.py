@@ -18,6 +18,7 @@ Feature sets and the backend that makes them:
 | `whisper_aug` | `offline` | `teacher_{c}.npy`, `utterance_{c}.npy`, `face_{c}.npy`: copy c |
 | `unitalker` | `unitalker` | `teacher.npy` float16 (T50, 768/1024): UniTalker audio encoder |
 | `semantic_codes`, `spk_cond`, `emovec`, `tts_latent` | `indextts2` | see `features.indextts2` |
+| `piper_latent` | `piper` | `piper_latent.npy`, `piper_encoder.npy` float16 (T50, 192) |
 
 `whisper_aug` holds augmented copies of each train clip (`--augment N`, `features.augment`).
 """
@@ -34,7 +35,8 @@ from unitaf_data.reader import sha256_of
 FEATURE_BACKENDS = {"whisper": "offline", "units": "offline", "utterance": "offline",
                     "whisper_aug": "offline",
                     "unitalker": "unitalker", "semantic_codes": "indextts2",
-                    "spk_cond": "indextts2", "emovec": "indextts2", "tts_latent": "indextts2"}
+                    "spk_cond": "indextts2", "emovec": "indextts2", "tts_latent": "indextts2",
+                    "piper_latent": "piper"}
 FRAME_RATE = 50.0  # Hz: every time-varying feature here is at 50 frames per second
 SAMPLES_PER_FRAME = 320  # 16 kHz / 50 Hz
 
@@ -56,9 +58,8 @@ class ClipInput:
     audio: Any  # float32 (N,) at 16 kHz
     text: str
     duration: float
-    face: Any = None  # float32 (T, C) at `fps` (what augmentation moves with the audio)
-    fps: float = 0.0
-    split: str = ""
+    meta: Any = None  # the clip's json (`schema.ClipMeta`): its span and the source's custom
+    face: Any = None  # float32 (T, C) at meta.fps (what augmentation moves with the audio)
 
 
 def folder_hashes(folder: Path) -> dict[str, str]:
@@ -111,6 +112,10 @@ def plan_backend(backend: str, feature_sets: list[str], settings: ExtractSetting
         from unitaf_data.features.indextts2 import plan_indextts2
 
         return plan_indextts2(feature_sets, settings)
+    elif backend == "piper":
+        from unitaf_data.piper import voice_files
+
+        voice_files()
     return BackendPlan(settings)
 
 
@@ -128,4 +133,8 @@ def make_backend(backend: str, feature_sets: list[str], settings: ExtractSetting
         from unitaf_data.features.indextts2 import IndexTTS2Backend
 
         return IndexTTS2Backend(feature_sets, settings)
+    if backend == "piper":
+        from unitaf_data.features.piper import PiperBackend
+
+        return PiperBackend(feature_sets, settings)
     raise ValueError(f"unknown backend {backend!r}")

@@ -119,17 +119,17 @@ class OfflineBackend:
         made = {}
         audios = [clip.audio for clip in clips]
         for i, clip in enumerate(clips):
-            if clip.split == "train":
+            if clip.meta.split == "train":
                 babble = batch_babble(audios, i)
-                made[i] = [augment_clip(clip.audio, clip.face, clip.fps, clip.key, c, settings,
-                                        babble) for c in range(settings.copies)]
+                made[i] = [augment_clip(clip.audio, clip.face, clip.meta.fps, clip.key, c,
+                                        settings, babble) for c in range(settings.copies)]
         flat = [copy for i in sorted(made) for copy in made[i]]
         states = iter(self.encoder.encode([copy.audio for copy in flat]) if flat else [])
         found: list[dict[str, np.ndarray] | str] = []
         for i, clip in enumerate(clips):
             if i not in made:
                 found.append(f"not_train: augmented copies are made of train clips only, "
-                             f"not {clip.split}")
+                             f"not {clip.meta.split}")
                 continue
             fields = {}
             for c, copy in enumerate(made[i]):

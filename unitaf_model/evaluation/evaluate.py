@@ -3,16 +3,19 @@
 `evaluate(runs, dataset, split)` predicts every clip of the split with each run (its input
 read from the dataset's sidecars of the run's backbone set, exactly as in training), adds
 the train-mean face of the first run and ground truth as reference systems, and scores them
-all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame rate: model
-outputs (at each run's own rate) are resampled onto each clip's own frames. `write_report`
-writes `eval.json` (every metric with its variant, units and pooling), `eval.md` (one table) and
-plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of the training
-set-up runs here. In-training validation calls `score` on the val split too.
+all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame
+rate: model outputs (at each run's own rate) are resampled onto each clip's own frames.
+`write_report` writes `eval.json` (every metric with its variant, units and pooling, and
+where the phone intervals came from), `eval.md` (one table) and plots. Runs are loaded
+read-only (`unitaf_model.run.load_run`); nothing of the training set-up runs here.
+In-training validation calls `evaluate` on the val split too; `conditions` re-scores a run on
+degraded audio with the same functions.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +32,19 @@ from unitaf_data.schema import SAMPLE_RATE
 from unitaf_model.evaluation import metrics
 from unitaf_model.run import LoadedRun
 
+log = logging.getLogger(__name__)
+
 MEAN_FACE = "train-mean face"
 GROUND_TRUTH = "ground truth"
 NOTES = (
-    "Ground truth scores 70% on the frame form of BCS by construction: the closure threshold "
-    "is the value that bounds 70% of its own bilabial frames.",
+    "bcs is arXiv 2606.13630's bilabial closure score (lip_closure.py): a logistic-regression "
+    "lip proxy fitted on this split's ground-truth frames (/p b m/ closed, open vowels open), "
+    "threshold the 95th percentile of ground truth's per-interval minima, so ground truth "
+    "scores about 0.95 by construction; bcs_rig_openness applies the same threshold rule to "
+    "the rig's mouth openness.",
+    "closure_frame_agreement / closure_interval_agreement are not the paper's BCS: ground "
+    "truth scores 0.70 on the frame form by construction and a mouth that is always closed "
+    "scores 1.",
     "Metrics are computed at the dataset's face frame rate; model outputs are resampled onto "
     "each clip's frames.",
     "av_offset is a diagnostic (audio RMS envelope against mouth openness), not a literature "
@@ -51,6 +62,9 @@ class Truth:
     audio: np.ndarray
     bilabials: list[tuple[float, float]]
     has_phones: bool
+    phones: list[tuple[str, float, float]] = field(default_factory=list)
+    phones_source: str | None = None  # corpus | estimated
+    emotion: str = "neutral"
 
 
 @dataclass
@@ -79,14 +93,12 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
     for sample in dataset.samples(dataset.shards(split), sidecars, skips):
         if sample.refused:
             continue
-        truth = Truth(sample.key, sample.meta.speaker, sample.face, sample.audio(),
-                      metrics.bilabial_intervals((p.phone, p.start, p.end)
-                                                 for p in sample.meta.phones or ()),
-                      sample.meta.phones is not None)
+        truth = truth_of(sample)
         truths.append(truth)
         for name, run in zip(names, runs, strict=True):
             faces[name].append(resample_face(run.predict_features(sample.features,
-                                                                  truth.speaker),
+                                                                  truth.speaker,
+                                                                  truth.emotion),
                                              run.info.fps, sample.meta.fps, len(truth.face)))
         template = runs[0].model.template.numpy()
         faces[MEAN_FACE].append(np.repeat(template[None], len(truth.face), 0))
@@ -95,12 +107,29 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
     faces[GROUND_TRUTH] = [t.face for t in truths]
     result = Evaluation(dataset, split, truths, faces, dict(zip(names, runs, strict=True)),
                         skipped=skips or Skips())
-    rig, interval = runs[0].rig, runs[0].interval()
-    for name, system in faces.items():
-        result.scores[name] = score(truths, system, dataset.info.channels, dataset.info.fps,
-                                    rig, interval)
-    _add_ratios(result.scores)
+    result.scores = score_systems(truths, faces, dataset.info.channels, dataset.info.fps,
+                                  runs[0].rig, runs[0].interval())
     return result
+
+
+def score_systems(truths: Sequence[Truth], faces: dict[str, list[np.ndarray]],
+                  channels: Sequence[str], fps: float, rig=None, interval=None
+                  ) -> dict[str, dict[str, metrics.MetricResult]]:
+    """`score` of every system (ground truth among them), the closure reference fitted once
+    on ground truth, and the ratios to ground truth and the train-mean face."""
+    reference = closure_reference(truths, channels, fps, rig)
+    scores = {name: score(truths, system, channels, fps, rig, interval, reference)
+              for name, system in faces.items()}
+    _add_ratios(scores)
+    return scores
+
+
+def truth_of(sample) -> Truth:
+    """A dataset sample's ground truth."""
+    phones = [(p.phone, p.start, p.end) for p in sample.meta.phones or ()]
+    return Truth(sample.key, sample.meta.speaker, sample.face, sample.audio(),
+                 metrics.bilabial_intervals(phones), sample.meta.phones is not None, phones,
+                 sample.meta.phones_source, sample.meta.emotion)
 
 
 def _system_names(runs: Sequence[LoadedRun]) -> list[str]:
@@ -128,9 +157,55 @@ def _sidecars(runs: Sequence[LoadedRun], dataset: Dataset) -> dict[str, list[str
     return wanted
 
 
+@dataclass(frozen=True)
+class ClosureReference:
+    """What the BCS family fits on ground truth once: the lip proxy and its threshold, and
+    the same threshold rule on the rig's mouth openness (None without a rig)."""
+
+    proxy: metrics.LipProxy
+    threshold: metrics.ClosureThreshold
+    rig_threshold: metrics.ClosureThreshold | None
+
+
+def closure_reference(truths: Sequence[Truth], channels: Sequence[str], fps: float, rig=None
+                      ) -> ClosureReference | None:
+    """The BCS reference of the truths' faces and phones; None (logged) where they hold no
+    bilabial and open-vowel frames to fit it on."""
+    phones = [t.phones for t in truths]
+    faces = [t.face for t in truths]
+    try:
+        proxy = metrics.fit_lip_proxy(faces, phones, fps)
+        threshold = metrics.closure_threshold([proxy(f) for f in faces], phones, fps,
+                                              "the lip proxy fitted on ground truth")
+        rig_threshold = None if rig is None else metrics.closure_threshold(
+            [metrics.lip_closure(f, channels, rig) for f in faces], phones, fps,
+            "the rig's mouth openness")
+    except ValueError as error:
+        log.info("no bilabial closure score: %s", error)
+        return None
+    return ClosureReference(proxy, threshold, rig_threshold)
+
+
+def _closure_metrics(truths: Sequence[Truth], faces: Sequence[np.ndarray],
+                     channels: Sequence[str], fps: float, rig, reference: ClosureReference
+                     ) -> list[metrics.MetricResult]:
+    phones = [t.phones for t in truths]
+    proxies = [reference.proxy(f) for f in faces]
+    bcs = metrics.bilabial_closure_score(proxies, phones, fps, reference.threshold)
+    results = [*bcs, *metrics.closure_precision(proxies, phones, fps, reference.threshold,
+                                                bcs[0])]
+    if reference.rig_threshold is not None:
+        results += metrics.bilabial_closure_score(
+            [metrics.lip_closure(f, channels, rig) for f in faces], phones, fps,
+            reference.rig_threshold, "bcs_rig_openness")
+    return results
+
+
 def score(truths: Sequence[Truth], faces: Sequence[np.ndarray], channels: Sequence[str],
-          fps: float, rig=None, interval=None) -> dict[str, metrics.MetricResult]:
-    """Every metric of one system's faces against the truths (name → result)."""
+          fps: float, rig=None, interval=None, closure: ClosureReference | None = None
+          ) -> dict[str, metrics.MetricResult]:
+    """Every metric of one system's faces against the truths (name → result); the BCS
+    family where `closure` (`closure_reference` of the truths) is given."""
     true = [t.face for t in truths]
     results = [metrics.mouth_l2(faces, true, channels), metrics.mve(faces, true, channels),
                metrics.expression_l2(faces, true, channels),
@@ -141,20 +216,25 @@ def score(truths: Sequence[Truth], faces: Sequence[np.ndarray], channels: Sequen
         results.append(metrics.jaw_open_correlation(faces, true, channels))
     if rig is not None:
         results += _vertex_metrics(rig, faces, true)
-    closure = [metrics.lip_closure(f, channels, rig) for f in faces]
+    mouth = [metrics.lip_closure(f, channels, rig) for f in faces]
     true_closure = [metrics.lip_closure(f, channels, rig) for f in true]
+    if closure is not None:
+        results += _closure_metrics(truths, faces, channels, fps, rig, closure)
     if any(t.bilabials for t in truths):
-        results += metrics.bilabial_closure(
-            true_closure, closure, [t.bilabials for t in truths], fps,
+        results += metrics.closure_frame_agreement(
+            true_closure, mouth, [t.bilabials for t in truths], fps,
             closure="rig mouth openness" if rig is not None else "JawOpen")
+    if any(t.has_phones for t in truths):
+        results += metrics.rest_in_silence(faces, [t.phones for t in truths], fps, channels,
+                                           rig)
     offsets = [metrics.av_offset(t.audio, SAMPLE_RATE, c, fps)
-               for t, c in zip(truths, closure, strict=True)]
+               for t, c in zip(truths, mouth, strict=True)]
     true_offsets = [metrics.av_offset(t.audio, SAMPLE_RATE, c, fps)
                     for t, c in zip(truths, true_closure, strict=True)]
     results += [metrics.median_av_offset(offsets),
                 metrics.av_offset_agreement(offsets, true_offsets)]
     if rig is not None and interval is not None:
-        results += metrics.openness_distribution(closure, interval.low, interval.high)
+        results += metrics.openness_distribution(mouth, interval.low, interval.high)
     return {r.name: r for r in results}
 
 
@@ -176,13 +256,24 @@ def _vertex_metrics(rig, faces: Sequence[np.ndarray], true: Sequence[np.ndarray]
     return [*lve, *fdd]
 
 
+TRUTH_RATIOS = ("jitter", "jitter_mouth", "silence_jaw_open", "silence_openness")
+MEAN_FACE_RATIOS = ("lve", "mouth_l2", "expression_l2")
+
+
 def _add_ratios(scores: dict[str, dict[str, metrics.MetricResult]]) -> None:
-    """Each system's jitter over ground truth's."""
-    truth = scores[GROUND_TRUTH]
+    """Each system's jitter and rest in silence over ground truth's, and its errors over the
+    train-mean face's (`NAME_ratio`, `NAME_vs_mean_face`)."""
+    truth, mean = scores[GROUND_TRUTH], scores.get(MEAN_FACE, {})
     for system in scores.values():
-        for name in ("jitter", "jitter_mouth"):
-            ratio = metrics.jitter_ratio(system[name], truth[name])
-            system[ratio.name] = ratio
+        for name in TRUTH_RATIOS:
+            if name in system and name in truth:
+                ratio = metrics.jitter_ratio(system[name], truth[name]) if "jitter" in name \
+                    else metrics.ratio(system[name], truth[name], "ground truth")
+                system[ratio.name] = ratio
+        for name in MEAN_FACE_RATIOS:
+            if name in system and name in mean:
+                found = metrics.ratio(system[name], mean[name], MEAN_FACE, "_vs_mean_face")
+                system[found.name] = found
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -202,13 +293,25 @@ def report_dict(evaluation: Evaluation) -> dict[str, Any]:
                                          "mouth_vertices": int(len(rig.mouth_idx))},
         "mouth_interval": first.info.mouth_interval,
         "skipped": dict(evaluation.skipped.counts),
+        "phones": phone_sources(evaluation.truths),
         "notes": list(NOTES),
-        "systems": {system: {name: _result_dict(r) for name, r in results.items()}
+        "systems": {system: {name: result_dict(r) for name, r in results.items()}
                     for system, results in evaluation.scores.items()},
     }
 
 
-def _result_dict(result: metrics.MetricResult) -> dict[str, Any]:
+def phone_sources(truths: Sequence[Truth]) -> dict[str, int]:
+    """Clips per source of their phone intervals (the BCS family reads them): `corpus` (the
+    demo synthesiser's events, a TextGrid), `estimated` (from word times), `none`."""
+    found: dict[str, int] = {}
+    for truth in truths:
+        source = truth.phones_source or "none"
+        found[source] = found.get(source, 0) + 1
+    return found
+
+
+def result_dict(result: metrics.MetricResult) -> dict[str, Any]:
+    """A result as JSON: its value (None for NaN), variant, units, pooling and count."""
     value = None if math.isnan(result.value) else result.value
     return {"value": value, "variant": result.variant, "units": result.units,
             "pooling": result.pooling, "count": result.count}

@@ -10,11 +10,15 @@ follow the code that defines each metric (issue 10; EVAL_EXPORT_RENDER_FACTS §1
 - `mouth_l2`, `mve`, `expression_l2`: FaceDiffuser's blendshape LVE / MVE (curves).
 - `fdd`: CodeTalker's upper-face dynamics deviation, signed and absolute (vertices).
 - `jitter`, `jitter_ratio`: Token-to-Face's jitter (curves).
-- `bilabial_closure`: Token-to-Face's bilabial closure score, on a lip-closure curve.
+- `fit_lip_proxy`, `closure_threshold`, `bilabial_closure_score`: the BCS of arXiv
+  2606.13630's `lip_closure.py` (Token-to-Face), its recipe exactly; `closure_precision` and
+  `rest_in_silence` beside it, so a mouth that closes everywhere or hangs open in silence
+  cannot look good; `closure_frame_agreement`: the earlier frame form, not the paper's.
 - `av_offset`: lag between the audio envelope and the mouth openness, a diagnostic.
 - `openness_distribution`, `jaw_open_correlation`.
 
-Phone intervals become frames by one rule (`phone_frames`): face frame i covers
+The BCS family frames phones as the paper's code does (`recipe_frames`). Other metrics frame
+phone intervals by one rule (`phone_frames`): face frame i covers
 [i/fps, (i+1)/fps) of the clip, and a phone [start, end) holds the frames whose centre
 (i + 0.5)/fps lies inside it; a phone that covers no frame centre holds the one frame that
 contains its midpoint. (Token-to-Face's `int(start*fps):int(end*fps)` drops such short
@@ -38,12 +42,14 @@ from unitaf_data.face import (
     lip_aperture,
     mouth_channels,
 )
-from unitaf_data.phones import is_bilabial
+from unitaf_data.phones import is_bilabial, is_open_vowel, is_pause
 from unitaf_model.model.rig import Rig
 
 FRAMES_POOLED = "mean over all frames pooled across clips"
 CLIPS_POOLED = "mean over clips of each clip's mean over frames"
-BCS_SHARE = 0.7  # ground truth's closure value that bounds this share of its bilabial frames
+AGREEMENT_SHARE = 0.7  # closure_frame_agreement: ground truth's share of frames under the threshold
+BCS_PERCENTILE = 95.0  # the paper's threshold over ground truth's per-interval minima
+SILENCE_MARGIN = 0.1  # seconds from the nearest phone for a frame to count as rest
 # Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
 LIP_CLOSED_APERTURE = 0.06
 
@@ -174,6 +180,15 @@ def jitter_ratio(pred: MetricResult, true: MetricResult) -> MetricResult:
                         pred.pooling, pred.count)
 
 
+def ratio(value: MetricResult, reference: MetricResult, reference_name: str,
+          suffix: str = "_ratio") -> MetricResult:
+    """`value` over `reference` (NaN where the reference is 0), named NAME + suffix."""
+    return MetricResult(f"{value.name}{suffix}",
+                        value.value / reference.value if reference.value else math.nan,
+                        f"{value.name} / {reference_name}'s", "ratio", value.pooling,
+                        value.count)
+
+
 def bilabial_intervals(phones: Iterable[tuple[str, float, float]]
                        ) -> list[tuple[float, float]]:
     """(start, end) seconds of the bilabial phones of a (label, start, end) timeline."""
@@ -198,39 +213,250 @@ def lip_closure(face: np.ndarray, channels: Sequence[str], rig: Rig | None) -> n
     return face[:, channel_index(channels, "JawOpen")]
 
 
-def bilabial_closure(true_closure: Sequence[np.ndarray], pred_closure: Sequence[np.ndarray],
-                     bilabials: Sequence[Sequence[tuple[float, float]]], fps: float,
-                     closure: str) -> tuple[MetricResult, MetricResult, MetricResult]:
-    """(bcs, bcs_intervals, bcs_threshold): Token-to-Face's bilabial closure score.
+def closure_frame_agreement(true_closure: Sequence[np.ndarray],
+                            pred_closure: Sequence[np.ndarray],
+                            bilabials: Sequence[Sequence[tuple[float, float]]], fps: float,
+                            closure: str) -> tuple[MetricResult, MetricResult, MetricResult]:
+    """(closure_frame_agreement, closure_interval_agreement, closure_agreement_threshold):
+    NOT the paper's BCS (that is `bcs`), kept under its own name for comparison with earlier
+    reports.
 
     The threshold is ground truth's closure value that bounds 70% of its frames inside the
-    bilabial intervals: the smallest of those frame values that at least 70% of them do not
-    exceed, so ground truth scores 70% on the frame form by construction (up to rounding to
-    whole frames, more where values tie). `bcs` is the share
-    of predicted frames inside the intervals at or below it; `bcs_intervals` the share of
+    bilabial intervals (so ground truth scores 70% on the frame form by construction, and a
+    mouth that is always closed scores 1). `closure_frame_agreement` is the share of predicted
+    frames inside the intervals at or below it; `closure_interval_agreement` the share of
     intervals whose most closed predicted frame is. `closure` names the closure curve (see
-    `lip_closure`); `bilabials` holds each clip's (start, end) intervals in seconds."""
+    `lip_closure`); `bilabials` holds each clip's (start, end) intervals in seconds, framed by
+    `phone_frames`."""
     clips = [(p, t, _spans(intervals, fps, len(t))) for (p, t), intervals in
              zip(_pairs(pred_closure, true_closure), bilabials, strict=True)]
     inside_true = _concatenate([t[span] for _, t, spans in clips for span in spans],
                                "bilabial frames")
-    threshold = float(np.quantile(inside_true, BCS_SHARE, method="inverted_cdf"))
+    threshold = float(np.quantile(inside_true, AGREEMENT_SHARE, method="inverted_cdf"))
     inside_pred = _concatenate([p[span] for p, _, spans in clips for span in spans])
     most_closed = np.array([p[span].min() for p, _, spans in clips for span in spans])
-    variant = f"Token-to-Face BCS on {closure}, threshold: ground truth's value bounding " \
-              f"{BCS_SHARE:.0%} of its bilabial (/p b m/) frames"
+    variant = f"not the paper's BCS: {closure} at or below ground truth's value bounding " \
+              f"{AGREEMENT_SHARE:.0%} of its bilabial (/p b m/) frames"
     return (
-        MetricResult("bcs", float(np.mean(inside_pred <= threshold)),
-                     f"{variant}; share of predicted bilabial frames at or below it "
-                     f"(ground truth: {BCS_SHARE:.0%} by construction)", "share",
+        MetricResult("closure_frame_agreement", float(np.mean(inside_pred <= threshold)),
+                     f"{variant}; share of predicted bilabial frames (ground truth: "
+                     f"{AGREEMENT_SHARE:.0%} by construction)", "share",
                      "frames pooled across clips", len(inside_pred)),
-        MetricResult("bcs_intervals", float(np.mean(most_closed <= threshold)),
+        MetricResult("closure_interval_agreement", float(np.mean(most_closed <= threshold)),
                      f"{variant}; share of bilabial intervals whose most closed predicted "
-                     "frame is at or below it", "share", "intervals pooled across clips",
-                     len(most_closed)),
-        MetricResult("bcs_threshold", threshold, variant, closure,
+                     "frame is", "share", "intervals pooled across clips", len(most_closed)),
+        MetricResult("closure_agreement_threshold", threshold, variant, closure,
                      "frames pooled across clips", len(inside_true)),
     )
+
+
+# --- the paper's BCS (arXiv 2606.13630, `lip_closure.py`) ---------------------------------
+
+
+def recipe_frames(start: float, end: float, fps: float, frames: int) -> slice:
+    """The frames `lip_closure.py` gives a phone [start, end) seconds: `int(start·fps)` to
+    `int(end·fps)`, clipped to the clip; empty for a phone inside one frame."""
+    return slice(max(0, int(start * fps)), min(frames, int(end * fps)))
+
+
+@dataclass(frozen=True)
+class LipProxy:
+    """The paper's lip-distance proxy: a logistic regression on standardised ARKit frames
+    (bilabial = 0 closed, open vowel = 1 open); its decision function, lower = more closed."""
+
+    mean: np.ndarray  # (C,) standardisation: population mean and std (1 for constant)
+    scale: np.ndarray
+    coef: np.ndarray  # (C,) on the standardised channels
+    intercept: float
+    closed_frames: int
+    open_frames: int
+
+    def __call__(self, face: np.ndarray) -> np.ndarray:
+        """(T,) decision function of a (T, C) face: positive = open, negative = closed."""
+        return (np.asarray(face, np.float64) - self.mean) / self.scale @ self.coef \
+            + self.intercept
+
+
+def logistic_regression(x: np.ndarray, y: np.ndarray, c: float = 1.0,
+                        iterations: int = 100) -> tuple[np.ndarray, float]:
+    """(coef, intercept) minimising ½‖w‖² + c·Σ log(1 + exp(−s·(x·w + b))), s = ±1 for y = 1/0:
+    scikit-learn's `LogisticRegression(C=c)` (L2, unpenalised intercept), by Newton steps."""
+    design = np.concatenate([np.asarray(x, np.float64), np.ones((len(x), 1))], axis=1)
+    sign = np.where(np.asarray(y) == 1, 1.0, -1.0)
+    penalty = np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0
+    weights = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        margin = sign * (design @ weights)
+        p = 0.5 * (1.0 - np.tanh(margin / 2))  # sigmoid(−margin), stable
+        gradient = penalty @ weights - c * design.T @ (sign * p)
+        hessian = penalty + c * (design * (p * (1 - p))[:, None]).T @ design
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(weights)), gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-12:
+            break
+    return weights[:-1], float(weights[-1])
+
+
+def fit_lip_proxy(faces: Sequence[np.ndarray], phones: Sequence[Sequence[tuple[str, float,
+                                                                                   float]]],
+                  fps: float) -> LipProxy:
+    """The proxy fitted on ground-truth faces: every frame of a bilabial phone labelled
+    closed, of an open vowel open (`recipe_frames`), standardised, then
+    `logistic_regression(C=1)`. ValueError without both kinds of frames."""
+    rows, labels = [], []
+    for face, clip_phones in zip(faces, phones, strict=True):
+        face = np.asarray(face, np.float64)
+        for label, start, end in clip_phones:
+            kind = 0 if is_bilabial(label) else 1 if is_open_vowel(label) else None
+            frames = face[recipe_frames(start, end, fps, len(face))]
+            if kind is not None and len(frames):
+                rows.append(frames)
+                labels += [kind] * len(frames)
+    y = np.array(labels)
+    closed, opened = int(np.sum(y == 0)), int(np.sum(y == 1))
+    if not closed or not opened:
+        raise ValueError(f"the lip proxy needs bilabial and open-vowel frames; ground truth "
+                         f"has {closed} and {opened}")
+    x = np.concatenate(rows)
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0  # as StandardScaler
+    coef, intercept = logistic_regression((x - mean) / scale, y)
+    return LipProxy(mean, scale, coef, intercept, closed, opened)
+
+
+def interval_minima(curves: Sequence[np.ndarray],
+                    phones: Sequence[Sequence[tuple[str, float, float]]], fps: float
+                    ) -> np.ndarray:
+    """Per bilabial interval (pooled over clips), the minimum of a (T,) closure curve over its
+    `recipe_frames`; intervals without a frame are left out, as the paper's scoring of
+    predictions does."""
+    minima = []
+    for curve, clip_phones in zip(curves, phones, strict=True):
+        for label, start, end in clip_phones:
+            span = recipe_frames(start, end, fps, len(curve))
+            if is_bilabial(label) and span.stop > span.start:
+                minima.append(float(np.min(curve[span])))
+    return np.array(minima)
+
+
+@dataclass(frozen=True)
+class ClosureThreshold:
+    """A closure curve of ground truth and its threshold: the 95th percentile (linear
+    interpolation, as `np.percentile`) over ground truth's bilabial intervals of each
+    interval's minimum."""
+
+    curve: str  # what the curve is: the fitted proxy, or the rig's mouth openness
+    threshold: float
+    intervals: int
+    percentile: float = 95.0
+
+
+def closure_threshold(true_curves: Sequence[np.ndarray],
+                      phones: Sequence[Sequence[tuple[str, float, float]]], fps: float,
+                      curve: str, percentile: float = BCS_PERCENTILE) -> ClosureThreshold:
+    minima = interval_minima(true_curves, phones, fps)
+    if not len(minima):
+        raise ValueError("ground truth has no bilabial interval of at least one frame")
+    return ClosureThreshold(curve, float(np.percentile(minima, percentile)), len(minima),
+                            percentile)
+
+
+def bilabial_closure_score(curves: Sequence[np.ndarray],
+                           phones: Sequence[Sequence[tuple[str, float, float]]], fps: float,
+                           threshold: ClosureThreshold, name: str = "bcs"
+                           ) -> tuple[MetricResult, MetricResult]:
+    """(NAME, NAME_mean_lip_score): the share of bilabial intervals whose minimum of the
+    system's closure curve is at or below ground truth's threshold (pooled over clips: the
+    paper's micro score, as a share), and the mean of those minima (lower = more closed)."""
+    minima = interval_minima(curves, phones, fps)
+    if not len(minima):
+        raise ValueError("no bilabial interval of at least one frame to score")
+    variant = f"arXiv 2606.13630 lip_closure.py BCS on {threshold.curve}: threshold = the " \
+              f"{threshold.percentile:g}th percentile of ground truth's per-interval minima " \
+              f"({threshold.threshold:.6g}, {threshold.intervals} intervals)"
+    return (
+        MetricResult(name, float(np.mean(minima <= threshold.threshold)),
+                     f"{variant}; share of /p b m/ intervals whose minimum reaches it "
+                     "(ground truth ≈ 0.95 by construction)", "share",
+                     "intervals pooled across clips", len(minima)),
+        MetricResult(f"{name}_mean_lip_score", float(minima.mean()),
+                     f"{variant}; mean of the per-interval minima (lower = more closed)",
+                     threshold.curve, "intervals pooled across clips", len(minima)),
+    )
+
+
+def phone_masks(phones: Sequence[tuple[str, float, float]], fps: float, frames: int,
+                margin: float = SILENCE_MARGIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(speech, bilabial, silence) boolean (T,) masks by `recipe_frames`: frames of any
+    phone (pauses excluded), of /p b m/, and frames at least `margin` seconds from every
+    phone (rest, away from coarticulation)."""
+    speech, bilabial = np.zeros(frames, bool), np.zeros(frames, bool)
+    near = np.zeros(frames, bool)
+    for label, start, end in phones:
+        if is_pause(label):
+            continue
+        speech[recipe_frames(start, end, fps, frames)] = True
+        near[recipe_frames(start - margin, end + margin, fps, frames)] = True
+        if is_bilabial(label):
+            bilabial[recipe_frames(start, end, fps, frames)] = True
+    return speech, bilabial, ~near
+
+
+def closure_precision(proxies: Sequence[np.ndarray],
+                      phones: Sequence[Sequence[tuple[str, float, float]]], fps: float,
+                      threshold: ClosureThreshold, bcs: MetricResult
+                      ) -> tuple[MetricResult, MetricResult, MetricResult]:
+    """(closure_precision, closure_f1, closure_outside_bilabials): a frame is closed where
+    the proxy is at or below the BCS threshold. Precision: the share of closed speech frames
+    inside /p b m/; F1: its harmonic mean with BCS (the recall over intervals); outside: the
+    share of speech frames outside /p b m/ (silence excluded) that are closed, which a mouth
+    that closes where it must not raises."""
+    closed_speech = closed_bilabial = closed_other = other = 0
+    for curve, clip_phones in zip(proxies, phones, strict=True):
+        speech, bilabial, _ = phone_masks(clip_phones, fps, len(curve))
+        closed = np.asarray(curve) <= threshold.threshold
+        closed_speech += int(np.sum(closed & speech))
+        closed_bilabial += int(np.sum(closed & bilabial))
+        closed_other += int(np.sum(closed & speech & ~bilabial))
+        other += int(np.sum(speech & ~bilabial))
+    precision = closed_bilabial / closed_speech if closed_speech else math.nan
+    f1 = 2 * precision * bcs.value / (precision + bcs.value) \
+        if closed_speech and precision + bcs.value > 0 else math.nan
+    variant = f"a frame is closed where {threshold.curve} is at or below the BCS threshold " \
+              f"({threshold.threshold:.6g})"
+    return (
+        MetricResult("closure_precision", precision, f"{variant}; share of closed speech "
+                     "frames inside /p b m/", "share", "frames pooled across clips",
+                     closed_speech),
+        MetricResult("closure_f1", f1, f"{variant}; harmonic mean of closure_precision and "
+                     "BCS", "F1", "frames (precision) and intervals (BCS)", closed_speech),
+        MetricResult("closure_outside_bilabials", closed_other / other if other else math.nan,
+                     f"{variant}; share of speech frames outside /p b m/ (silence excluded) "
+                     "that are closed", "share", "frames pooled across clips", other),
+    )
+
+
+def rest_in_silence(faces: Sequence[np.ndarray],
+                    phones: Sequence[Sequence[tuple[str, float, float]]], fps: float,
+                    channels: Sequence[str], rig: Rig | None) -> list[MetricResult]:
+    """Mouth openness where nobody speaks (frames `SILENCE_MARGIN` from every phone): the mean
+    JawOpen and, with a rig, the mean mouth openness over those frames pooled across clips;
+    compare with ground truth's rest (the `_ratio`s of the report)."""
+    silent = [f[phone_masks(p, fps, len(f))[2]] for f, p in zip(faces, phones, strict=True)]
+    if not sum(len(s) for s in silent):
+        return []
+    variant = f"frames at least {SILENCE_MARGIN:g} s from every phone"
+    results = [MetricResult("silence_jaw_open", float(_concatenate(
+        [s[:, channel_index(channels, "JawOpen")] for s in silent]).mean()),
+        f"mean JawOpen over {variant}", "blendshape weight", FRAMES_POOLED,
+        sum(len(s) for s in silent))] if "JawOpen" in channels else []
+    if rig is not None:
+        results.append(MetricResult("silence_openness", float(_concatenate(
+            [lip_closure(s, channels, rig) for s in silent if len(s)]).mean()),
+            f"mean rig mouth openness over {variant}", "rig units", FRAMES_POOLED,
+            sum(len(s) for s in silent)))
+    return results
 
 
 def _spans(intervals: Sequence[tuple[float, float]], fps: float, frames: int

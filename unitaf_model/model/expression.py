@@ -6,10 +6,13 @@ brows, eyes, cheeks or a smile. Stage III keeps the stage-II model frozen (so li
 degrade) and adds a residual to the expression (non-articulation) channels
 (`unitaf_data.face.expression_channels`, chosen by name), from three time-aligned inputs on
 the face grid: the stage-II articulation output (the anchor), the projected TTS-side
-features, and one emotion embedding of the clip's audio (IndexTTS2's `emovec`, or the offline
-`utterance` embedding: mean and std of the Whisper encoder states). A few dilated 1-D convs
-mix them over time; the output head starts at zero, so an untrained residual leaves the
-stage-II face unchanged.
+features, and the clip's emotion. On the TTS paths the emotion is an input (the corpus label
+in training, `--emotion` at synthesis), so by default (`emotion_set: label`) the residual
+learns an embedding of the emotion label (a bias-free linear map of its one-hot vector: an
+embedding table); it can instead read an emotion embedding of the clip's audio (IndexTTS2's
+`emovec`, or the offline `utterance` embedding: mean and std of the Whisper encoder states).
+A few dilated 1-D convs mix them over time; the output head starts at zero, so an untrained
+residual leaves the stage-II face unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +29,7 @@ from unitaf_data.face import articulation_channels, expression_channels
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
 
 MAX_WIDTH = 4096  # the widest residual or emotion embedding a run may declare
+LABEL = "label"  # emotion_set of a residual conditioned on the clip's emotion label
 
 
 @dataclass(frozen=True)
@@ -38,26 +43,38 @@ class ExpressionArgs:
     emotion_dim: int
     width: int = 128
     layers: int = 3
+    emotion_labels: tuple[str, ...] = ()  # with emotion_set `label`: the known emotions
 
     @staticmethod
     def for_channels(channels: tuple[str, ...], emotion_set: str, emotion_field: str,
-                     emotion_dim: int, width: int, layers: int) -> ExpressionArgs:
+                     emotion_dim: int, width: int, layers: int,
+                     emotion_labels: tuple[str, ...] = ()) -> ExpressionArgs:
         expression = expression_channels(channels)
         if not expression:
             raise ValueError("the face has no expression channels for a residual to add to")
         return ExpressionArgs(expression, articulation_channels(channels), emotion_set,
-                              emotion_field, emotion_dim, width, layers)
+                              emotion_field, emotion_dim, width, layers, emotion_labels)
+
+    @property
+    def on_label(self) -> bool:
+        """Whether the residual reads the emotion label (else an embedding of the audio)."""
+        return self.emotion_set == LABEL
+
+    def one_hot(self, label: str | None) -> np.ndarray:
+        return emotion_one_hot(self.emotion_labels, label)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "channels": list(self.channels),
-                "anchor_channels": list(self.anchor_channels)}
+                "anchor_channels": list(self.anchor_channels),
+                "emotion_labels": list(self.emotion_labels)}
 
     @staticmethod
     def from_dict(data: Any, channels: tuple[str, ...], what: str = "expression"
                   ) -> ExpressionArgs:
         """Checked against the model's own channels: a model.json from elsewhere must not
         name channels the face lacks or build a residual of any size."""
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)})
+        item = _keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)}
+                     - {"emotion_labels"}, {"emotion_labels"})
 
         def names(key: str) -> tuple[str, ...]:
             found = tuple(_typed(c, str, f"{what}.{key}[]")
@@ -74,21 +91,39 @@ class ExpressionArgs:
         if not found or not anchors or set(found) & set(anchors):
             raise RecordError(f"{what}: channels and anchor_channels must be non-empty and "
                               "disjoint")
-        return ExpressionArgs(found, anchors,
-                              _typed(item["emotion_set"], str, f"{what}.emotion_set"),
+        emotion_set = _typed(item["emotion_set"], str, f"{what}.emotion_set")
+        labels = tuple(_typed(label, str, f"{what}.emotion_labels[]") for label in
+                       _typed(item.get("emotion_labels", []), list, f"{what}.emotion_labels"))
+        if (emotion_set == LABEL) != bool(labels) or len(set(labels)) != len(labels) or \
+                (labels and len(labels) != sizes["emotion_dim"]):
+            raise RecordError(f"{what}: a residual on the emotion label lists emotion_dim "
+                              "distinct emotion_labels, any other lists none")
+        return ExpressionArgs(found, anchors, emotion_set,
                               _typed(item["emotion_field"], str, f"{what}.emotion_field"),
-                              sizes["emotion_dim"], sizes["width"], sizes["layers"])
+                              sizes["emotion_dim"], sizes["width"], sizes["layers"], labels)
+
+
+def emotion_one_hot(labels: tuple[str, ...], label: str | None,
+                    what: str = "this run's expression residual") -> np.ndarray:
+    """(E,) float32 one-hot of an emotion label among `labels`; ValueError naming them."""
+    if label not in labels:
+        raise ValueError(f"{what} is conditioned on the emotion: give one of "
+                         f"{', '.join(labels)} (got {label!r})")
+    return np.eye(len(labels), dtype=np.float32)[labels.index(label)]
 
 
 class ExpressionResidual(nn.Module):
-    """(anchor (B, T, A), features (B, T, D), emotion (B, E)) → Δ (B, T, channels)."""
+    """(anchor (B, T, A), features (B, T, D), emotion (B, E)) → Δ (B, T, channels); with
+    `labels`, `emotion` is a one-hot label and its map an embedding table."""
 
     def __init__(self, anchor_dim: int, feature_dim: int, emotion_dim: int, channels: int,
-                 width: int = 128, layers: int = 3, dropout: float = 0.1) -> None:
+                 width: int = 128, layers: int = 3, dropout: float = 0.1,
+                 labels: bool = False) -> None:
         super().__init__()
         self.anchor = nn.Linear(anchor_dim, width)
         self.features = nn.Linear(feature_dim, width)
-        self.emotion = nn.Sequential(nn.LayerNorm(emotion_dim), nn.Linear(emotion_dim, width))
+        self.emotion = nn.Linear(emotion_dim, width, bias=False) if labels else \
+            nn.Sequential(nn.LayerNorm(emotion_dim), nn.Linear(emotion_dim, width))
         self.convs = nn.ModuleList(nn.Conv1d(width, width, 3, padding=2**i, dilation=2**i)
                                    for i in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))

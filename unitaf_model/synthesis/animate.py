@@ -7,8 +7,9 @@ run). Those are recomputed here from any audio, exactly as extraction computed t
 length encoding, float16 storage), so a run animates audio it never saw without its dataset.
 Runs trained on features that need text or a TTS (IndexTTS2's `tts_latent`, `semantic_codes`)
 are refused with the command that can run them (`unitaf infer`). A run with an expression
-residual (stage III) also reads the clip's emotion embedding: the offline `utterance`
-embedding (mean and std over time of the same encoder states) is computed here too.
+residual (stage III) also reads the emotion: the requested label (`--emotion`) for a residual
+on the emotion label, or the offline `utterance` embedding (mean and std over time of the
+same encoder states), computed here too.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ AUDIO_WINDOW_SECONDS = 20.0  # Whisper's encoder sees at most 30 s: longer audio
 def check_audio_front_end(run: LoadedRun) -> None:
     """A clear error when the run's input cannot be computed from audio alone."""
     front, expression = run.info.front_end, run.info.expression
-    if expression is not None and expression.emotion_set != "utterance":
+    if expression is not None and not expression.on_label and \
+            expression.emotion_set != "utterance":
         raise ValueError(f"{run.path}'s expression residual reads the '{expression.emotion_set}'"
                          " emotion embedding, which `unitaf animate` cannot compute from audio "
                          "alone (it computes the offline `utterance` embedding)")
@@ -78,27 +80,29 @@ class AudioFrontEnd:
         inputs = nearest(states, self.centroids).astype(np.int16) if self.set == "units" \
             else states.astype(np.float16)  # as the sidecars store them
         found = {self.set: {self.field: inputs}}
-        if self.expression is not None:
+        if self.expression is not None and not self.expression.on_label:
             found.setdefault(self.expression.emotion_set, {})[
                 self.expression.emotion_field] = utterance_embedding(states)
         return found
 
 
 def face_from_features(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],
-                       speaker: str | None, fps: float, frames: int) -> np.ndarray:
+                       speaker: str | None, fps: float, frames: int,
+                       emotion: str | None = None) -> np.ndarray:
     """The run's face for one clip's features (`AudioFrontEnd.features`), on a grid of
-    `frames` frames at `fps`."""
-    face = run.predict_features(features, speaker)
+    `frames` frames at `fps`; `emotion` is the requested emotion of a residual on the label."""
+    face = run.predict_features(features, speaker, emotion)
     return resample_face(face, run.info.fps, fps, frames)
 
 
 def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
-            speaker: str | None = None, fps: float | None = None) -> np.ndarray:
+            speaker: str | None = None, fps: float | None = None,
+            emotion: str | None = None) -> np.ndarray:
     """Face (round(duration × fps), C) for 16 kHz mono audio; `fps` defaults to the run's
-    dataset face rate."""
+    dataset face rate, `emotion` is what a residual on the emotion label is given."""
     fps = fps or run.info.face_fps
     frames = round(len(audio) / SAMPLE_RATE * fps)
-    return face_from_features(run, front_end.features(audio), speaker, fps, frames)
+    return face_from_features(run, front_end.features(audio), speaker, fps, frames, emotion)
 
 
 def audio_inputs(path: Path) -> list[tuple[str, Path]]:
@@ -119,14 +123,14 @@ def audio_inputs(path: Path) -> list[tuple[str, Path]]:
 
 def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out: Path,
                  name: str, speaker: str | None = None, fps: float | None = None,
-                 video: bool = False) -> dict[str, Path]:
+                 video: bool = False, emotion: str | None = None) -> dict[str, Path]:
     """One audio file's face in every export format (and the preview video with `video`)."""
     from unitaf_data.audio import load_audio
     from unitaf_model.outputs.exports import write_exports
 
     audio = load_audio(audio_path, SAMPLE_RATE)
     fps = fps or run.info.face_fps
-    face = animate(run, front_end, audio, speaker, fps)
+    face = animate(run, front_end, audio, speaker, fps, emotion)
     return write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
                          SAMPLE_RATE, export_formats(run, video),
                          track_path=str(audio_path.resolve()))

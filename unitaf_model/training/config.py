@@ -59,8 +59,10 @@ class TrainConfig:
     mouth_coverage: float = 0.95  # share of train frames the mouth-openness interval spans
     mouth_aware: bool = True  # mouth-state-aware vertex loss (False: plain vertex MSE)
     # stage III
-    emotion_set: str = "utterance"  # the clip's emotion embedding: utterance | emovec
-    emotion_field: str = "utterance.npy"  # field of that set
+    # the residual's emotion: label (the corpus label, a learned embedding; `--emotion` at
+    # synthesis) | utterance | emovec (an embedding of the clip's audio, a feature set)
+    emotion_set: str = "utterance"
+    emotion_field: str = "utterance.npy"  # field of that set (unused for label)
     expression_width: int = 128  # hidden width of the expression residual
     expression_layers: int = 3  # layers of the expression residual
     expression_dropout: float = 0.1  # dropout in the expression residual
@@ -99,7 +101,7 @@ class TrainConfig:
             raise ValueError(f"augment_share must lie in [0, 1], not {self.augment_share}")
         reads = {(self.backbone_set, self.backbone_field), (self.teacher_set,
                                                              self.teacher_field)}
-        if self.stage == 3:
+        if self.stage == 3 and self.emotion_set != "label":  # a label survives any audio
             reads.add((self.emotion_set, self.emotion_field))
         allowed = {("whisper", "teacher.npy"), ("utterance", "utterance.npy")}
         if self.augment_share and not reads <= allowed:
@@ -118,7 +120,8 @@ class TrainConfig:
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
                         self.teacher_field, fps or self.fps, self.batch_size,
                         self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion,
-                        self.augment_share, self.augment_set, augment_copies)
+                        augment_share=self.augment_share, augment_set=self.augment_set,
+                        augment_copies=augment_copies)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

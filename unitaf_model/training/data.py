@@ -30,6 +30,7 @@ from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
 from unitaf_data.features.augment import AUGMENTED_SET, copy_fields
 from unitaf_data.reader import Skips
+from unitaf_model.model.expression import LABEL, emotion_one_hot
 from unitaf_model.model.unitaf import face_frames
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class DataSpec:
     input_rate: float = 50.0  # frame rate of the backbone input
     emotion_set: str = ""  # the clip's emotion embedding (stage III), when set
     emotion_field: str = ""
+    emotion_labels: tuple[str, ...] = ()  # emotion_set `label`: the clip's label, one-hot
     augment_share: float = 0.0  # share of train clips replaced by an augmented copy
     augment_set: str = AUGMENTED_SET
     augment_copies: int = 0  # copies per clip in that set (from its feature.json)
@@ -62,7 +64,7 @@ class DataSpec:
         for name, field_name in ((self.backbone_set, self.backbone_field),
                                  (self.teacher_set, self.teacher_field),
                                  (self.emotion_set, self.emotion_field)):
-            if name and field_name not in wanted.setdefault(name, []):
+            if name and name != LABEL and field_name not in wanted.setdefault(name, []):
                 wanted[name].append(field_name)
         return wanted
 
@@ -97,7 +99,7 @@ def augmented_copy(spec: DataSpec, sample: Sample, copy: int) -> Sample:
     for name, field_name in ((spec.backbone_set, spec.backbone_field),
                              (spec.teacher_set, spec.teacher_field),
                              (spec.emotion_set, spec.emotion_field)):
-        if name:
+        if name and name != LABEL:  # a label is the clip's, whatever its audio went through
             features[name][field_name] = found[fields[_COPY_FIELD[(name, field_name)]]]
     return dataclasses.replace(sample, face=found[fields[2]], features=features)
 
@@ -140,7 +142,10 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     found = {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
              "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
              "frames": frames, "teacher_frames": teacher_frames}
-    if spec.emotion_set:
+    if spec.emotion_set == LABEL:
+        found["emotion"] = emotion_one_hot(spec.emotion_labels, sample.meta.emotion,
+                                           f"{sample.key}: the residual")
+    elif spec.emotion_set:
         found["emotion"] = sample.features[spec.emotion_set][spec.emotion_field].astype(
             np.float32)
     return found

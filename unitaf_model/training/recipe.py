@@ -33,20 +33,11 @@ import numpy as np
 import torch
 
 from unitaf_data.dataset import Dataset, write_json
-from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import augmented_copies, loader, split_faces
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
-from unitaf_model.model.expression import ExpressionArgs
-from unitaf_model.training.losses import (
-    OpennessInterval,
-    fit_openness_interval,
-    masked_mse,
-    rig_terms,
-    vertex_loss,
-)
-from unitaf_model.model.unitaf import UniTAF
+from unitaf_model.model.expression import LABEL, ExpressionArgs
 from unitaf_model.model.projector import parameter_count
 from unitaf_model.model.rig import Rig, demo_rig, load_rig
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.run import (
     BEST,
     LoadedRun,
@@ -61,6 +52,15 @@ from unitaf_model.run import (
     read_run_info,
     save_checkpoint,
     save_weights,
+)
+from unitaf_model.training.config import TrainConfig, save_config
+from unitaf_model.training.data import augmented_copies, loader, split_faces
+from unitaf_model.training.losses import (
+    OpennessInterval,
+    fit_openness_interval,
+    masked_mse,
+    rig_terms,
+    vertex_loss,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ class Recipe:
             self.rig = self._setup_rig()
             template, openness = self._train_statistics()
             self.run_info = self._run_info(openness)
+        if self.run_info.expression is not None and self.run_info.expression.on_label:
+            self.spec = dataclasses.replace(
+                self.spec, emotion_labels=self.run_info.expression.emotion_labels)
         found = self.run_info.mouth_interval
         self.interval = OpennessInterval(found["low"], found["high"]) \
             if found is not None and cfg.mouth_aware else None
@@ -155,18 +158,32 @@ class Recipe:
                 self.spec.input_rate != stage2.model.input_rate:
             raise ValueError(f"{self.dataset} does not match the stage-II run {cfg.init}: its "
                              "face type, channel order or input rate differ")
-        emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
-        if len(emotion.shape) != 1 or emotion.time_varying:
-            raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
-                             "an emotion embedding is one (E,) vector per clip")
+        labels = self._emotion_labels() if cfg.emotion_set == LABEL else ()
         expression = ExpressionArgs.for_channels(
-            stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
-            cfg.expression_width, cfg.expression_layers)
+            stage2.model.channels, cfg.emotion_set, cfg.emotion_field,
+            len(labels) or self._emotion_width(), cfg.expression_width,
+            cfg.expression_layers, labels)
         centroids = Path(cfg.init) / "front_end.safetensors"
         if centroids.exists() and self.rank == 0:
             shutil.copyfile(centroids, self.out / centroids.name)
         return dataclasses.replace(stage2, stage=3, rig=self._store_rig(),
                                    expression=expression, dataset=self._dataset_identity())
+
+    def _emotion_labels(self) -> tuple[str, ...]:
+        """The emotions of the train split, sorted: the rows of the residual's embedding."""
+        labels = tuple(sorted({row["emotion"] for row in self.dataset.manifest()
+                               if row["split"] == "train"}))
+        if not labels:
+            raise ValueError(f"{self.dataset} has no train clips with an emotion label")
+        return labels
+
+    def _emotion_width(self) -> int:
+        cfg = self.config
+        emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
+        if len(emotion.shape) != 1 or emotion.time_varying:
+            raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
+                             "an emotion embedding is one (E,) vector per clip")
+        return int(emotion.shape[0])
 
     def _dataset_identity(self) -> dict[str, Any]:
         from unitaf_data.reader import sha256_of

@@ -1,0 +1,234 @@
+"""Evaluation under listening conditions: how a run's accuracy degrades when its audio does.
+
+`evaluate_conditions(run, dataset, split, conditions)` degrades every clip's audio on the fly
+(seeded per clip and condition), recomputes the run's input from it with the run's own front
+end (`unitaf_model.synthesis.animate.AudioFrontEnd`: the features extraction would have stored
+for that audio), predicts the face and scores it with the same functions as `unitaf eval`
+(`evaluate.score_systems`) against ground truth and the train-mean face. Conditions:
+
+- `clean`: the clip as it is (the front end recomputes exactly what the sidecars hold);
+- `noise20`, `noise10`: room-like noise (pink noise, low-passed) mixed at 20 / 10 dB SNR;
+- `telephone`: a 300–3400 Hz channel at 8 kHz, then back to 16 kHz;
+- `lead_silence`: one second of that noise alone before the speech (noise at 20 dB SNR
+  throughout); the face is held at the clip's first ground-truth frame (the clips start in a
+  pause) and the phones move by a second, and `noise_only_*` is the mouth openness over that
+  second, to compare with ground truth's rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unitaf_data.audio import resample
+from unitaf_data.dataset import Dataset
+from unitaf_data.schema import SAMPLE_RATE
+from unitaf_model.evaluation import metrics
+from unitaf_model.evaluation.evaluate import (
+    GROUND_TRUTH,
+    MEAN_FACE,
+    Truth,
+    result_dict,
+    score_systems,
+    truth_of,
+)
+from unitaf_model.run import LoadedRun
+
+LEAD_SECONDS = 1.0
+TELEPHONE_BAND = (300.0, 3400.0)
+TELEPHONE_RATE = 8000
+CONDITIONS = ("clean", "noise20", "noise10", "telephone", "lead_silence")
+# what the conditions table shows, in this order, where the report has it
+TABLE = ("lve", "lve_vs_mean_face", "mouth_l2", "jaw_open_correlation", "bcs",
+         "closure_precision", "closure_outside_bilabials", "jitter_mouth_ratio",
+         "silence_jaw_open_ratio", "silence_openness_ratio", "noise_only_jaw_open_ratio",
+         "noise_only_openness_ratio", "expression_l2_vs_mean_face")
+
+
+def room_noise(samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
+               ) -> np.ndarray:
+    """Unit-RMS room-like noise: white noise shaped to a 1/f (pink) spectrum, rolled off
+    above 4 kHz, like a fan or a ventilated room."""
+    spectrum = np.fft.rfft(rng.standard_normal(max(samples, 1)))
+    freqs = np.fft.rfftfreq(max(samples, 1), 1.0 / sample_rate)
+    shape = 1.0 / np.sqrt(np.maximum(freqs, 20.0)) / (1.0 + (freqs / 4000.0) ** 4)
+    noise = np.fft.irfft(spectrum * shape, max(samples, 1))[:samples]
+    rms = np.sqrt(np.mean(np.square(noise))) if samples else 1.0
+    return (noise / rms).astype(np.float32) if rms > 0 else noise.astype(np.float32)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
+               level: float | None = None) -> np.ndarray:
+    """`speech` plus unit-RMS `noise` scaled so that the speech's RMS over the noise's is
+    `snr_db` dB; the speech's RMS is `level`, or taken over the whole clip, pauses included."""
+    if level is None:
+        level = float(np.sqrt(np.mean(np.square(speech, dtype=np.float64)))) \
+            if len(speech) else 0.0
+    return (speech + noise * level * 10.0 ** (-snr_db / 20.0)).astype(np.float32)
+
+
+def telephone(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A telephone channel: band-limited to 300–3400 Hz and carried at 8 kHz."""
+    spectrum = np.fft.rfft(audio.astype(np.float64))
+    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
+    spectrum[(freqs < TELEPHONE_BAND[0]) | (freqs > TELEPHONE_BAND[1])] = 0.0
+    band = np.fft.irfft(spectrum, len(audio)).astype(np.float32)
+    narrow = resample(band, sample_rate, TELEPHONE_RATE)
+    return resample(narrow, TELEPHONE_RATE, sample_rate)[: len(audio)]
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """One clip under one condition: its audio, and the seconds of noise put before it."""
+
+    audio: np.ndarray
+    lead_seconds: float = 0.0
+
+
+def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> Degraded:
+    """`audio` (16 kHz mono) under `condition` (one of `CONDITIONS`)."""
+    audio = np.asarray(audio, np.float32)
+    if condition == "clean":
+        return Degraded(audio)
+    if condition in ("noise20", "noise10"):
+        return Degraded(mix_at_snr(audio, room_noise(len(audio), rng), float(condition[5:])))
+    if condition == "telephone":
+        return Degraded(telephone(audio))
+    if condition == "lead_silence":
+        padded = np.concatenate([np.zeros(round(LEAD_SECONDS * SAMPLE_RATE), np.float32),
+                                 audio])
+        level = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) \
+            if len(audio) else 0.0
+        return Degraded(mix_at_snr(padded, room_noise(len(padded), rng), 20.0, level),
+                        LEAD_SECONDS)
+    raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+
+
+def parse_conditions(text: str) -> list[str]:
+    """`clean,noise10` → ["clean", "noise10"]; ValueError naming an unknown one."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown or not names:
+        raise ValueError(f"unknown condition(s) {', '.join(unknown) or '(none)'}; known: "
+                         f"{', '.join(CONDITIONS)}")
+    return list(dict.fromkeys(names))
+
+
+def _shifted(truth: Truth, lead: float, fps: float) -> Truth:
+    """The truth of a clip with `lead` seconds of rest before it: the first frame held, the
+    phones and bilabials moved."""
+    frames = round(lead * fps)
+    if not frames:
+        return truth
+    face = np.concatenate([np.repeat(truth.face[:1], frames, 0), truth.face])
+    phones = [(label, start + lead, end + lead) for label, start, end in truth.phones]
+    bilabials = [(start + lead, end + lead) for start, end in truth.bilabials]
+    return replace(truth, face=face, phones=phones, bilabials=bilabials)
+
+
+def _noise_only(faces: Sequence[np.ndarray], frames: int, channels: Sequence[str], rig
+                ) -> list[metrics.MetricResult]:
+    """`noise_only_*`: the mouth openness over the first `frames` frames (noise alone)."""
+    found = metrics.rest_in_silence([f[:frames] for f in faces], [[] for _ in faces], 1.0,
+                                    channels, rig)
+    return [replace(r, name=r.name.replace("silence_", "noise_only_"),
+                    variant=r.variant.replace("frames at least", "the leading noise-only "
+                                              "second (frames at least") + ")")
+            for r in found]
+
+
+def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
+                        conditions: Sequence[str], seed: int = 0,
+                        emotion: Callable[[Truth], str | None] | None = None
+                        ) -> dict[str, dict[str, dict[str, metrics.MetricResult]]]:
+    """{condition: {system: {metric: result}}} for `run`, the train-mean face and ground truth
+    on `split`; `emotion(truth)` gives a label-conditioned residual its emotion (default: the
+    clip's corpus label)."""
+    from unitaf_model.synthesis.animate import AudioFrontEnd, face_from_features
+
+    front_end = AudioFrontEnd(run)
+    truths = [truth_of(s) for s in dataset.samples(dataset.shards(split), {}, None)
+              if not s.refused]
+    if not truths:
+        raise ValueError(f"no clip of the {split} split could be evaluated")
+    fps, channels = dataset.info.fps, dataset.info.channels
+    template = run.model.template.numpy()
+    name = run.path.name
+    results = {}
+    for index, condition in enumerate(conditions):
+        shifted, faces, lead = [], [], 0
+        for clip, truth in enumerate(truths):
+            degraded = degrade(truth.audio, condition,
+                               np.random.default_rng([seed, index, clip]))
+            moved = _shifted(truth, degraded.lead_seconds, fps)
+            lead = round(degraded.lead_seconds * fps)
+            faces.append(face_from_features(run, front_end.features(degraded.audio),
+                                            truth.speaker, fps, len(moved.face),
+                                            (emotion or _label)(truth)))
+            shifted.append(moved)
+        systems = {name: faces, MEAN_FACE: [np.repeat(template[None], len(t.face), 0)
+                                            for t in shifted],
+                   GROUND_TRUTH: [t.face for t in shifted]}
+        scores = score_systems(shifted, systems, channels, fps, run.rig, run.interval())
+        if lead:
+            _add_noise_only(scores, systems, lead, channels, run.rig)
+        results[condition] = scores
+    return results
+
+
+def _label(truth: Truth) -> str:
+    return truth.emotion
+
+
+def _add_noise_only(scores, systems, frames: int, channels, rig) -> None:
+    for system, faces in systems.items():
+        for result in _noise_only(faces, frames, channels, rig):
+            scores[system][result.name] = result
+    rest = scores[GROUND_TRUTH]  # ground truth's rest in the same stretch
+    for system in scores.values():
+        for name in ("noise_only_jaw_open", "noise_only_openness"):
+            if name in system and name in rest:
+                found = metrics.ratio(system[name], rest[name], "ground truth's rest")
+                system[found.name] = found
+
+
+def conditions_report(scores: dict[str, dict[str, dict[str, metrics.MetricResult]]],
+                      run: str, split: str, seed: int) -> dict[str, Any]:
+    return {"split": split, "run": run, "seed": seed, "lead_seconds": LEAD_SECONDS,
+            "conditions": {condition: {system: {n: result_dict(r) for n, r in found.items()}
+                                       for system, found in systems.items()}
+                           for condition, systems in scores.items()},
+            "notes": [__doc__.split("\n\n", 2)[1].replace("\n", " ")]}
+
+
+def conditions_table(report: dict[str, Any]) -> str:
+    """One table for the run: a row per metric, a column per condition."""
+    conditions = list(report["conditions"])
+    run = report["run"]
+    lines = [f"{run} on the {report['split']} split under listening conditions (seed "
+             f"{report['seed']}):", "",
+             "| metric | " + " | ".join(conditions) + " |",
+             "|---|" + "---|" * len(conditions)]
+    for name in TABLE:
+        cells = [report["conditions"][c][run].get(name) for c in conditions]
+        if all(cell is None for cell in cells):
+            continue
+        lines.append(f"| {name} | " + " | ".join(
+            "–" if c is None or c["value"] is None else f"{c['value']:.4g}" for c in cells)
+            + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_conditions(scores, run: str, split: str, seed: int, out: Path) -> dict[str, Path]:
+    """conditions.json and conditions.md into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = conditions_report(scores, run, split, seed)
+    paths = {"json": out / "conditions.json", "markdown": out / "conditions.md"}
+    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    paths["markdown"].write_text(conditions_table(report))
+    return paths
