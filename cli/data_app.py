@@ -67,6 +67,11 @@ def build(
         metavar="REGEX", rich_help_panel=CORPUS,
         help="`folder`: regex with a `(?P<speaker>...)` group, on the relative path "
              "(default: the parent folder).")] = SOURCE.speaker_pattern,
+    split_pattern: Annotated[str | None, typer.Option(
+        metavar="REGEX", rich_help_panel=CORPUS,
+        help="`folder`: regex with a `(?P<split>...)` group (train, val, test), on the "
+             "relative path (default: a stable hash of the recording).")
+    ] = SOURCE.split_pattern,
     flame_to_arkit: Annotated[Path | None, typer.Option(
         metavar="NPY", rich_help_panel=CORPUS,
         help="`beat2`: 51×103 matrix (flame103 = arkit51 @ M, e.g. mat_final.npy) to "
@@ -173,7 +178,7 @@ def build(
         source_options=SourceOptions(
             face_fps=face_fps, face_fps_out=face_fps_out,
             channel_names=str(channel_names) if channel_names else None,
-            speaker_pattern=speaker_pattern,
+            speaker_pattern=speaker_pattern, split_pattern=split_pattern,
             flame_to_arkit=str(flame_to_arkit.resolve()) if flame_to_arkit else None,
             arkit_names=str(arkit_names.resolve()) if arkit_names else None,
             include_additional=include_additional, language_folder=beat2_language),
@@ -302,6 +307,13 @@ def extract_features(
     skip_bad: Annotated[bool, typer.Option(
         "--skip-bad", help="Refuse a clip with bad data (counted as bad_sample) instead of "
                            "stopping.")] = EXTRACT.skip_bad,
+    augment: Annotated[int, typer.Option(
+        metavar="N", help="Augmented copies per train clip (speed, inserted noise-only or "
+                          "silent stretches with the face at rest, noise, channel, gain), "
+                          "written with their moved faces as the whisper_aug set.")
+    ] = EXTRACT.augment,
+    augment_seed: Annotated[int, typer.Option(
+        metavar="SEED", help="Seed of the augmented copies.")] = EXTRACT.augment_seed,
     verbose: Verbose = False,
 ) -> None:
     """Pre-extract model features of every clip into sidecar shards.
@@ -318,7 +330,8 @@ def extract_features(
                            gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
                            unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir,
                            w2v_bert=w2v_bert, semantic_codec=semantic_codec,
-                           ray_address=ray_address, overwrite=overwrite, skip_bad=skip_bad)
+                           ray_address=ray_address, overwrite=overwrite, skip_bad=skip_bad,
+                           augment=augment, augment_seed=augment_seed)
     summary = run_extract(config)
     table = Table(title=f"features of {dataset} ({summary.seconds:.1f} s)")
     for column in ("set", "fields", "clips", "hours", "rejected", "checks"):

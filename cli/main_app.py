@@ -182,7 +182,9 @@ def evaluate(
                                                            "`unitaf train`, or a Hub id.")],
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="Dataset to evaluate on (default: the run's).")] = None,
-    split: Annotated[str, typer.Option(metavar="test|val", help="Split.")] = "test",
+    split: Annotated[str, typer.Option(
+        metavar="test|val|test_speaker",
+        help="Split (test_speaker: the demo corpus's held-out speaker).")] = "test",
     compare: Annotated[list[str] | None, typer.Option(
         metavar="RUN", help="Another run to put in the same table (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -293,6 +295,7 @@ def _progress():
 
 
 TTS, ESPEAK = "IndexTTS2 (--tts indextts2)", "Offline cascade (--tts espeak)"
+PIPER = "IndexTTS2 and Piper (--tts indextts2|piper)"
 
 
 @app.command()
@@ -304,10 +307,12 @@ def infer(
     text_file: Annotated[Path | None, typer.Option(metavar="FILE",
                                                    help="Read the text from a file.")] = None,
     tts: Annotated[str, typer.Option(
-        metavar="indextts2|espeak",
+        metavar="indextts2|piper|espeak",
         help="indextts2: the UniTAF system (IndexTTS2 speech, face from its own GPT "
-             "latents; runs trained on IndexTTS2 features). espeak: an offline cascade, "
-             "eSpeak NG speech then the run's audio → face path (runs on audio features).")
+             "latents; runs trained on IndexTTS2 features). piper: the joint path offline "
+             "(the Piper voice's speech, face from its own latent; runs trained on "
+             "piper_latent). espeak: an offline cascade, eSpeak NG speech then the run's "
+             "audio → face path (runs on audio features).")
     ] = "indextts2",
     name: Annotated[str, typer.Option(metavar="NAME", help="File name of the outputs.")
                     ] = "speech",
@@ -332,8 +337,8 @@ def infer(
         "--emotion-text", rich_help_panel=TTS,
         help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
-        "--stream", rich_help_panel=TTS,
-        help="Print each segment as it is ready, with the first one's latency.")] = False,
+        "--stream", rich_help_panel=PIPER,
+        help="Print each segment (sentence) as it is ready, with its latency.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
         metavar="DIR", rich_help_panel=TTS,
         help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
@@ -348,7 +353,7 @@ def infer(
                                                 help="BigVGAN v2.")] = None,
     campplus: Annotated[str | None, typer.Option(metavar="PATH|HUB_ID", rich_help_panel=TTS,
                                                  help="CAMPPlus checkpoint.")] = None,
-    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=TTS,
+    seed: Annotated[int, typer.Option(metavar="N", rich_help_panel=PIPER,
                                       help="Seed of the TTS's sampling.")] = 0,
     segment_tokens: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=TTS,
@@ -358,14 +363,15 @@ def infer(
     """Text → speech + face.
 
     Writes NAME.wav, NAME.npy/.csv/.livelink.csv/.a2f.json/.glb and, with --video,
-    NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
-    UniTAF path; it exists so that the whole flow runs offline.
+    NAME.mp4. `--tts piper` is the joint path offline: the face from the Piper voice's own
+    features, sentence by sentence, with the real-time factor reported. `--tts espeak` is a
+    cascade (speech first, then audio → face), not the joint UniTAF path.
     """
     from unitaf_model.run import load_run
     from unitaf_model.synthesis import speak
 
-    if tts not in ("espeak", "indextts2"):
-        raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
+    if tts not in ("espeak", "indextts2", "piper"):
+        raise ValueError(f"--tts must be indextts2, piper or espeak, not {tts!r}")
     if (text is None) == (text_file is None):
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
@@ -373,12 +379,29 @@ def infer(
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)
+    elif tts == "piper":
+        written = _infer_piper(loaded, words, out, name, seed, fps, video, stream)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                    emotion_vector, emotion_text, fps, video, stream,
                                    (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
                                     campplus), seed, segment_tokens)
     say(f"{out}: {', '.join(p.name for p in written.values())}")
+
+
+def _infer_piper(loaded, words, out, name, seed, fps, video, stream):
+    from unitaf_model.synthesis import speak
+
+    def report(chunk) -> None:
+        if stream:
+            say(f"sentence {chunk.index}: {len(chunk.wav)} samples, {len(chunk.face)} frames "
+                f"from frame {chunk.first_frame}, ready after {chunk.ready_s:.2f} s")
+
+    written, timing = speak.infer_piper(loaded, words, out, name, seed, fps, video, report)
+    say(f"{timing['speech_s']:.2f} s of speech; real-time factor {timing['rtf']:.3f} "
+        f"(face {timing['face_per_speech_s'] * 1000:.1f} ms per second of speech); first "
+        f"sentence ready after {timing['first_chunk_s']:.2f} s")
+    return written
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,

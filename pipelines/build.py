@@ -131,8 +131,10 @@ def check_config(config: BuildConfig) -> None:
             raise FileNotFoundError(f"{flag} {path}: no such file")
     if options.channel_names is not None:
         _check_channel_names(Path(options.channel_names))
-    if options.speaker_pattern is not None:
-        _check_speaker_pattern(options.speaker_pattern)
+    for flag, pattern, group in (("--speaker-pattern", options.speaker_pattern, "speaker"),
+                                 ("--split-pattern", options.split_pattern, "split")):
+        if pattern is not None:
+            _check_pattern(flag, pattern, group)
     for flag, value in (("--face-fps", options.face_fps), ("--face-fps-out",
                         options.face_fps_out), ("--demo-minutes", config.demo_minutes),
                         ("--shard-size-mb", config.shard_size_mb),
@@ -173,14 +175,14 @@ def _check_channel_names(path: Path) -> None:
                                    " (the file is empty)"))
 
 
-def _check_speaker_pattern(pattern: str) -> None:
+def _check_pattern(flag: str, pattern: str, group: str) -> None:
     try:
         compiled = re.compile(pattern)
     except re.error as error:
-        raise ValueError(f"--speaker-pattern {pattern!r} is not a regular expression "
+        raise ValueError(f"{flag} {pattern!r} is not a regular expression "
                          f"({error})") from None
-    if "speaker" not in compiled.groupindex:
-        raise ValueError(f"--speaker-pattern {pattern!r} needs a (?P<speaker>...) group")
+    if group not in compiled.groupindex:
+        raise ValueError(f"{flag} {pattern!r} needs a (?P<{group}>...) group")
 
 
 def run_build(config: BuildConfig) -> BuildSummary:

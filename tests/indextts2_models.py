@@ -189,11 +189,11 @@ def _train_bpe(path: Path, vocab_size: int) -> None:
 
     import sentencepiece
 
-    from unitaf_data.sources.demo import SENTENCES
+    from unitaf_data.sources.demo_sentences import sentence_pool
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter([s.upper() for s in SENTENCES] * 4), model_writer=model,
+        sentence_iterator=iter([s.upper() for s in sentence_pool()[:40]] * 3), model_writer=model,
         model_type="bpe", vocab_size=min(vocab_size, 256), hard_vocab_limit=False,
         character_coverage=1.0, minloglevel=2)
     path.write_bytes(model.getvalue())

@@ -13,7 +13,7 @@ import pytest
 
 from processes import kill_everything, markers, wait_for
 from reference import DEMO_SETS, all_samples
-from unitaf_data.dataset import Dataset
+from unitaf_data.dataset import SPLITS, Dataset
 from unitaf_data.extract import check_features, fit_units, length_batches, refusal
 from unitaf_data.features import ClipInput
 from unitaf_data.features.units import load_centroids
@@ -132,7 +132,7 @@ def test_killed_extraction_resumes_to_identical_sidecars(demo_features, tmp_path
     copy = tmp_path / "dataset"
     shutil.copytree(demo_features, copy, ignore=shutil.ignore_patterns("features"))
     shutil.copytree(demo_features / "features" / "units", copy / "features" / "units",
-                    ignore=shutil.ignore_patterns("train", "val", "test", "feature.json"))
+                    ignore=shutil.ignore_patterns(*SPLITS, "feature.json"))
     command = [sys.executable, "-c", "from unitaf_cli.data_app import app; app()",
                "extract-features", str(copy), "--workers", "1"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

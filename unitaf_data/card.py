@@ -18,8 +18,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from unitaf_data.conditions import CONDITION_FIELDS
 from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
 from unitaf_data.schema import SAMPLE_RATE, DatasetInfo, FeatureSetInfo, Rejection, ShardInfo
+from unitaf_data.sources.demo_sentences import POOL_SIZE
 
 LICENCE_FILE = "LICENSE"  # the corpus's terms, for a source whose licence is its own
 
@@ -118,7 +120,8 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def dataset_features(channels: int, has_reference: bool, has_phones: bool) -> Any:
+def dataset_features(channels: int, has_reference: bool, has_phones: bool,
+                     has_conditions: bool = False) -> Any:
     """The `datasets.Features` of a main shard sample."""
     from datasets import Array2D, Features, List, Value
 
@@ -142,6 +145,11 @@ def dataset_features(channels: int, has_reference: bool, has_phones: bool) -> An
         meta |= {"phones": List({"phone": Value("string"), "start": Value("float64"),
                                  "end": Value("float64")}),
                  "phones_source": Value("string")}
+    if has_conditions:
+        conditions = {name: Value("string" if kind is str else "float64")
+                      for name, kind in CONDITION_FIELDS.items()}
+        meta["custom"] = {"voice": Value("string"), "voice_name": Value("string"),
+                          "conditions": conditions}
     return Features({
         "__key__": Value("string"), "__url__": Value("string"), "flac": Value("binary"),
         "face.npy": Array2D(shape=(None, channels), dtype="float32"), "json": meta,
@@ -191,7 +199,15 @@ def dataset_info(source: str, face: tuple[str, tuple[str, ...], float],
         "rejected_by_reason": dict(sorted(Counter(r.reason for r in rejections).items())),
         "has_reference_text": any(r.get("reference_text") is not None for r in rows),
         "has_phones": any(r.get("phones_source") is not None for r in rows),
+        "has_conditions": any(r.get("conditions") is not None for r in rows),
     }
+    if counts["has_conditions"]:
+        counts["clips_per_condition"] = {
+            s: dict(sorted(Counter("clean" if r["conditions"] == "clean" else "conditioned"
+                                   for r in rows if r["split"] == s).items()))
+            for s in splits}
+        counts["speakers_per_split"] = {s: sorted({r["speaker"] for r in rows
+                                                   if r["split"] == s}) for s in splits}
     face_type, channels, fps = face
     return DatasetInfo(source=source, face_type=face_type, channels=channels, fps=fps,
                        sample_rate=SAMPLE_RATE, build_settings=build_settings, counts=counts,
@@ -217,7 +233,8 @@ def card_text(dataset: Dataset, feature_sets: list[str] | None = None,
     source = source_terms(info.source)
     terms = [source] + [t for name, spec in sidecars.items() for t in feature_terms(name, spec)]
     main = dataset_features(len(info.channels), info.counts.get("has_reference_text", False),
-                            info.counts.get("has_phones", False))
+                            info.counts.get("has_phones", False),
+                            info.counts.get("has_conditions", False))
     configs = [("default", "data", main)] + [
         (name, f"features/{name}", sidecar_features(spec)) for name, spec in sidecars.items()]
     front = {
@@ -250,7 +267,7 @@ in `manifest.parquet`, one row per dropped recording or clip in
 | split | clips | hours |
 |---|---|---|
 {split_lines}
-
+{_demo_prose(info.source, counts)}
 {_sidecar_prose(sidecars)}Alignment: face frame i covers `[start + i/fps, start + (i+1)/fps)` of
 the source recording; the audio holds `round(T * 16000 / fps)` samples from `start`.
 
@@ -305,6 +322,32 @@ def _phones_prose(counts: dict[str, Any]) -> str:
             "(`phones_source`) where the corpus timed them (the demo synthesiser's eSpeak NG "
             "phonemes, or a TextGrid phone tier) and `estimated` where they were spread over the "
             "word times with the CMU Pronouncing Dictionary (ARPAbet).")
+
+
+def _demo_prose(source: str, counts: dict[str, Any]) -> str:
+    """How the demo corpus holds content out, and its recording conditions."""
+    if source != "demo":
+        return ""
+    speakers = counts.get("speakers_per_split", {})
+    conditioned = counts.get("clips_per_condition", {}).get("train", {}).get("conditioned", 0)
+    return f"""
+Splits are held out **by sentence**: the corpus draws its sentences from a fixed pool of
+{POOL_SIZE} (generated from a grammar over a word list rich in /p b m/), each sentence
+belongs to exactly one split, and no sentence of `val`, `test` or `test_speaker` is spoken
+in `train` by any voice. `val` and `test` are unseen sentences spoken by the seen speakers
+({", ".join(speakers.get("test", [])) or "none"}); `test_speaker` is unseen sentences spoken
+by a speaker heard nowhere else ({", ".join(speakers.get("test_speaker", [])) or "none"}).
+Every split cycles through the speakers and emotions it has.
+
+Recording conditions (in each clip's `json` `custom.conditions`, and as the `conditions`
+column of `manifest.parquet`): {conditioned} train clips come from recordings put through
+seeded conditions: room (pink), fan (brown noise with a hum) or babble (other eSpeak voices)
+noise at 5-30 dB SNR, long noise-only stretches before the first and after the last word
+(`lead_s`, `tail_s`, face at rest; clips keep what the cutter leaves of them), a level of
+-35 to -10 dBFS, a telephone channel (300-3400 Hz, 8 kHz) and light reverb (synthetic room,
+RT60 0.15-0.45 s). The held-out splits are clean: `unitaf eval` adds conditions itself.
+`custom.voice` names the synthesiser that spoke the clip (`espeak` or `piper`).
+"""
 
 
 def _sidecar_prose(sidecars: dict[str, FeatureSetInfo]) -> str:

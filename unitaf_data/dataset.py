@@ -48,10 +48,12 @@ from unitaf_data.schema import (
     ShardInfo,
 )
 
-SPLITS = ("train", "val", "test")  # in this order everywhere
+# in this order everywhere; test_speaker: a speaker (and sentences) no other split has
+SPLITS = ("train", "val", "test", "test_speaker")
 MAIN_FIELDS = ("face.npy", "flac", "json")  # in this order in every main sample
 REFUSED_FIELD = "rejected.txt"  # a sidecar sample the backend refused holds only this
-_SHARD_ID = re.compile(r"(train|val|test)/(train|val|test)-(\d{6})")
+_SPLIT = "|".join(sorted(SPLITS, key=len, reverse=True))  # test_speaker before test
+_SHARD_ID = re.compile(rf"({_SPLIT})/({_SPLIT})-(\d{{6}})")
 _SET_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -415,13 +417,13 @@ class Dataset:
         if set(members) != set(info.fields):
             raise ShardError(shard, "sidecar sample lacks a field", sample.key,
                              detail=f"has {sorted(members)}, declared {sorted(info.fields)}")
-        frames = None if info.frame_rate is None else round(
-            sample.meta.duration * info.frame_rate)
         arrays = {}
         for field_name in fields:
             spec = info.field_spec(field_name)
+            rate = spec.rate or info.frame_rate
+            frames = round(sample.meta.duration * rate) if rate and spec.time_varying else None
             array = decode_array(members[field_name], spec, shard, sample.key, field_name,
-                                 frames if spec.time_varying else None)
+                                 frames)
             if spec.dtype.startswith("int") and info.dims and (
                     array.min(initial=0) < 0 or array.max(initial=0) >= info.dims):
                 raise ShardError(shard, "code out of range", sample.key, field_name,

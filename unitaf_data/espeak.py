@@ -26,6 +26,10 @@ _EVENT_WORD = 1
 _EVENT_END = 5
 _EVENT_PHONEME = 7
 _PARAMETERS = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
+_CHARS_UTF8 = 1
+_PHONEMES_IPA = 2
+_CLAUSE_PUNCTUATION = ".,?!;:"
+_SENTENCE_END = ".?!"
 
 
 class _EventId(ctypes.Union):
@@ -64,6 +68,18 @@ class Utterance:
     sample_rate: int
     phonemes: list[TimedUnit]
     words: list[TimedUnit]
+
+
+@dataclass(frozen=True)
+class Clause:
+    """The IPA of one clause and the punctuation that ended it ("" for none)."""
+
+    ipa: str
+    punctuation: str
+
+    @property
+    def ends_sentence(self) -> bool:
+        return self.punctuation in _SENTENCE_END and self.punctuation != ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,35 @@ class Synthesizer:
         audio = (np.concatenate(self._chunks).astype(np.float32) / 32768.0
                  if self._chunks else np.zeros(0, np.float32))
         return Utterance(audio, self.sample_rate, *self._timeline(encoded, len(audio)))
+
+    def ipa_clauses(self, text: str, voice: str) -> list[Clause]:
+        """IPA of `text` for an eSpeak voice, one entry per clause with the punctuation that
+        ended it (eSpeak's phoneme translation drops punctuation; a clause's end is read from
+        the text it consumed, as Piper's phonemiser keeps it)."""
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"eSpeak NG has no voice {voice!r}")
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p),
+                                                    ctypes.c_int, ctypes.c_int]
+        encoded = text.encode()
+        buffer = ctypes.create_string_buffer(encoded)
+        base = ctypes.addressof(buffer)
+        pointer = ctypes.c_char_p(base)
+        clauses = []
+        while pointer.value is not None:
+            start = ctypes.cast(pointer, ctypes.c_void_p).value - base
+            ipa = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8,
+                                                  _PHONEMES_IPA)
+            after = ctypes.cast(pointer, ctypes.c_void_p).value
+            consumed = encoded[start:None if after is None else after - base].decode(
+                errors="ignore")
+            if after is not None:  # eSpeak has read one character of the next clause
+                consumed = consumed[:-1]
+            consumed = consumed.rstrip()
+            end = consumed[-1] if consumed and consumed[-1] in _CLAUSE_PUNCTUATION else ""
+            clauses.append(Clause(re.sub(r"\([^)]*\)", "", (ipa or b"").decode()).strip(),
+                                  end))
+        return clauses
 
     def _timeline(self, text: bytes, total_samples: int) -> tuple[list[TimedUnit], list[TimedUnit]]:
         sr = self.sample_rate

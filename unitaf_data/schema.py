@@ -69,6 +69,7 @@ class Recording:
     reference_words: list[Word] | None = None  # timed transcript (e.g. a TextGrid)
     reference_text: str | None = None  # untimed transcript
     reference_phones: list[Phone] | None = None  # timed phones (recording seconds)
+    custom: dict[str, Any] = field(default_factory=dict)  # corpus extras for every clip's json
 
     @property
     def duration(self) -> float:
@@ -448,21 +449,25 @@ _DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One array field of a feature set: its dtype and shape, `"T"` for the time axis."""
+    """One array field of a feature set: its dtype and shape, `"T"` for the time axis, and
+    for a time series on another grid than the set's `frame_rate` its own `rate` (an
+    augmented copy's face at the clip's fps)."""
 
     dtype: str
     shape: tuple[int | str, ...]
+    rate: float | None = None
 
     @property
     def time_varying(self) -> bool:
         return bool(self.shape) and self.shape[0] == "T"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "shape": list(self.shape)}
+        data: dict[str, Any] = {"dtype": self.dtype, "shape": list(self.shape)}
+        return data | ({"rate": self.rate} if self.rate is not None else {})
 
     @staticmethod
     def from_dict(data: Any, what: str = "field") -> FieldSpec:
-        item = _keys(data, what, {"dtype", "shape"})
+        item = _keys(data, what, {"dtype", "shape"}, {"rate"})
         dtype = _typed(item["dtype"], str, f"{what}.dtype")
         shape = tuple(_typed(item["shape"], list, f"{what}.shape"))
         if dtype not in _DTYPES:
@@ -471,7 +476,10 @@ class FieldSpec:
         if not 1 <= len(shape) <= 2 or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
             raise RecordError(f"{what}: shape {list(shape)} is not (T,), (T, D), (D,) or (N, D)")
-        return FieldSpec(dtype, shape)
+        rate = item.get("rate")
+        if rate is not None and (shape[:1] != ("T",) or _positive(rate, f"{what}.rate") <= 0):
+            raise RecordError(f"{what}: only a time series (T, ...) has a rate")
+        return FieldSpec(dtype, shape, None if rate is None else float(rate))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from unitaf_data import shards
 from unitaf_data.audio import flac_bytes, rms_db
+from unitaf_data.conditions import Conditions
 from unitaf_data.dataset import ShardRef
 from unitaf_data.face import resample_face
 from unitaf_data.phones import clip_phones
@@ -187,7 +188,7 @@ def clip_meta(
         reference_text=reference_text,
         wer=None if reference_text is None else round(
             word_error_rate(reference_text, asr_text), 4),
-        phones=phones, phones_source=phones_source,
+        phones=phones, phones_source=phones_source, custom=dict(recording.custom),
     )
 
 
@@ -212,7 +213,17 @@ def manifest_row(meta: ClipMeta, shard: ShardRef) -> dict[str, Any]:
         "asr_compression_ratio": meta.asr.compression_ratio, "rms_db": meta.rms_db,
         "reference_text": meta.reference_text, "wer": meta.wer,
         "phones_source": meta.phones_source,
+        **clip_conditions(meta),
     }
+
+
+def clip_conditions(meta: ClipMeta) -> dict[str, Any]:
+    """`voice` and `conditions` (a short label, `clean` or e.g. `babble 12dB+telephone`)
+    manifest columns of a clip whose corpus records them in `custom` (the demo corpus)."""
+    if "conditions" not in meta.custom:
+        return {}
+    return {"voice": str(meta.custom.get("voice", "")),
+            "conditions": Conditions(**meta.custom["conditions"]).label()}
 
 
 def write_shard(

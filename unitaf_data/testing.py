@@ -120,3 +120,76 @@ def _features(name: str, audio: np.ndarray) -> dict[str, bytes]:
         return {"units.npy": npy_bytes(np.minimum(level * UNITS, UNITS - 1).astype(np.int16))}
     basis = np.cos(np.outer(level, np.arange(1, TEACHER_DIM + 1)))
     return {"teacher.npy": npy_bytes(basis.astype(np.float16))}
+
+
+def write_piper_corpus(root: str | Path, sentences: dict[str, list[str]], speaker: str = "joe",
+                       per_recording: int = 4, seed: int = 0, voice=None) -> Path:
+    """A folder corpus of recordings spoken by the Piper voice, one folder per split
+    (`ROOT/{split}/{speaker}/recNNNN.*`; build it with `--source folder --face-fps 30
+    --channel-names ROOT/channels.txt --split-pattern '^(?P<split>[a-z]+)/'`), from
+    `sentences` by split, `per_recording` sentences each, with the demo
+    corpus's phoneme-driven ARKit face built from Piper's own phone timeline (IPA labels
+    read as eSpeak mnemonics, `unitaf_data.piper.espeak_mnemonic`), a TextGrid (words and
+    phones) and the `.custom.json` that lets `piper_latent` speak each recording again."""
+    import soundfile as sf
+
+    from unitaf_data import piper
+    from unitaf_data.sources import demo
+
+    voice = voice or piper.load_voice()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "channels.txt").write_text("\n".join(ARKIT51.channels) + "\n")
+    rng = np.random.default_rng(seed)
+    scripts = [(split, tuple(texts[i : i + per_recording]))
+               for split, texts in sentences.items() for i in range(0, len(texts), per_recording)]
+    for index, (split, chosen) in enumerate(scripts):
+        pauses = tuple(round(float(p), 3) for p in rng.uniform(0.45, 0.9, len(chosen) + 1))
+        script = piper.PiperScript(chosen, pauses, seed * 100_000 + index,
+                                   piper.voice_sha256(voice))
+        speech = piper.speak_script(voice, script)
+        stem = root / split / speaker / f"rec{index:04d}"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        frames = round(speech.duration * FPS)
+        phones = [(piper.espeak_mnemonic(label), start, end)
+                  for label, start, end in speech.phones]
+        face = demo.face_from_phonemes(phones, frames, FPS, "neutral",
+                                       np.random.default_rng([seed, index]))
+        sf.write(stem.with_suffix(".wav"), speech.wav, speech.sample_rate, subtype="PCM_16")
+        np.save(stem.with_suffix(".npy"), face)
+        stem.with_suffix(".txt").write_text(" ".join(chosen) + "\n")
+        write_json(stem.with_suffix(".custom.json"), {"voice": "piper",
+                                                     "piper": script.to_dict()})
+        _write_piper_textgrid(stem.with_suffix(".TextGrid"), speech, " ".join(chosen))
+    return root
+
+
+def _write_piper_textgrid(path: Path, speech, text: str) -> None:
+    """Words (the text's words over Piper's word groups, evenly spread where eSpeak grouped
+    them otherwise) and IPA phones."""
+    from praatio import textgrid
+    from praatio.utilities.constants import Interval
+
+    from unitaf_data.piper import is_speech
+
+    spans, current = [], None
+    for label, start, end in speech.phones:
+        if is_speech(label):
+            current = [start, end] if current is None else [current[0], end]
+        elif current is not None:
+            spans.append(current)
+            current = None
+    spans += [current] if current is not None else []
+    words = [w.strip(".,?!;:") for w in text.split() if w.strip(".,?!;:")]
+    if len(spans) != len(words):
+        first, last = spans[0][0], spans[-1][1]
+        step = (last - first) / len(words)
+        spans = [[first + i * step, first + (i + 1) * step] for i in range(len(words))]
+    grid = textgrid.Textgrid()
+    grid.addTier(textgrid.IntervalTier("words", [
+        Interval(round(s, 4), round(e, 4), w) for w, (s, e) in zip(words, spans, strict=True)],
+        0.0, speech.duration))
+    grid.addTier(textgrid.IntervalTier("phones", [
+        Interval(round(s, 4), round(e, 4), label) for label, s, e in speech.phones
+        if is_speech(label) and round(e, 4) > round(s, 4)], 0.0, speech.duration))
+    grid.save(str(path), format="long_textgrid", includeBlankSpaces=True)

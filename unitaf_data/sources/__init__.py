@@ -2,8 +2,10 @@
 
 `discover(input_dir, options) -> list[RecordingRef]` (sorted, labels from path parts; every
 setting `load` needs goes into `ref.extra`) and `load(ref) -> Recording` (16 kHz mono audio,
-face track with its channel names and fps). `load` raises `InputError` with a countable
-reason for bad input; the build records it in `rejected.parquet` and goes on.
+face track with its channel names and fps; `Recording.custom`, a JSON dict, is copied into
+every clip's json as `custom`, e.g. which synthesiser spoke the recording and how). `load`
+raises `InputError` with a countable reason for bad input; the build records it in
+`rejected.parquet` and goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SourceOptions:
     face_fps_out: float | None = None  # resample faces to this rate (default: keep)
     channel_names: str | None = None  # file: one face channel name per line
     speaker_pattern: str | None = None  # regex with a `speaker` group, on the relative path
+    split_pattern: str | None = None  # regex with a `split` group (default: a stable hash)
     flame_to_arkit: str | None = None  # BEAT2: 51×103 matrix .npy
     arkit_names: str | None = None  # BEAT2: row order of that matrix (file)
     include_additional: bool = False  # BEAT2: keep `additional` recordings (as train)

@@ -32,53 +32,31 @@ import numpy as np
 import soundfile as sf
 
 from unitaf_data.audio import load_audio
+from unitaf_data.conditions import Conditions, apply_conditions, draw_conditions
 from unitaf_data.face import ARKIT51
 from unitaf_data.phones import phones_from_events
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
 from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
+from unitaf_data.sources.demo_sentences import held_out_sentences as held_out_sentences
+from unitaf_data.sources.demo_sentences import sentence_splits
 
 NAME = "demo"
 FPS = 30.0
-CORPUS_VERSION = 1
-RECORDING_TARGET_SECONDS = 20.0
-
-SENTENCES = (
-    "Good morning, my friends, it is a beautiful day.",
-    "The pilot spoke calmly as the plane began to move.",
-    "Bring a jumper because the evening may be cold.",
-    "Please remember to bring my umbrella tomorrow.",
-    "The plumber fixed the pump in the basement.",
-    "Please bring the big blue map back to the boat.",
-    "Palm trees bend when a powerful storm blows in.",
-    "The farmer moved the sheep up the muddy path.",
-    "Bob made a maple pie for my mom.",
-    "Paper maps are better than phones in the mountains.",
-    "The puppy jumped over a pile of empty boxes.",
-    "A warm breeze moved across the open harbor.",
-    "The poet wrote a moving poem about a broken bell.",
-    "We sampled plum jam and buttered bread at the market.",
-    "My brother bought a bright umbrella in Boston.",
-    "Pop music played from a battered old boom box.",
-    "Robert baked a marble cake for the family party.",
-    "The museum opens at nine on most Mondays.",
-    "Maybe we should meet at the bus stop before lunch.",
-    "The people in the apartment upstairs play the piano every morning.",
-    "Remember to put the milk back in the fridge.",
-    "The problem was simple, but the answer took time.",
-    "She opened the map and pointed to the small bay.",
-    "We will probably be back home before midnight.",
-    "The baby smiled when the puppy climbed on the bed.",
-    "Computers became much cheaper over the past ten years.",
-    "Please tell me about the best book you have read.",
-    "The big ship moved slowly past the white lighthouse.",
-)
+CORPUS_VERSION = 2  # 2: sentence pool split by sentence, a held-out speaker, conditions
+RECORDING_TARGET_SECONDS = 15.0
 
 SPEAKERS = (  # speaker id, eSpeak voice, base rate (words/min), base pitch (0-100)
     ("spk01", "en-us+m1", 170, 42),
     ("spk02", "en-us+Annie", 165, 55),
     ("spk03", "en-us+m4", 160, 40),
     ("spk04", "en-us+steph", 160, 60),
+    ("spk05", "en-us+f3", 165, 50),  # held out: speaks only in the test_speaker split
 )
+HELD_OUT_SPEAKER = "spk05"
+SEEN_SPEAKERS = tuple(name for name, *_ in SPEAKERS if name != HELD_OUT_SPEAKER)
+SENTENCES_PER_RECORDING = 4
+CONDITIONS_SHARE = 0.5  # of train recordings: noise, level, channel, reverb, long edges
+BABBLE_VOICES = ("en-us+m2", "en-us+f2", "en-us+m7", "en-us+f4")
 
 EMOTIONS = {  # rate factor, pitch offset, pitch range, volume, expression channels
     "neutral": (1.00, 0, 50, 100, {}),
@@ -107,29 +85,47 @@ class DemoRecordingPlan:
     volume: int
     sentences: tuple[str, ...]
     pauses: tuple[float, ...]  # silence before each sentence, and one after the last
+    conditions: Conditions = Conditions()  # what the clean speech is put through
+    engine: str = "espeak"  # the synthesiser that speaks it (recorded as the clip's `voice`)
 
 
 def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
-    """Deterministic plan: ~20 s recordings cycling through speakers and emotions.
+    """Deterministic plan: ~15 s recordings of four sentences each.
 
-    Splits are per recording (no recording is split across train/val/test); with three or
-    more recordings at least one goes to val and one to test.
+    Splits are per recording and by sentence: each split speaks only its own sentences
+    (`demo_sentences`). With four or more recordings, 10 % (at least one) go to each of
+    `val` and `test` (seen speakers) and `test_speaker` (the held-out speaker, who speaks
+    nowhere else); with three, one each to val and test. Within a split, speakers and
+    emotions cycle, so a split of five or more recordings has every emotion. Half of the
+    train recordings get seeded recording conditions (noise, level, channel, reverb, long
+    noise-only edges); held-out splits stay clean (eval adds conditions itself).
     """
     rng = np.random.default_rng(seed)
     count = max(1, math.ceil(minutes * 60.0 / RECORDING_TARGET_SECONDS))
     splits = _assign_splits(count, rng)
-    emotions = list(EMOTIONS)
-    plans = []
-    for i in range(count):
-        speaker = SPEAKERS[i % len(SPEAKERS)][0]
-        emotion = emotions[(i // len(SPEAKERS) + i % len(SPEAKERS)) % len(emotions)]
+    pools = {split: list(rng.permutation(sentences))
+             for split, sentences in sentence_splits().items()}
+    emotions, seen_in_split, plans = list(EMOTIONS), {}, []
+    for i, split in enumerate(splits):
+        j = seen_in_split[split] = seen_in_split.get(split, -1) + 1
+        speakers = (HELD_OUT_SPEAKER,) if split == "test_speaker" else SEEN_SPEAKERS
+        speaker = speakers[(j + j // len(emotions)) % len(speakers)]
+        emotion = emotions[j % len(emotions)]
         voice = speaker_prosody(speaker, emotion)
-        chosen = rng.choice(len(SENTENCES), size=7, replace=False)
+        pool = pools[split]
+        chosen = tuple(str(pool[(j * SENTENCES_PER_RECORDING + k) % len(pool)])
+                       for k in range(SENTENCES_PER_RECORDING))
+        pauses = [round(float(p), 3) for p in rng.uniform(0.45, 0.9, size=len(chosen) + 1)]
+        conditions = Conditions(lead_s=pauses[0], tail_s=pauses[-1])
+        if split == "train" and rng.random() < CONDITIONS_SHARE:
+            lead, tail = (float(x) for x in rng.uniform(0.8, 2.5, size=2))
+            conditions = draw_conditions(rng, lead, tail)
+            pauses[0], pauses[-1] = conditions.lead_s, conditions.tail_s
         plans.append(DemoRecordingPlan(
             recording=f"rec{i:04d}", speaker=speaker, voice=voice.voice, emotion=emotion,
-            split=splits[i], rate=voice.rate, pitch=voice.pitch, range=voice.range,
-            volume=voice.volume, sentences=tuple(SENTENCES[j] for j in chosen),
-            pauses=tuple(round(float(p), 3) for p in rng.uniform(0.45, 0.9, size=6)),
+            split=split, rate=voice.rate, pitch=voice.pitch, range=voice.range,
+            volume=voice.volume, sentences=chosen, pauses=tuple(pauses),
+            conditions=conditions,
         ))
     return plans
 
@@ -151,18 +147,19 @@ def speaker_prosody(speaker: str, emotion: str):
 
 def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:
     splits = ["train"] * count
+    held_out = ("val", "test", "test_speaker") if count >= 4 else ("val", "test")
     if count >= 3:
-        held_out = max(1, round(0.1 * count))
+        size = max(1, round(0.1 * count))
         order = rng.permutation(count)
-        for i in order[:held_out]:
-            splits[i] = "val"
-        for i in order[held_out : 2 * held_out]:
-            splits[i] = "test"
+        for n, split in enumerate(held_out):
+            for i in order[n * size : (n + 1) * size]:
+                splits[i] = split
     return splits
 
 
 def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -> dict:
-    """Speak one planned recording, build its face, write its three files; returns its entry.
+    """Speak one planned recording, build its face, put the speech through the planned
+    conditions, write its three files; returns its entry.
 
     Reproducible only when called in a fresh process (see `unitaf_data.espeak`)."""
     from unitaf_data.espeak import Prosody, Synthesizer
@@ -188,6 +185,8 @@ def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -
     num_frames = round(len(audio) / sr * FPS)
     rng = np.random.default_rng([seed, zlib.crc32(plan.recording.encode())])
     face = face_from_phonemes(phonemes, num_frames, FPS, plan.emotion, rng)
+    if not plan.conditions.clean:
+        audio = _through_conditions(audio, sr, plan, sentences, rng)
 
     stem = corpus_dir / plan.recording
     sf.write(f"{stem}.wav", audio, sr, subtype="PCM_16")
@@ -195,6 +194,32 @@ def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -
     timeline = {"phonemes": phonemes, "words": words, "sentences": sentences}
     Path(f"{stem}.timeline.json").write_text(json.dumps(timeline, indent=1))
     return asdict(plan) | {"duration": len(audio) / sr, "frames": num_frames}
+
+
+def _through_conditions(audio: np.ndarray, sr: int, plan: DemoRecordingPlan,
+                        sentences: list, rng: np.random.Generator) -> np.ndarray:
+    """The recording's speech through its conditions; SNR and level are measured over the
+    sentences, babble is other eSpeak voices speaking train sentences at once."""
+    mask = np.zeros(len(audio), bool)
+    for _, start, end in sentences:
+        mask[round(start * sr) : round(end * sr)] = True
+    babble = _babble(sr, rng) if plan.conditions.noise == "babble" else None
+    return apply_conditions(audio, sr, plan.conditions, rng, mask, babble)
+
+
+def _babble(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Four voices at once, each speaking two train sentences, level-matched, ~6 s."""
+    from unitaf_data.espeak import Prosody, Synthesizer
+
+    synth, train = Synthesizer.shared(), sentence_splits()["train"]
+    voices = []
+    for voice in BABBLE_VOICES:
+        said = [synth.speak(train[int(rng.integers(len(train)))],
+                            Prosody(voice, 175, 50, 50, 100)).audio for _ in range(2)]
+        speech = np.concatenate(said)
+        voices.append(speech / (np.sqrt(np.mean(speech.astype(np.float64) ** 2)) + 1e-9))
+    length = min(len(v) for v in voices)
+    return np.sum([np.roll(v, int(rng.integers(len(v))))[:length] for v in voices], axis=0)
 
 
 # --- the face ------------------------------------------------------------------------------
@@ -328,10 +353,18 @@ def discover(
             split=entry["split"], emotion=entry["emotion"],
             audio_path=str(corpus_dir / f"{entry['recording']}.wav"),
             face_path=str(corpus_dir / f"{entry['recording']}.face.npy"),
-            extra={"timeline_path": str(corpus_dir / f"{entry['recording']}.timeline.json")},
+            extra={"timeline_path": str(corpus_dir / f"{entry['recording']}.timeline.json"),
+                   "custom": clip_custom(entry)},
         ) for entry in index["recordings"]),
         key=lambda ref: ref.id,
     )
+
+
+def clip_custom(entry: dict) -> dict:
+    """What every clip of a recording carries in its json `custom`: the synthesiser that
+    spoke it (`voice`: espeak or piper), its voice name, and its recording conditions."""
+    return {"voice": entry["engine"], "voice_name": entry["voice"],
+            "conditions": Conditions(**entry["conditions"]).to_dict()}
 
 
 def load(ref: RecordingRef) -> Recording:
@@ -345,6 +378,7 @@ def load(ref: RecordingRef) -> Recording:
         reference_words=[Word(w, s, e) for w, s, e in timeline["words"]],
         reference_phones=phones_from_events(timeline["phonemes"],
                                             f"{ref.extra['timeline_path']}: phonemes"),
+        custom=ref.extra["custom"],
     )
 
 

@@ -4,10 +4,13 @@ Any corpus that is not one of the named layouts: each `*.wav|flac|ogg|mp3` needs
 with the same stem and path: `.npy` (T, C) with `--channel-names FILE`, `.csv` with a header
 of channel names, or BEAT-v1 ARKit `.json` (60 fps). Optional transcripts beside them:
 `.TextGrid` (word tier, timed; a phone tier, if any, gives the clips' phones) or `.txt`
-(plain text). `--face-fps` gives the frame rate of `.npy`/`.csv` faces. The speaker comes
-from `--speaker-pattern` (a regex with a `speaker` group matched against the path relative to
-`--input`), by default the parent folder's name. Splits are stable per recording (~90/5/5
-from a hash of its id).
+(plain text), and `.custom.json` (a JSON object every clip of the recording carries as its
+json's `custom`, e.g. how a TTS spoke it: `unitaf_data.piper`). `--face-fps` gives the frame
+rate of `.npy`/`.csv` faces. The speaker comes from `--speaker-pattern` (a regex with a
+`speaker` group matched against the path relative to `--input`), by default the parent
+folder's name. Splits are stable per recording (~90/5/5
+from a hash of its id), or come from `--split-pattern` (a regex with a `split` group, e.g.
+`^(?P<split>train|val|test)/`), so that held-out content can be chosen.
 
     corpus/
       alice/take01.wav  alice/take01.csv  alice/take01.txt
@@ -47,6 +50,15 @@ def speaker_of(relative: Path, pattern: str | None) -> str:
     return relative.parent.name or "speaker"
 
 
+def split_of(relative: Path, recording_id: str, pattern: str | None) -> str:
+    if not pattern:
+        return split_for(recording_id)
+    match = re.search(pattern, relative.as_posix())
+    if not match or "split" not in match.groupdict():
+        raise ValueError(f"--split-pattern {pattern!r} has no 'split' group matching {relative}")
+    return match["split"]
+
+
 def discover(
     input_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
 ) -> list[RecordingRef]:
@@ -61,13 +73,27 @@ def discover(
         speaker = speaker_of(relative, options.speaker_pattern)
         refs.append(RecordingRef(
             source=NAME, speaker=speaker, recording=recording,
-            split=split_for(f"{key_part(speaker)}-{recording}"), audio_path=str(audio),
+            split=split_of(relative, f"{key_part(speaker)}-{recording}",
+                           options.split_pattern), audio_path=str(audio),
             face_path=str(faces[0] if faces else audio.with_suffix(".npy")),
             extra={"face_fps": options.face_fps, "channel_names": options.channel_names,
                    "textgrid_path": str(audio.with_suffix(".TextGrid")),
-                   "text_path": str(audio.with_suffix(".txt"))},
+                   "text_path": str(audio.with_suffix(".txt")),
+                   **_custom(audio.with_suffix(".custom.json"))},
         ))
     return sorted(refs, key=lambda ref: ref.id)
+
+
+def _custom(path: Path) -> dict:
+    """`{"custom": {...}}` from a recording's `.custom.json`, or nothing without one."""
+    if not path.exists():
+        return {}
+    from unitaf_data.dataset import read_json_file
+
+    custom = read_json_file(path)
+    if not isinstance(custom, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return {"custom": custom}
 
 
 def load(ref: RecordingRef) -> Recording:
@@ -89,7 +115,8 @@ def load(ref: RecordingRef) -> Recording:
                      channels=channels, fps=float(fps),
                      reference_words=read_textgrid_words(textgrid),
                      reference_phones=read_textgrid_phones(textgrid),
-                     reference_text=_read_text(Path(ref.extra["text_path"])))
+                     reference_text=_read_text(Path(ref.extra["text_path"])),
+                     custom=dict(ref.extra.get("custom") or {}))
 
 
 def _read_text(path: Path) -> str | None:

@@ -9,7 +9,11 @@
   and the face comes from the audio through the run's audio front end (as `unitaf animate`):
   not the joint path, and for runs trained on the offline audio features.
 
-Both write what `animate` writes, plus NAME.wav.
+- `piper`: the joint path offline. The Piper voice (`unitaf_data.piper`) speaks each sentence
+  and the face comes from that synthesis's own features (`unitaf_model.synthesis.piper`),
+  for a run trained on `piper_latent`. Streamed one sentence at a time.
+
+All write what `animate` writes, plus NAME.wav.
 """
 
 from __future__ import annotations
@@ -122,3 +126,29 @@ def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Pa
     return write_outputs(run, out, name, np.concatenate([c.wav for c in chunks]),
                          SAMPLE_RATE, np.concatenate([c.face for c in chunks]),
                          fps or run.info.face_fps, video)
+
+
+def infer_piper(run: LoadedRun, text: str, out: Path, name: str, seed: int = 0,
+                fps: float | None = None, video: bool = False,
+                on_chunk: Callable | None = None) -> tuple[dict[str, Path], dict[str, float]]:
+    """The joint path with Piper, streamed; `on_chunk(chunk)` sees each sentence as it
+    arrives. Returns the files written and the timings: seconds of speech, the stream's
+    real-time factor (speech + face time / speech seconds) and the first chunk's latency."""
+    from unitaf_data.piper import load_voice
+    from unitaf_model.synthesis.piper import feature_of, stream
+
+    feature_of(run)  # refuse a run of other features before loading the voice
+    voice = load_voice()
+    chunks = []
+    for chunk in stream(voice, run, text, seed, fps):
+        chunks.append(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    wav = np.concatenate([c.wav for c in chunks])
+    seconds = len(wav) / voice.sample_rate
+    timing = {"speech_s": seconds, "first_chunk_s": chunks[0].ready_s,
+              "rtf": sum(c.speech_s + c.face_s for c in chunks) / seconds,
+              "face_per_speech_s": sum(c.face_s for c in chunks) / seconds}
+    return write_outputs(run, out, name, wav, voice.sample_rate,
+                         np.concatenate([c.face for c in chunks]), fps or run.info.face_fps,
+                         video), timing

@@ -36,6 +36,8 @@ class TrainConfig:
     shuffle_buffer: int = 64  # clips held for shuffling the stream
     loader_workers: int = 0  # data loader processes (0: in the training process)
     skip_bad: bool = False  # skip (and count) bad samples instead of stopping
+    augment_share: float = 0.0  # share of train clips replaced by an augmented copy (0: off)
+    augment_set: str = "whisper_aug"  # set of those copies (extract-features --augment N)
     # optimisation
     steps: int = 400  # optimiser steps of the stage
     lr: float = 2e-3  # peak learning rate (AdamW)
@@ -89,16 +91,37 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be positive")
         if self.fps < 0:
             raise ValueError(f"fps must be positive, or 0 for the dataset's, not {self.fps}")
+        self._validate_augment()
         return self
 
-    def data_spec(self, fps: float | None = None, input_rate: float = 50.0) -> DataSpec:
-        """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate)."""
+    def _validate_augment(self) -> None:
+        """Augmented copies hold Whisper states, utterance embeddings and faces: they can
+        stand in for a clip only when every input the stage reads is one of those."""
+        if not 0.0 <= self.augment_share <= 1.0:
+            raise ValueError(f"augment_share must lie in [0, 1], not {self.augment_share}")
+        reads = {(self.backbone_set, self.backbone_field), (self.teacher_set,
+                                                             self.teacher_field)}
+        if self.stage == 3 and self.emotion_set != "label":  # a label survives any audio
+            reads.add((self.emotion_set, self.emotion_field))
+        allowed = {("whisper", "teacher.npy"), ("utterance", "utterance.npy")}
+        if self.augment_share and not reads <= allowed:
+            raise ValueError(
+                "augment_share > 0 needs backbone and teacher from whisper/teacher.npy (and "
+                "stage III's emotion from utterance/utterance.npy): augmented copies have "
+                f"no {', '.join(sorted(f'{s}/{f}' for s, f in reads - allowed))}")
+
+    def data_spec(self, fps: float | None = None, input_rate: float = 50.0,
+                  augment_copies: int = 0) -> DataSpec:
+        """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate);
+        `augment_copies`: copies per clip in the augmented set (from its feature.json)."""
         from unitaf_model.training.data import DataSpec
 
         emotion = (self.emotion_set, self.emotion_field) if self.stage == 3 else ("", "")
         return DataSpec(self.backbone_set, self.backbone_field, self.teacher_set,
                         self.teacher_field, fps or self.fps, self.batch_size,
-                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion)
+                        self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion,
+                        augment_share=self.augment_share, augment_set=self.augment_set,
+                        augment_copies=augment_copies)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -54,7 +54,7 @@ from unitaf_model.run import (
     save_weights,
 )
 from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import loader, split_faces
+from unitaf_model.training.data import augmented_copies, loader, split_faces
 from unitaf_model.training.losses import (
     OpennessInterval,
     fit_openness_interval,
@@ -91,8 +91,10 @@ class Recipe:
         if input_rate is None:
             raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
                              "time series the projector can read")
-        self.spec = cfg.data_spec(cfg.fps or self.dataset.info.fps, input_rate)
+        self.spec = cfg.data_spec(cfg.fps or self.dataset.info.fps, input_rate,
+                                  augmented_copies(self.dataset, cfg))
         self.dataset.check_sidecars(self.spec.sidecars, ["train", "val"])
+        self.dataset.check_sidecars(self.spec.sidecars_for("train"), ["train"])
         resuming = latest_checkpoint(self.out, required=False) is not None
         if resuming:
             self.run_info = read_run_info(self.out)
