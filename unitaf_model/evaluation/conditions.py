@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from unitaf_data.audio import resample
+from unitaf_data.conditions import make_noise, mix_at_snr, telephone
 from unitaf_data.dataset import Dataset
 from unitaf_data.schema import SAMPLE_RATE
 from unitaf_model.evaluation import metrics
@@ -40,46 +40,12 @@ from unitaf_model.evaluation.evaluate import (
 from unitaf_model.run import LoadedRun
 
 LEAD_SECONDS = 1.0
-TELEPHONE_BAND = (300.0, 3400.0)
-TELEPHONE_RATE = 8000
 CONDITIONS = ("clean", "noise20", "noise10", "telephone", "lead_silence")
 # what the conditions table shows, in this order, where the report has it
 TABLE = ("lve", "lve_vs_mean_face", "mouth_l2", "jaw_open_correlation", "bcs",
          "closure_precision", "closure_outside_bilabials", "jitter_mouth_ratio",
          "silence_jaw_open_ratio", "silence_openness_ratio", "noise_only_jaw_open_ratio",
          "noise_only_openness_ratio", "expression_l2_vs_mean_face")
-
-
-def room_noise(samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
-               ) -> np.ndarray:
-    """Unit-RMS room-like noise: white noise shaped to a 1/f (pink) spectrum, rolled off
-    above 4 kHz, like a fan or a ventilated room."""
-    spectrum = np.fft.rfft(rng.standard_normal(max(samples, 1)))
-    freqs = np.fft.rfftfreq(max(samples, 1), 1.0 / sample_rate)
-    shape = 1.0 / np.sqrt(np.maximum(freqs, 20.0)) / (1.0 + (freqs / 4000.0) ** 4)
-    noise = np.fft.irfft(spectrum * shape, max(samples, 1))[:samples]
-    rms = np.sqrt(np.mean(np.square(noise))) if samples else 1.0
-    return (noise / rms).astype(np.float32) if rms > 0 else noise.astype(np.float32)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
-               level: float | None = None) -> np.ndarray:
-    """`speech` plus unit-RMS `noise` scaled so that the speech's RMS over the noise's is
-    `snr_db` dB; the speech's RMS is `level`, or taken over the whole clip, pauses included."""
-    if level is None:
-        level = float(np.sqrt(np.mean(np.square(speech, dtype=np.float64)))) \
-            if len(speech) else 0.0
-    return (speech + noise * level * 10.0 ** (-snr_db / 20.0)).astype(np.float32)
-
-
-def telephone(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A telephone channel: band-limited to 300–3400 Hz and carried at 8 kHz."""
-    spectrum = np.fft.rfft(audio.astype(np.float64))
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
-    spectrum[(freqs < TELEPHONE_BAND[0]) | (freqs > TELEPHONE_BAND[1])] = 0.0
-    band = np.fft.irfft(spectrum, len(audio)).astype(np.float32)
-    narrow = resample(band, sample_rate, TELEPHONE_RATE)
-    return resample(narrow, TELEPHONE_RATE, sample_rate)[: len(audio)]
 
 
 @dataclass(frozen=True)
@@ -96,15 +62,16 @@ def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> Degr
     if condition == "clean":
         return Degraded(audio)
     if condition in ("noise20", "noise10"):
-        return Degraded(mix_at_snr(audio, room_noise(len(audio), rng), float(condition[5:])))
+        noise = make_noise("room", len(audio), SAMPLE_RATE, rng)
+        return Degraded(mix_at_snr(audio, noise, float(condition[5:])).astype(np.float32))
     if condition == "telephone":
-        return Degraded(telephone(audio))
+        return Degraded(telephone(audio, SAMPLE_RATE).astype(np.float32))
     if condition == "lead_silence":
-        padded = np.concatenate([np.zeros(round(LEAD_SECONDS * SAMPLE_RATE), np.float32),
-                                 audio])
-        level = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) \
-            if len(audio) else 0.0
-        return Degraded(mix_at_snr(padded, room_noise(len(padded), rng), 20.0, level),
+        lead = round(LEAD_SECONDS * SAMPLE_RATE)
+        padded = np.concatenate([np.zeros(lead, np.float32), audio])
+        speech = np.arange(len(padded)) >= lead  # the SNR is the speech's, as in noise20
+        noise = make_noise("room", len(padded), SAMPLE_RATE, rng)
+        return Degraded(mix_at_snr(padded, noise, 20.0, speech).astype(np.float32),
                         LEAD_SECONDS)
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
 
