@@ -14,8 +14,7 @@ every per-seed value and the seconds of every step, into a JSON file.
 
     python bench/demo_results.py                 # 12-minute demo, seeds 0 1 2
     python bench/demo_results.py --quick         # 3-minute demo, 30 steps a stage, 2 seeds
-    python bench/demo_results.py --quick --data /tmp/quick-demo --out /tmp/quick-runs \
-        --json /tmp/quick.json --no-readme       # a smoke run that leaves README alone
+    python bench/demo_results.py --quick --json /tmp/quick.json --no-readme   # README alone
 """
 
 from __future__ import annotations
@@ -257,8 +256,10 @@ def held_out_splits(data: Path) -> tuple[list[str], dict[str, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "demo-dataset")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset folder (demo-dataset; --quick: demo-dataset-quick)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (runs/results; --quick: runs/results-quick)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--minutes", type=float, default=None, help="demo minutes (12)")
     parser.add_argument("--quick", action="store_true",
@@ -271,6 +272,9 @@ def main() -> None:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     minutes = args.minutes or (3.0 if args.quick else 12.0)
     extra = QUICK_STEPS if args.quick else []
+    suffix = "-quick" if args.quick else ""
+    args.data = args.data or ROOT / f"demo-dataset{suffix}"
+    args.out = args.out or ROOT / "runs" / f"results{suffix}"
     steps = readme_command(args.readme)
     prepared = prepare(steps, args.data, minutes)
     splits, clips = held_out_splits(args.data)
