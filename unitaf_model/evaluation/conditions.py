@@ -18,7 +18,7 @@ for that audio), predicts the face and scores it with the same functions as `uni
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,11 @@ from unitaf_model.evaluation.evaluate import (
 from unitaf_model.run import LoadedRun
 
 LEAD_SECONDS = 1.0
+NOTE = ("Each clip's audio is degraded (seeded by seed, condition and clip) and the run's "
+        "input recomputed from it by the run's own front end; noise20/noise10: room-like "
+        "noise at 20/10 dB SNR; telephone: 300-3400 Hz at 8 kHz; lead_silence: one second "
+        "of that noise alone before the speech (20 dB SNR), ground truth holding its first "
+        "frame, noise_only_* the mouth over that second.")
 CONDITIONS = ("clean", "noise20", "noise10", "telephone", "lead_silence")
 # what the conditions table shows, in this order, where the report has it
 TABLE = ("lve", "lve_vs_mean_face", "mouth_l2", "jaw_open_correlation", "bcs",
@@ -110,12 +115,11 @@ def _noise_only(faces: Sequence[np.ndarray], frames: int, channels: Sequence[str
 
 
 def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
-                        conditions: Sequence[str], seed: int = 0,
-                        emotion: Callable[[Truth], str | None] | None = None
+                        conditions: Sequence[str], seed: int = 0
                         ) -> dict[str, dict[str, dict[str, metrics.MetricResult]]]:
     """{condition: {system: {metric: result}}} for `run`, the train-mean face and ground truth
-    on `split`; `emotion(truth)` gives a label-conditioned residual its emotion (default: the
-    clip's corpus label)."""
+    on `split` (a residual on the emotion label is given each clip's corpus label, as
+    `unitaf eval` does)."""
     from unitaf_model.synthesis.animate import AudioFrontEnd, face_from_features
 
     front_end = AudioFrontEnd(run)
@@ -136,7 +140,7 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
             lead = round(degraded.lead_seconds * fps)
             faces.append(face_from_features(run, front_end.features(degraded.audio),
                                             truth.speaker, fps, len(moved.face),
-                                            (emotion or _label)(truth)))
+                                            truth.emotion))
             shifted.append(moved)
         systems = {name: faces, MEAN_FACE: [np.repeat(template[None], len(t.face), 0)
                                             for t in shifted],
@@ -146,10 +150,6 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
             _add_noise_only(scores, systems, lead, channels, run.rig)
         results[condition] = scores
     return results
-
-
-def _label(truth: Truth) -> str:
-    return truth.emotion
 
 
 def _add_noise_only(scores, systems, frames: int, channels, rig) -> None:
@@ -170,7 +170,7 @@ def conditions_report(scores: dict[str, dict[str, dict[str, metrics.MetricResult
             "conditions": {condition: {system: {n: result_dict(r) for n, r in found.items()}
                                        for system, found in systems.items()}
                            for condition, systems in scores.items()},
-            "notes": [__doc__.split("\n\n", 2)[1].replace("\n", " ")]}
+            "notes": [NOTE]}
 
 
 def conditions_table(report: dict[str, Any]) -> str:
