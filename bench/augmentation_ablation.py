@@ -1,8 +1,9 @@
 """Does feature-level augmentation fix the silent mouth without costing clean speech? (issue 22)
 
-Stages I and II are trained twice on one dataset with the same seeds and the shipped demo
-configs: without augmentation (`augment_share=0`) and with it (`augment_share=S`, on the
-`whisper_aug` copies of `unitaf-data extract-features --augment N`). Both runs' best
+Stage I is trained once (shipped demo config, no augmentation) and stage II twice from it,
+same data, same seeds: without augmentation (`augment_share=0`) and with it
+(`augment_share=S`, on the `whisper_aug` copies of `unitaf-data extract-features --augment
+N`); `--steps1/--steps2` shorten both stages alike when time is short. Both runs' best
 checkpoints are then scored on a held-out split under three conditions made from each clip:
 
 - `clean`: the clip as it is;
@@ -17,6 +18,11 @@ frames more than 60 ms from any phone) the mean rig mouth openness and JawOpen o
 truth's there (its rest). The noise is seeded per clip, so both runs hear the same audio.
 
     python bench/augmentation_ablation.py --data demo-dataset --out runs/augment --split val
+    # or the two stage-II runs side by side, then the scoring:
+    python bench/augmentation_ablation.py ... --only stage1
+    python bench/augmentation_ablation.py ... --only no_augment & \
+        python bench/augmentation_ablation.py ... --only augment; wait
+    python bench/augmentation_ablation.py ...
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 import zlib
 from pathlib import Path
 
@@ -32,6 +37,7 @@ import numpy as np
 from mouth_ablation import stage1_run, stage2_run
 
 CONDITIONS = ("clean", "silence_lead", "noise10_lead")
+VARIANTS = ("no_augment", "augment")
 LEAD_SECONDS = 1.0
 SNR_DB = 10.0
 PHONE_MARGIN_S = 0.06
@@ -127,30 +133,52 @@ def _summary(found: dict[str, list]) -> dict[str, float]:
             "openness_true": mean("open_true")}
 
 
+def train_variant(args: argparse.Namespace, name: str) -> float:
+    """Stage I (shared by both variants, without augmentation) and the variant's stage II;
+    returns the training seconds of what this call trained."""
+    steps1 = [f"steps={args.steps1}", f"warmup_steps={max(1, args.steps1 // 10)}",
+              f"val_every={args.steps1}", f"checkpoint_every={args.steps1}"] \
+        if args.steps1 else []
+    steps2 = [f"steps={args.steps2}", f"warmup_steps={max(1, args.steps2 // 10)}",
+              f"val_every={args.steps2}", f"checkpoint_every={args.steps2}"] \
+        if args.steps2 else []
+    init, seconds = stage1_run(args.data, args.out, [*steps1, "augment_share=0"])
+    if name == "stage1":
+        return seconds
+    share = args.share if name == "augment" else 0.0
+    run = args.out / name
+    if (run / "best").exists():
+        return 0.0
+    return stage2_run(args.data, run, init, [*steps2, f"augment_share={share}"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument("--share", type=float, default=0.5, help="augment_share of the "
-                        "augmented run")
+                        "augmented run's stage II")
+    parser.add_argument("--steps1", type=int, default=0, help="stage-I steps (default: "
+                        "the shipped config's)")
+    parser.add_argument("--steps2", type=int, default=0, help="stage-II steps (default: "
+                        "the shipped config's)")
+    parser.add_argument("--only", choices=("stage1", *VARIANTS), help="train only this "
+                        "(to run the two stage-II variants side by side) and exit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    variants = {"no_augment": ["augment_share=0"], "augment": [f"augment_share={args.share}"]}
-    runs, seconds = {}, {}
-    for name, overrides in variants.items():
-        init, first = stage1_run(args.data, args.out, overrides)
-        runs[name] = args.out / name
-        start = time.perf_counter()
-        if not (runs[name] / "best").exists():
-            stage2_run(args.data, runs[name], init, overrides)
-        seconds[name] = first + time.perf_counter() - start
+    if args.only:
+        print(f"{args.only}: {train_variant(args, args.only):.0f} s")
+        return
+    runs = {name: args.out / name for name in VARIANTS}
+    for name in VARIANTS:
+        train_variant(args, name)
     results = evaluate(runs, args.data, args.split)
     mean_lve = results["mean_face/clean"]["lve"]
     (args.out / f"results-{args.split}.json").write_text(json.dumps(
-        {"split": args.split, "share": args.share, "seconds": seconds, "results": results},
-        indent=1))
+        {"split": args.split, "share": args.share, "steps1": args.steps1,
+         "steps2": args.steps2, "results": results}, indent=1))
     print(f"split {args.split}; LVE ratio: to the train-mean face's clean LVE; openness and "
           "JawOpen ratio: prediction over ground truth in non-speech frames\n")
     print("| run | condition | LVE ratio | LVE vs own clean | openness ratio | JawOpen ratio |")

@@ -149,7 +149,10 @@ def dataset_features(channels: int, has_reference: bool, has_phones: bool,
         conditions = {name: Value("string" if kind is str else "float64")
                       for name, kind in CONDITION_FIELDS.items()}
         meta["custom"] = {"voice": Value("string"), "voice_name": Value("string"),
-                          "conditions": conditions}
+                          "conditions": conditions,
+                          "piper": {"sentences": List(Value("string")),  # Piper clips only
+                                    "pauses": List(Value("float64")), "seed": Value("int64"),
+                                    "voice_sha256": Value("string")}}
     return Features({
         "__key__": Value("string"), "__url__": Value("string"), "flac": Value("binary"),
         "face.npy": Array2D(shape=(None, channels), dtype="float32"), "json": meta,
@@ -346,7 +349,9 @@ noise at 5-30 dB SNR, long noise-only stretches before the first and after the l
 (`lead_s`, `tail_s`, face at rest; clips keep what the cutter leaves of them), a level of
 -35 to -10 dBFS, a telephone channel (300-3400 Hz, 8 kHz) and light reverb (synthetic room,
 RT60 0.15-0.45 s). The held-out splits are clean: `unitaf eval` adds conditions itself.
-`custom.voice` names the synthesiser that spoke the clip (`espeak` or `piper`).
+`custom.voice` names the synthesiser that spoke the clip: `espeak` (eSpeak NG voices), or
+`piper` (speaker spk06, Piper's `en_US-joe-medium` voice, in train, val and test; its clips
+carry `custom.piper`, the script that speaks the recording again for `piper_latent`).
 """
 
 
