@@ -202,7 +202,12 @@ def evaluate(
     """
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
+    from unitaf_model.evaluation.evaluate import (
+        markdown_table,
+        report_dict,
+        write_report,
+        write_videos,
+    )
     from unitaf_model.run import load_run
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
@@ -242,8 +247,8 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
-    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
 
     loaded = load_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
@@ -332,8 +337,8 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
-    from unitaf_model.synthesis import speak
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis import speak
 
     if tts not in ("espeak", "indextts2"):
         raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")

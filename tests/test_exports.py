@@ -13,6 +13,7 @@ import pytest
 
 from reference import SHARED_REFERENCE
 from unitaf_data.face_io import read_face
+from unitaf_model.model.rig import demo_rig, load_rig
 from unitaf_model.outputs.exports import (
     FILE_FORMATS,
     live_link_timecode,
@@ -23,7 +24,6 @@ from unitaf_model.outputs.exports import (
     write_glb,
     write_live_link_csv,
 )
-from unitaf_model.model.rig import demo_rig, load_rig
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 # The Live Link Face app's header, as nmfisher/blender_livelinkface spells it (commit 08de037).

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from hub_fake import install
 from unitaf_cli.data_app import app as data_app
 from unitaf_cli.main_app import app as main_app
-from unitaf_data.card import card_text, feature_terms, licence_metadata, source_terms
+from unitaf_data.card import card_text
 from unitaf_data.dataset import Dataset
 from unitaf_data.hub import (
     HubLimits,
@@ -24,6 +24,7 @@ from unitaf_data.hub import (
     push_dataset,
     upload_plan,
 )
+from unitaf_data.licences import feature_terms, licence_metadata, source_terms
 from unitaf_data.reader import ShardError
 from unitaf_data.schema import FeatureSetInfo
 

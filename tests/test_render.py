@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from reference import SHARED_REFERENCE
+from unitaf_model.model.rig import demo_rig, load_rig
 from unitaf_model.outputs.render import (
     BACKGROUND,
     frame_rig,
@@ -22,7 +23,6 @@ from unitaf_model.outputs.render import (
     write_face_video,
     write_video,
 )
-from unitaf_model.model.rig import demo_rig, load_rig
 
 av = pytest.importorskip("av")
 

@@ -18,10 +18,10 @@ import torch
 from runs import train_demo_stages
 from unitaf_data.face import resample_face
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.training.config import load_config
-from unitaf_model.training.launcher import train
 from unitaf_model.evaluation.evaluate import MEAN_FACE
 from unitaf_model.run import load_run, load_weights
+from unitaf_model.training.config import load_config
+from unitaf_model.training.launcher import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
@@ -161,8 +161,8 @@ MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bc
 def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression_error(
         demo_stage2, demo_stage3, demo_features, tmp_path):
     from unitaf_data.face import expression_channels
-    from unitaf_model.training.launcher import prepare_run
     from unitaf_model.run import checkpoint_folder
+    from unitaf_model.training.launcher import prepare_run
     from unitaf_model.training.recipe import Recipe
 
     stage3, config = demo_stage3

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
+from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.reader import ShardError, Skips, verify_file
 from unitaf_data.schema import ShardInfo
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.card import Terms, feature_terms, licence_metadata, licence_table, source_terms
 from unitaf_data.dataset import Dataset, read_json_file
 from unitaf_data.hub import hub_call, is_hub_id
+from unitaf_data.licences import Terms, feature_terms, licence_metadata, licence_table, source_terms
 from unitaf_data.reader import sha256_of
 from unitaf_model.run import RunInfo, latest_checkpoint, read_run_info
 

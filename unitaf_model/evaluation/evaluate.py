@@ -3,11 +3,11 @@
 `evaluate(runs, dataset, split)` predicts every clip of the split with each run (its input
 read from the dataset's sidecars of the run's backbone set, exactly as in training), adds
 the train-mean face of the first run and ground truth as reference systems, and scores them
-all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame rate: model
-outputs (at each run's own rate) are resampled onto each clip's own frames. `write_report`
-writes `eval.json` (every metric with its variant, units and pooling), `eval.md` (one table) and
-plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of the training
-set-up runs here. In-training validation calls `score` on the val split too.
+all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame
+rate: model outputs (at each run's own rate) are resampled onto each clip's own frames.
+`write_report` writes `eval.json` (every metric with its variant, units and pooling), `eval.md`
+(one table) and plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of
+the training set-up runs here. In-training validation calls `score` on the val split too.
 """
 
 from __future__ import annotations

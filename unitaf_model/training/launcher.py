@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from unitaf_data.dataset import read_json_file
-from unitaf_model.training.config import TrainConfig
 from unitaf_model.run import latest_checkpoint, load_training_state
+from unitaf_model.training.config import TrainConfig
 from unitaf_model.training.recipe import resolved, run_recipe
 
 log = logging.getLogger(__name__)

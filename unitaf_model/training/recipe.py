@@ -33,20 +33,11 @@ import numpy as np
 import torch
 
 from unitaf_data.dataset import Dataset, write_json
-from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import loader, split_faces
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.model.expression import ExpressionArgs
-from unitaf_model.training.losses import (
-    OpennessInterval,
-    fit_openness_interval,
-    masked_mse,
-    rig_terms,
-    vertex_loss,
-)
-from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.model.projector import parameter_count
 from unitaf_model.model.rig import Rig, demo_rig, load_rig
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.run import (
     BEST,
     LoadedRun,
@@ -61,6 +52,15 @@ from unitaf_model.run import (
     read_run_info,
     save_checkpoint,
     save_weights,
+)
+from unitaf_model.training.config import TrainConfig, save_config
+from unitaf_model.training.data import loader, split_faces
+from unitaf_model.training.losses import (
+    OpennessInterval,
+    fit_openness_interval,
+    masked_mse,
+    rig_terms,
+    vertex_loss,
 )
 
 log = logging.getLogger(__name__)
