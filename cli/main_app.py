@@ -200,7 +200,7 @@ def evaluate(
     LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
     from unitaf_model.evaluation.evaluate import (
         markdown_table,
@@ -208,10 +208,10 @@ def evaluate(
         write_report,
         write_videos,
     )
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run, trained_on
 
-    runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    dataset = Dataset.open(data) if data else runs[0].open_dataset()
+    runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
+    dataset = open_dataset(data) if data else trained_on(runs[0])
     evaluation = run_evaluation(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                      else Path("eval") / runs[0].path.name / split)
@@ -247,10 +247,10 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
 
-    loaded = load_run(run, checkpoint)
+    loaded = open_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
     inputs = audio_inputs(audio)
     with _progress() as progress:
@@ -337,7 +337,7 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis import speak
 
     if tts not in ("espeak", "indextts2"):
@@ -345,7 +345,7 @@ def infer(
     if (text is None) == (text_file is None):
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
-    loaded = load_run(run)
+    loaded = open_run(run)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)
@@ -431,7 +431,7 @@ def push_run(
 
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
     validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
-    and their licences. `load_run(REPO_ID)` reads it.
+    and their licences. `open_run(REPO_ID)` reads it.
     """
     from unitaf_model.hub import push_run as publish
 

@@ -350,6 +350,16 @@ class HubFiles:
                              revision=self.commit))
 
 
+def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
+    """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
+    path = Path(reference)
+    if path.exists():
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
+        return Dataset.open_folder(path)
+    return open_hub_dataset(str(reference), revision)
+
+
 def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:
     """A Hub dataset at `revision` (default: main) resolved to its commit: the records and
     small files downloaded (or found in the cache), shards fetched on demand at that commit;

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import Dataset, read_json_file, write_json
+from unitaf_data.dataset import read_json_file, write_json
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
 from unitaf_model.model.expression import ExpressionArgs
 
@@ -274,17 +274,6 @@ class LoadedRun:
     rig: Any = None  # unitaf_model.model.rig.Rig, or None
     front_end: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def open_dataset(self) -> Dataset:
-        """The dataset the run was trained on: its folder where it still is, else its Hub
-        repo at the recorded commit."""
-        origin = self.info.dataset
-        if origin.get("path") and Path(origin["path"]).exists():
-            return Dataset.open(origin["path"])
-        if origin.get("hub"):
-            return Dataset.open(origin["hub"], origin.get("revision"))
-        raise FileNotFoundError(f"the dataset {self.path} was trained on is gone "
-                                f"({origin.get('path')}): pass --data")
-
     def identity(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.info.speakers.get(s, self.info.unknown_identity)
                              for s in speakers])
@@ -333,21 +322,12 @@ class LoadedRun:
         return face[0].float().cpu().numpy()
 
 
-def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
-    """A run folder (or a Hub model repo id) with the weights of `checkpoint`, read-only."""
+def load_run(folder: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """A run folder with the weights of `checkpoint`, read-only (a Hub model repo id is
+    resolved by `unitaf_model.hub.open_run`)."""
     from unitaf_model.model.unitaf import UniTAF
 
-    run = Path(reference)
-    if not run.exists():
-        from unitaf_data.hub import is_hub_id
-
-        if not is_hub_id(str(reference)):
-            raise FileNotFoundError(f"no run at {reference}: pass a folder written by "
-                                    "`unitaf train`, or a Hub model repo id")
-        from unitaf_model.hub import download_run
-
-        run = download_run(str(reference))
-    run = run.resolve()
+    run = Path(folder).resolve()
     info = read_run_info(run)
     folder = checkpoint_folder(run, checkpoint)
     args = info.model

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import Dataset, write_json
+from unitaf_data.dataset import write_json
+from unitaf_data.hub import open_dataset
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
 from unitaf_model.model.expression import ExpressionArgs
 from unitaf_model.model.projector import parameter_count
@@ -86,7 +87,7 @@ class Recipe:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
+        self.dataset = open_dataset(cfg.data, cfg.data_revision or None)
         input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
         if input_rate is None:
             raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
