@@ -412,8 +412,7 @@ class Recipe:
                           "expression_l2", "fdd")
 
     def _face_metrics(self) -> dict[str, float]:
-        from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
-        from unitaf_model.evaluation.plots import clip_curves
+        from unitaf_model.evaluation.evaluate import MEAN_FACE, clip_figure, evaluate
 
         self.model.eval()
         current = LoadedRun(path=self.out, info=self.run_info, config=self.config.to_dict(),
@@ -424,7 +423,7 @@ class Recipe:
         found = {name: mine[name].value for name in self.VALIDATION_METRICS if name in mine}
         if "lve" in mean:
             found["mean_face_lve"] = mean["lve"].value
-        self.writer.add_figure("val/mouth", clip_curves(evaluation, self.out.name), self.step)
+        self.writer.add_figure("val/mouth", clip_figure(evaluation, self.out.name), self.step)
         return found
 
     def _keep_best(self, metrics: dict[str, float]) -> None:
