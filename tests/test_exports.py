@@ -13,11 +13,10 @@ import pytest
 
 from reference import SHARED_REFERENCE
 from unitaf_data.face_io import read_face
-from unitaf_model.model.rig import demo_rig, load_rig
+from unitaf_model.model.rig import demo_rig, load_rig, match_channels
 from unitaf_model.outputs.exports import (
     FILE_FORMATS,
     live_link_timecode,
-    match_channels,
     write_a2f_json,
     write_csv,
     write_exports,
