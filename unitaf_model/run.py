@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from unitaf_data.dataset import read_json_file, write_json
-from unitaf_data.schema import RecordError, _keys, _positive, _typed
+from unitaf_data.records import RecordError, positive, record_keys, typed
 from unitaf_model.model.expression import ExpressionArgs
 
 RUN_FORMAT = 1
@@ -44,7 +44,7 @@ MAX_RATE = 1000.0  # frames per second a run may declare for its input or its fa
 
 
 def _rate(value: Any, what: str) -> float:
-    rate = _positive(value, what)
+    rate = positive(value, what)
     if rate > MAX_RATE:
         raise RecordError(f"{what}: at most {MAX_RATE:g} frames per second")
     return rate
@@ -70,13 +70,13 @@ class ModelArgs:
     def from_dict(data: Any, what: str = "model") -> ModelArgs:
         """Checked: a model.json from elsewhere must not build a model of any size."""
         optional = {"input_rate", "decoder_dilation"}
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
                      optional)
-        backbone = _typed(item["backbone"], str, f"{what}.backbone")
-        face_type = _typed(item["face_type"], str, f"{what}.face_type")
-        channels = tuple(_typed(c, str, f"{what}.channels[]")
-                         for c in _typed(item["channels"], list, f"{what}.channels"))
-        sizes = {k: _positive(item[k], f"{what}.{k}", int)
+        backbone = typed(item["backbone"], str, f"{what}.backbone")
+        face_type = typed(item["face_type"], str, f"{what}.face_type")
+        channels = tuple(typed(c, str, f"{what}.channels[]")
+                         for c in typed(item["channels"], list, f"{what}.channels"))
+        sizes = {k: positive(item[k], f"{what}.{k}", int)
                  for k in ("backbone_size", "teacher_dim", "identities")}
         if backbone not in ("units", "precomputed") or not re.fullmatch(r"[a-z][a-z0-9_]*",
                                                                         face_type):
@@ -85,7 +85,7 @@ class ModelArgs:
                 or max(sizes.values()) > MAX_SIZE:
             raise RecordError(f"{what}: channels must be distinct names, sizes at most "
                               f"{MAX_SIZE}")
-        dilation = _positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
+        dilation = positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
         if dilation > MAX_DILATION:
             raise RecordError(f"{what}.decoder_dilation: at most {MAX_DILATION}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
@@ -121,36 +121,36 @@ class RunInfo:
     @staticmethod
     def from_dict(data: Any, what: str = "model.json") -> RunInfo:
         optional = {"expression", "format"}
-        item = _keys(data, what, {f.name for f in dataclasses.fields(RunInfo)} - optional,
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(RunInfo)} - optional,
                      optional)
-        version = _typed(item.get("format", RUN_FORMAT), int, f"{what}.format")
+        version = typed(item.get("format", RUN_FORMAT), int, f"{what}.format")
         if version != RUN_FORMAT:
             raise RecordError(f"{what}: run format {version}; this unitaf reads {RUN_FORMAT}")
         model = ModelArgs.from_dict(item["model"], f"{what}.model")
-        inputs = _keys(item["inputs"], f"{what}.inputs", set(INPUTS))
-        speakers = _typed(item["speakers"], dict, f"{what}.speakers")
-        interval = _typed(item["mouth_interval"], (dict, type(None)), f"{what}.mouth_interval")
-        rig = _typed(item["rig"], (str, type(None)), f"{what}.rig")
+        inputs = record_keys(item["inputs"], f"{what}.inputs", set(INPUTS))
+        speakers = typed(item["speakers"], dict, f"{what}.speakers")
+        interval = typed(item["mouth_interval"], (dict, type(None)), f"{what}.mouth_interval")
+        rig = typed(item["rig"], (str, type(None)), f"{what}.rig")
         if rig not in RIGS:
             raise RecordError(f"{what}.rig: {rig!r} is not one of {RIGS}")
         return RunInfo(
-            stage=_positive(item["stage"], f"{what}.stage", int), model=model,
-            inputs={k: _typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
+            stage=positive(item["stage"], f"{what}.stage", int), model=model,
+            inputs={k: typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
             fps=_rate(item["fps"], f"{what}.fps"),
             face_fps=_rate(item["face_fps"], f"{what}.face_fps"),
-            speakers={_typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
+            speakers={typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
                       for k, v in speakers.items()},
             rig=rig, mouth_interval=None if interval is None else {
-                k: _typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
-            front_end=_typed(item["front_end"], dict, f"{what}.front_end"),
-            dataset=_typed(item["dataset"], dict, f"{what}.dataset"),
+                k: typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
+            front_end=typed(item["front_end"], dict, f"{what}.front_end"),
+            dataset=typed(item["dataset"], dict, f"{what}.dataset"),
             expression=None if item.get("expression") is None else ExpressionArgs.from_dict(
                 item["expression"], model.channels, f"{what}.expression"),
             format=version)
 
 
 def _identity(value: Any, model: ModelArgs, what: str) -> int:
-    row = _typed(value, int, what)
+    row = typed(value, int, what)
     if not 0 <= row < model.identities:
         raise RecordError(f"{what}: identity row {row} outside [0, {model.identities})")
     return row
@@ -344,7 +344,7 @@ def load_run(folder: str | Path, checkpoint: str = BEST) -> LoadedRun:
         raise RecordError(f"{weights}: not the weights of the model model.json describes "
                           f"({str(error)[:300]})") from None
     model.eval()
-    config = _typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
+    config = typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
     return LoadedRun(path=run, info=info, config=config,
                      model=model, checkpoint=folder.name, step=_step_of(folder),
                      rig=load_run_rig(run, info), front_end=_front_end(run))
@@ -353,7 +353,7 @@ def load_run(folder: str | Path, checkpoint: str = BEST) -> LoadedRun:
 def _step_of(folder: Path) -> int:
     if folder.name == BEST:
         path = folder / "best.json"
-        return _typed(_keys(read_json_file(path), str(path), {"step", "metric", "value"})
+        return typed(record_keys(read_json_file(path), str(path), {"step", "metric", "value"})
                       ["step"], int, f"{path}.step")
     return int(folder.name.removeprefix("step_"))
 
