@@ -104,7 +104,7 @@ def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
 def audio_inputs(path: Path) -> list[tuple[str, Path]]:
     """(export name, file) of one audio file, or of every audio file under a folder (names
     from the relative path, so files of the same name in different folders stay apart)."""
-    from unitaf_data.sources.folder import AUDIO_SUFFIXES
+    from unitaf_data.audio import AUDIO_SUFFIXES
 
     path = Path(path)
     if path.is_file():
