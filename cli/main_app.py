@@ -86,18 +86,20 @@ def train(
     finished one; another config needs a new --out or --overwrite. The resolved config is
     written to OUT/config.json.
     """
+    from unitaf_model.training import launcher
     from unitaf_model.training.config import load_config
-    from unitaf_model.training.launcher import prepare_run
-    from unitaf_model.training.launcher import train as run_training
+    from unitaf_pipelines.runtime import init_ray
 
     cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
                       init=str(init) if init else None, rig=rig,
                       num_workers=num_workers, use_gpu=use_gpu)
-    if prepare_run(cfg, overwrite) == "finished":
+    if launcher.prepare_run(cfg, overwrite) == "finished":
         say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
     else:
+        if launcher.uses_ray_train(cfg):
+            init_ray(ray_address)
         with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
-            run_training(cfg, ray_address, progress)
+            launcher.train(cfg, progress)
     _print_validation(out)
 
 
@@ -201,23 +203,17 @@ def evaluate(
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
     from unitaf_data.hub import open_dataset
-    from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import (
-        markdown_table,
-        report_dict,
-        write_report,
-        write_videos,
-    )
+    from unitaf_model.evaluation import evaluate
     from unitaf_model.hub import open_run, trained_on
 
     runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
     dataset = open_dataset(data) if data else trained_on(runs[0])
-    evaluation = run_evaluation(runs, dataset, split, skip_bad)
+    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                      else Path("eval") / runs[0].path.name / split)
-    paths = write_report(evaluation, folder)
-    videos = write_videos(evaluation, folder, video) if video else []
-    console.print(markdown_table(report_dict(evaluation)))
+    paths = evaluate.write_report(evaluation, folder)
+    videos = evaluate.write_videos(evaluation, folder, video) if video else []
+    console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
 
@@ -433,7 +429,7 @@ def push_run(
     validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
     and their licences. `open_run(REPO_ID)` reads it.
     """
-    from unitaf_model.hub import push_run as publish
+    from unitaf_model import hub
 
-    pushed = publish(run, repo_id, private=private, data=data)
+    pushed = hub.push_run(run, repo_id, private=private, data=data)
     say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")

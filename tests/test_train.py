@@ -256,6 +256,9 @@ def test_unitaf_infer_espeak_moves_the_mouth_with_its_own_speech(demo_stage2, tm
 
 @pytest.mark.e2e
 def test_two_worker_ray_train_run_completes(dummy, tmp_path):
+    from unitaf_pipelines.runtime import init_ray
+
+    init_ray()
     run = tmp_path / "ray"
     history = train(load_config(CONFIGS / "demo_stage1.yaml",
                                 [*FAST, "steps=2", "num_workers=2"],
