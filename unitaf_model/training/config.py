@@ -72,7 +72,8 @@ class TrainConfig:
     num_workers: int = 1  # Ray Train workers; >1 or use_gpu runs on Ray Train
     use_gpu: bool = False  # train on GPUs (bf16 autocast; runs on Ray Train)
 
-    def validate(self) -> TrainConfig:
+    def checked(self) -> TrainConfig:
+        """This config, when its values fit together; a ValueError naming the key otherwise."""
         if not self.data or not self.out:
             raise ValueError("data and out are required")
         if self.stage not in (1, 2, 3):
@@ -135,7 +136,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     unknown = sorted(set(merged) - set(fields))
     if unknown:
         raise ValueError("; ".join(_unknown_key(key, list(fields)) for key in unknown))
-    return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).validate()
+    return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).checked()
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -398,7 +398,7 @@ class Recipe:
         step's weights, and return the metrics: losses (all workers), and in stage II the
         eval metrics of `unitaf_model.evaluation.evaluate` for the model and the train-mean face
         (rank 0)."""
-        metrics = self.evaluate("val")
+        metrics = self.split_losses("val")
         if self.rank == 0 and self.config.stage > 1:
             metrics |= self._face_metrics()
         self._log(metrics, "val")
@@ -440,7 +440,7 @@ class Recipe:
         write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
-    def evaluate(self, split: str) -> dict[str, float]:
+    def split_losses(self, split: str) -> dict[str, float]:
         """The losses on a split, per frame, summed over every worker's share."""
         self.model.eval()
         sums: dict[str, float] = {}
@@ -494,7 +494,7 @@ class Recipe:
 def resolved(config: TrainConfig) -> TrainConfig:
     """The config a run trains with (and saves): validated, and for stage III with the
     inputs of its stage-II run."""
-    config = config.validate()
+    config = config.checked()
     return with_stage2_inputs(config) if config.stage == 3 else config
 
 
