@@ -55,7 +55,7 @@ from unitaf_model.run import (
     save_weights,
 )
 from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import loader, split_faces
+from unitaf_model.training.data import loader, train_statistics
 from unitaf_model.training.losses import (
     OpennessInterval,
     fit_openness_interval,
@@ -105,7 +105,8 @@ class Recipe:
             template = None  # the stage-II weights hold it
         else:
             self.rig = self._setup_rig()
-            template, openness = self._train_statistics()
+            template, openness = train_statistics(
+                self.dataset, self.spec.fps, self.rig if cfg.stage == 2 else None)
             self.run_info = self._run_info(openness)
         found = self.run_info.mouth_interval
         self.interval = OpennessInterval(found["low"], found["high"]) \
@@ -202,26 +203,6 @@ class Recipe:
     def identities(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.run_info.speakers.get(s, self.run_info.unknown_identity)
                              for s in speakers], device=self.device)
-
-    def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Mean face (the template) and, where stage II has a rig, the mouth openness of
-        every train frame on the model grid (its interval weights the mouth-aware loss and
-        bounds eval's closed / wide-open shares): one pass over the main shards (no audio, no
-        sidecars) holding one clip's face at a time, so memory grows by one float per frame,
-        not one face."""
-        wants_openness = self.config.stage == 2 and self.rig is not None
-        total, frames, openness = 0.0, 0, []
-        for face in split_faces(self.dataset, "train", self.spec.fps):
-            if not len(face):
-                continue
-            total = total + face.sum(0, dtype=np.float64)
-            frames += len(face)
-            if wants_openness:
-                openness.append(self.rig.mouth_openness(face))
-        if not frames:
-            raise ValueError(f"{self.dataset.root} has no train clips")
-        template = torch.from_numpy((total / frames).astype(np.float32))
-        return template, np.concatenate(openness) if wants_openness else None
 
     def _setup_rig(self) -> Rig | None:
         if self.dataset.info.face_type != "arkit51":
