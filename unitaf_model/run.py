@@ -22,9 +22,10 @@ import dataclasses
 import re
 import shutil
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +33,11 @@ import torch
 from unitaf_data.dataset import read_json_file, write_json
 from unitaf_data.records import RecordError, positive, record_keys, typed
 from unitaf_model.model.expression import ExpressionArgs
+
+if TYPE_CHECKING:
+    from unitaf_data.dataset import Dataset
+    from unitaf_model.training.config import TrainConfig
+    from unitaf_model.training.data import DataSpec
 
 RUN_FORMAT = 1
 CHECKPOINT_GLOB = "step_??????"
@@ -383,3 +389,101 @@ def _front_end(run: Path) -> dict[str, np.ndarray]:
         return load_file(path)
     except SafetensorError as error:
         raise RecordError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+# --- the record a run begins with ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a beginning run keeps the files its record names: the run folder, the rig the
+    config asks for (`demo`, an npz path, or None without a rig), and whether this process
+    writes them (one writer among data-parallel workers)."""
+
+    out: Path
+    rig: str | None
+    write: bool = True
+
+    def store_rig(self) -> str | None:
+        """The rig's name in the run: `demo`, or its arrays copied into the run."""
+        if self.rig is None:
+            return None
+        if self.rig == "demo":
+            return "demo"
+        if self.write:
+            shutil.copyfile(self.rig, self.out / "rig.npz")
+        return "rig.npz"
+
+    def store_front_end(self, dataset: Dataset, name: str, field_name: str) -> dict[str, Any]:
+        """How the run's input is computed from audio: the backbone set's backend and model
+        (and, for offline units, the centroids themselves, saved in the run)."""
+        backbone = dataset.feature_set(name)
+        if "centroids_sha256" in backbone.custom and self.write:
+            from safetensors.numpy import save_file
+
+            from unitaf_data.features.units import load_centroids
+
+            save_file({"centroids": load_centroids(dataset.root)},
+                      self.out / "front_end.safetensors")
+        return {"backend": backbone.backend, "set": name, "field": field_name,
+                "model": backbone.model, "frame_rate": backbone.frame_rate}
+
+
+def dataset_identity(dataset: Dataset, feature_sets: Iterable[str]) -> dict[str, Any]:
+    """Where the dataset is and the sha256 of its records: what a run was trained on."""
+    from unitaf_data.reader import sha256_of
+
+    layout = dataset.layout
+    return {**dataset.origin, "info_sha256": sha256_of(layout.info),
+            "feature_sets": {name: sha256_of(layout.feature_info(name))
+                             for name in sorted(feature_sets)}}
+
+
+def new_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: RunFiles,
+                 mouth_interval: dict[str, float] | None) -> RunInfo:
+    """What rebuilding and using a stage-I or II run's model needs besides its weights."""
+    from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
+
+    info = dataset.info
+    backbone = dataset.feature_set(cfg.backbone_set)
+    teacher = dataset.feature_set(cfg.teacher_set)
+    speakers = sorted({row["speaker"] for row in dataset.manifest() if row["split"] == "train"})
+    args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
+                     teacher.input_width(cfg.teacher_field, "precomputed"),
+                     info.face_type, info.channels,
+                     PRETRAINED_IDENTITIES + len(speakers) + 1, spec.input_rate,
+                     cfg.decoder_dilation)
+    return RunInfo(
+        stage=cfg.stage, model=args,
+        inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
+                "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
+        fps=spec.fps, face_fps=info.fps,
+        speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
+        rig=files.store_rig(), mouth_interval=mouth_interval,
+        front_end=files.store_front_end(dataset, cfg.backbone_set, cfg.backbone_field),
+        dataset=dataset_identity(dataset, spec.sidecars))
+
+
+def stage3_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: RunFiles
+                    ) -> RunInfo:
+    """The stage-II run's record, with the residual it gains and this run's dataset."""
+    stage2 = read_run_info(Path(cfg.init))
+    info = dataset.info
+    if (info.face_type, tuple(info.channels)) != (stage2.model.face_type,
+                                                  tuple(stage2.model.channels)) or \
+            spec.input_rate != stage2.model.input_rate:
+        raise ValueError(f"{dataset} does not match the stage-II run {cfg.init}: its "
+                         "face type, channel order or input rate differ")
+    emotion = dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
+    if len(emotion.shape) != 1 or emotion.time_varying:
+        raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
+                         "an emotion embedding is one (E,) vector per clip")
+    expression = ExpressionArgs.for_channels(
+        stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
+        cfg.expression_width, cfg.expression_layers)
+    centroids = Path(cfg.init) / "front_end.safetensors"
+    if centroids.exists() and files.write:
+        shutil.copyfile(centroids, files.out / centroids.name)
+    return dataclasses.replace(stage2, stage=3, rig=files.store_rig(),
+                               expression=expression,
+                               dataset=dataset_identity(dataset, spec.sidecars))

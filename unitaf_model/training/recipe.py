@@ -34,25 +34,24 @@ import torch
 
 from unitaf_data.dataset import write_json
 from unitaf_data.hub import open_dataset
-from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
-from unitaf_model.model.expression import ExpressionArgs
 from unitaf_model.model.projector import parameter_count
 from unitaf_model.model.rig import Rig, demo_rig, load_rig
 from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.run import (
     BEST,
     LoadedRun,
-    ModelArgs,
-    RunInfo,
+    RunFiles,
     checkpoint_folder,
     checkpoints,
     latest_checkpoint,
     load_run_rig,
     load_training_state,
     load_weights,
+    new_run_info,
     read_run_info,
     save_checkpoint,
     save_weights,
+    stage3_run_info,
 )
 from unitaf_model.training.config import TrainConfig, save_config
 from unitaf_model.training.data import loader, train_statistics
@@ -101,13 +100,14 @@ class Recipe:
             template = None
         elif cfg.stage == 3:
             self.rig = self._setup_rig()
-            self.run_info = self._stage3_run_info()
+            self.run_info = stage3_run_info(cfg, self.dataset, self.spec, self._run_files())
             template = None  # the stage-II weights hold it
         else:
             self.rig = self._setup_rig()
             template, openness = train_statistics(
                 self.dataset, self.spec.fps, self.rig if cfg.stage == 2 else None)
-            self.run_info = self._run_info(openness)
+            self.run_info = new_run_info(cfg, self.dataset, self.spec, self._run_files(),
+                                         self._setup_interval(openness))
         found = self.run_info.mouth_interval
         self.interval = OpennessInterval(found["low"], found["high"]) \
             if found is not None and cfg.mouth_aware else None
@@ -124,81 +124,10 @@ class Recipe:
             next(self.batches)
         self.writer = self._setup_writer()
 
-    def _run_info(self, openness: np.ndarray | None) -> RunInfo:
-        """What rebuilding and using this run's model needs besides its weights."""
-        cfg, info = self.config, self.dataset.info
-        backbone = self.dataset.feature_set(cfg.backbone_set)
-        teacher = self.dataset.feature_set(cfg.teacher_set)
-        speakers = sorted({row["speaker"] for row in self.dataset.manifest()
-                           if row["split"] == "train"})
-        args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
-                         teacher.input_width(cfg.teacher_field, "precomputed"),
-                         info.face_type, info.channels,
-                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate,
-                         cfg.decoder_dilation)
-        return RunInfo(
-            stage=cfg.stage, model=args,
-            inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
-                    "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
-            fps=self.spec.fps, face_fps=info.fps,
-            speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
-            rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
-            front_end=self._store_front_end(backbone), dataset=self._dataset_identity())
-
-    def _stage3_run_info(self) -> RunInfo:
-        """The stage-II run's record, with the residual it gains and this run's dataset."""
-        cfg = self.config
-        stage2 = read_run_info(Path(cfg.init))
-        info = self.dataset.info
-        if (info.face_type, tuple(info.channels)) != (stage2.model.face_type,
-                                                      tuple(stage2.model.channels)) or \
-                self.spec.input_rate != stage2.model.input_rate:
-            raise ValueError(f"{self.dataset} does not match the stage-II run {cfg.init}: its "
-                             "face type, channel order or input rate differ")
-        emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
-        if len(emotion.shape) != 1 or emotion.time_varying:
-            raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
-                             "an emotion embedding is one (E,) vector per clip")
-        expression = ExpressionArgs.for_channels(
-            stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
-            cfg.expression_width, cfg.expression_layers)
-        centroids = Path(cfg.init) / "front_end.safetensors"
-        if centroids.exists() and self.rank == 0:
-            shutil.copyfile(centroids, self.out / centroids.name)
-        return dataclasses.replace(stage2, stage=3, rig=self._store_rig(),
-                                   expression=expression, dataset=self._dataset_identity())
-
-    def _dataset_identity(self) -> dict[str, Any]:
-        from unitaf_data.reader import sha256_of
-
-        layout = self.dataset.layout
-        return {**self.dataset.origin, "info_sha256": sha256_of(layout.info),
-                "feature_sets": {name: sha256_of(layout.feature_info(name))
-                                 for name in sorted(self.spec.sidecars)}}
-
-    def _store_rig(self) -> str | None:
-        """The rig's name in the run: `demo`, or its arrays copied into the run."""
-        if self.rig is None:
-            return None
-        if self.config.rig == "demo":
-            return "demo"
-        if self.rank == 0:
-            shutil.copyfile(self.config.rig, self.out / "rig.npz")
-        return "rig.npz"
-
-    def _store_front_end(self, backbone) -> dict[str, Any]:
-        """How the run's input is computed from audio: the backbone set's backend and model
-        (and, for offline units, the centroids themselves, saved in the run)."""
-        if "centroids_sha256" in backbone.custom and self.rank == 0:
-            from safetensors.numpy import save_file
-
-            from unitaf_data.features.units import load_centroids
-
-            save_file({"centroids": load_centroids(self.dataset.root)},
-                      self.out / "front_end.safetensors")
-        return {"backend": backbone.backend, "set": self.config.backbone_set,
-                "field": self.config.backbone_field, "model": backbone.model,
-                "frame_rate": backbone.frame_rate}
+    def _run_files(self) -> RunFiles:
+        """Where the run record's files go (written by rank 0 only)."""
+        return RunFiles(self.out, self.config.rig if self.rig is not None else None,
+                        write=self.rank == 0)
 
     def identities(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.run_info.speakers.get(s, self.run_info.unknown_identity)
