@@ -1,5 +1,5 @@
 """Datasets and runs on the Hugging Face Hub, offline through a fake Hub in a temporary folder
-(tests/hub_fake.py); test_hub_real.py runs against the real Hub where it can."""
+(tests/hub_fake.py); tests/data/test_hub_real.py runs against the real Hub where it can."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from unitaf_data.schema import FeatureSetInfo
 pytest.importorskip("espeakng_loader")
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REPO, MODEL_REPO = "someone/unitaf-demo", "someone/unitaf-demo-run"
 TOKEN = "hf_fake_token_for_tests"
 SETS = ["units", "whisper"]

@@ -28,7 +28,7 @@ av = pytest.importorskip("av")
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 BACKGROUND_RGB = np.rint(BACKGROUND * 255).astype(np.uint8)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gl_unavailable() -> str | None:

@@ -23,7 +23,7 @@ from unitaf_model.run import load_run, load_weights
 from unitaf_model.training.config import load_config
 from unitaf_model.training.launcher import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4", "log_every=1"]
 
