@@ -120,7 +120,7 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
     """{condition: {system: {metric: result}}} for `run`, the train-mean face and ground truth
     on `split` (a residual on the emotion label is given each clip's corpus label, as
     `unitaf eval` does)."""
-    from unitaf_model.synthesis.animate import AudioFrontEnd, face_from_features
+    from unitaf_model.synthesis.animate import AudioFrontEnd, face_on_grid
 
     front_end = AudioFrontEnd(run)
     truths = [truth_of(s) for s in dataset.samples(dataset.shards(split), {}, None)
@@ -138,9 +138,8 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
                                np.random.default_rng([seed, index, clip]))
             moved = _shifted(truth, degraded.lead_seconds, fps)
             lead = round(degraded.lead_seconds * fps)
-            faces.append(face_from_features(run, front_end.features(degraded.audio),
-                                            truth.speaker, fps, len(moved.face),
-                                            truth.emotion))
+            faces.append(face_on_grid(run, front_end.features(degraded.audio),
+                                      truth.speaker, fps, len(moved.face), truth.emotion))
             shifted.append(moved)
         systems = {name: faces, MEAN_FACE: [np.repeat(template[None], len(t.face), 0)
                                             for t in shifted],
