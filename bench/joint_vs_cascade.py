@@ -39,8 +39,9 @@ import numpy as np
 from mouth_ablation import scores
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-METRICS = ("lve", "lve_ratio", "mouth_l2", "bcs", "closure_precision", "closure_f1",
-           "jaw_open_correlation", "jitter_mouth_ratio", "av_offset", "av_offset_agreement")
+METRICS = ("lve", "lve_ratio", "mouth_l2", "bcs", "closure_precision",
+           "closure_interval_agreement", "jaw_open_correlation", "jitter_mouth_ratio",
+           "av_offset", "av_offset_agreement")
 SYSTEMS = {"joint": "piper", "cascade": "demo"}  # name: config prefix
 SUBJECTS = ("The baker", "My brother", "A pilot", "The farmer", "Her mother", "The boy",
             "A painter", "The plumber", "Bob", "Pam", "The miner", "Our neighbor")

@@ -20,6 +20,7 @@ from typing import Any
 from unitaf_data import card, extract
 from unitaf_data.dataset import Dataset, ShardRef, remove_feature_set, write_json
 from unitaf_data.features import ExtractSettings, group_by_backend, make_backend, plan_backend
+from unitaf_data.features.augment import AUGMENTED_SET, AugmentSettings
 from unitaf_data.schema import FeatureSetInfo
 from unitaf_pipelines.runtime import (
     actor_options,
@@ -46,6 +47,8 @@ class ExtractConfig:
     semantic_codec: str | None = None
     ray_address: str | None = None
     overwrite: bool = False  # redo the requested sets from scratch
+    augment: int = 0  # augmented copies per train clip (adds the whisper_aug set)
+    augment_seed: int = 0
     skip_bad: bool = False  # a clip with bad data is refused (bad_sample) instead of failing
     progress: bool = True
 
@@ -57,7 +60,15 @@ class ExtractConfig:
         return ExtractSettings(dataset_dir=self.dataset_dir, device=self.device,
                                unitalker_ckpt=self.unitalker_ckpt,
                                indextts2_dir=self.indextts2_dir, w2v_bert=self.w2v_bert,
-                               semantic_codec=self.semantic_codec)
+                               semantic_codec=self.semantic_codec,
+                               augment=AugmentSettings(self.augment, self.augment_seed))
+
+    @property
+    def sets(self) -> tuple[str, ...]:
+        """The requested sets, plus `whisper_aug` when copies are asked for."""
+        extra = (AUGMENTED_SET,) if self.augment and AUGMENTED_SET not in self.feature_sets \
+            else ()
+        return (*self.feature_sets, *extra)
 
 
 @dataclass
@@ -94,11 +105,11 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
     clock = time.perf_counter()
     dataset = Dataset.open_folder(config.dataset_dir)
     shards = dataset.shards()
-    groups = group_by_backend(list(config.feature_sets))
+    groups = group_by_backend(list(config.sets))
     plans = {backend: plan_backend(backend, sets, config.settings())
              for backend, sets in groups.items()}
     if config.overwrite:
-        for name in config.feature_sets:
+        for name in config.sets:
             remove_feature_set(dataset.layout, name)
     init_ray(config.ray_address)
     summary = ExtractSummary()

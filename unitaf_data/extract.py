@@ -98,7 +98,7 @@ def clip_inputs(dataset: Dataset, shard: ShardRef, skip_bad: bool = False
             skips.errors.clear()
         try:
             found.append(ClipInput(sample.key, sample.audio(), sample.meta.text,
-                                   sample.meta.duration, sample.meta))
+                                   sample.meta.duration, sample.meta, sample.face))
         except ShardError as error:
             if skips is None:
                 raise
@@ -136,8 +136,8 @@ def length_batches(clips: list[ClipInput], batch_seconds: float, same_length: bo
 
 def check_features(key: str, duration: float, fields: dict[str, np.ndarray],
                    declared: dict[str, FieldSpec]) -> list[tuple[str, str]]:
-    """(kind, message) problems: frame count vs clip duration (±1 at 50 Hz), NaN/inf,
-    shape against the declared field."""
+    """(kind, message) problems: frame count vs clip duration (±1 at 50 Hz, or the field's
+    own rate), NaN/inf, shape against the declared field."""
     problems = []
     for name, array in fields.items():
         spec = declared[name]
@@ -147,7 +147,7 @@ def check_features(key: str, duration: float, fields: dict[str, np.ndarray],
         if sizes != tuple(spec.shape[1:] if spec.time_varying else spec.shape):
             problems.append(("bad_shape", f"{key}/{name}: shape {array.shape} != "
                                           f"{list(spec.shape)}"))
-        if spec.time_varying and abs(len(array) - duration * FRAME_RATE) > 1:
+        if spec.time_varying and abs(len(array) - duration * (spec.rate or FRAME_RATE)) > 1:
             problems.append(("frames_off", f"{key}/{name}: {len(array)} frames for "
                                            f"{duration:.3f} s"))
     return problems
@@ -186,13 +186,13 @@ def extract_shard(backend, feature_sets: list[str], dataset: Dataset, shard: Sha
         refused = []
         for key, duration, result in keyed:
             sample: dict[str, bytes | str] = {"__key__": key}
-            if isinstance(result, str):
-                refused.append(refusal(key, result))
-                sample["rejected.txt"] = result.encode()
+            value = result if isinstance(result, str) else result[name]  # refused: one set
+            if isinstance(value, str):                                   # or all of them
+                refused.append(refusal(key, value))
+                sample["rejected.txt"] = value.encode()
             else:
-                problems += check_features(key, duration, result[name], declared[name])
-                sample |= {field_name: npy_bytes(array)
-                           for field_name, array in result[name].items()}
+                problems += check_features(key, duration, value, declared[name])
+                sample |= {field_name: npy_bytes(array) for field_name, array in value.items()}
             samples.append(sample)
         record = write_tar(dataset.layout.sidecar(name, shard), samples)
         reports[name] = SetReport(record, len(clips), seconds, refused,

@@ -15,20 +15,25 @@ Feature sets and the backend that makes them:
 | `whisper` | `offline` | `teacher.npy` float16 (T50, 384): Whisper tiny.en encoder states |
 | `units` | `offline` | `units.npy` int16 (T50,): k-means codes of those states (`fit-units`) |
 | `utterance` | `offline` | `utterance.npy` float16 (768,): mean and std over time of those states |
+| `whisper_aug` | `offline` | `teacher_{c}.npy`, `utterance_{c}.npy`, `face_{c}.npy`: copy c |
 | `unitalker` | `unitalker` | `teacher.npy` float16 (T50, 768/1024): UniTalker audio encoder |
 | `semantic_codes`, `spk_cond`, `emovec`, `tts_latent` | `indextts2` | see `features.indextts2` |
 | `piper_latent` | `piper` | `piper_latent.npy`, `piper_encoder.npy` float16 (T50, 192) |
+
+`whisper_aug` holds augmented copies of each train clip (`--augment N`, `features.augment`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unitaf_data.features.augment import AugmentSettings
 from unitaf_data.reader import sha256_of
 
 FEATURE_BACKENDS = {"whisper": "offline", "units": "offline", "utterance": "offline",
+                    "whisper_aug": "offline",
                     "unitalker": "unitalker", "semantic_codes": "indextts2",
                     "spk_cond": "indextts2", "emovec": "indextts2", "tts_latent": "indextts2",
                     "piper_latent": "piper"}
@@ -44,6 +49,7 @@ class ExtractSettings:
     indextts2_dir: str | None = None  # IndexTTS2 checkpoints folder (config.yaml, gpt.pth...)
     w2v_bert: str | None = None  # w2v-BERT 2.0 folder or Hub id (default facebook/w2v-bert-2.0)
     semantic_codec: str | None = None  # MaskGCT codec .safetensors or Hub id (amphion/MaskGCT)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)  # whisper_aug copies
 
 
 @dataclass
@@ -53,6 +59,7 @@ class ClipInput:
     text: str
     duration: float
     meta: Any = None  # the clip's json (`schema.ClipMeta`): its span and the source's custom
+    face: Any = None  # float32 (T, C) at meta.fps (what augmentation moves with the audio)
 
 
 def folder_hashes(folder: Path) -> dict[str, str]:
@@ -90,6 +97,8 @@ def plan_backend(backend: str, feature_sets: list[str], settings: ExtractSetting
                  ) -> BackendPlan:
     """Fail fast, before any model loads, on what a backend would lack (model files, the
     optional model code, fitted units), with an error that says what to do."""
+    if backend == "offline" and "whisper_aug" in feature_sets and not settings.augment.copies:
+        raise ValueError("the whisper_aug feature set needs --augment N (copies per clip)")
     if backend == "offline" and "units" in feature_sets:
         from unitaf_data.features.units import load_centroids
 

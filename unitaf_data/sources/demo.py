@@ -37,6 +37,8 @@ from unitaf_data.face import ARKIT51
 from unitaf_data.phones import phones_from_events
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
 from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
+from unitaf_data.sources.demo_piper import VOICE_NAME as PIPER_VOICE
+from unitaf_data.sources.demo_piper import speak as speak_piper
 from unitaf_data.sources.demo_sentences import held_out_sentences as held_out_sentences
 from unitaf_data.sources.demo_sentences import sentence_splits
 
@@ -53,7 +55,8 @@ SPEAKERS = (  # speaker id, eSpeak voice, base rate (words/min), base pitch (0-1
     ("spk05", "en-us+f3", 165, 50),  # held out: speaks only in the test_speaker split
 )
 HELD_OUT_SPEAKER = "spk05"
-SEEN_SPEAKERS = tuple(name for name, *_ in SPEAKERS if name != HELD_OUT_SPEAKER)
+PIPER_SPEAKER = "spk06"  # Piper's en_US-joe-medium voice (`demo_piper`), a seen speaker
+SEEN_SPEAKERS = (*(name for name, *_ in SPEAKERS if name != HELD_OUT_SPEAKER), PIPER_SPEAKER)
 SENTENCES_PER_RECORDING = 4
 CONDITIONS_SHARE = 0.5  # of train recordings: noise, level, channel, reverb, long edges
 BABBLE_VOICES = ("en-us+m2", "en-us+f2", "en-us+m7", "en-us+f4")
@@ -100,6 +103,8 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
     train recordings get seeded recording conditions (noise, level, channel, reverb, long
     noise-only edges); held-out splits stay clean (eval adds conditions itself).
     """
+    from unitaf_data.espeak import Prosody
+
     rng = np.random.default_rng(seed)
     count = max(1, math.ceil(minutes * 60.0 / RECORDING_TARGET_SECONDS))
     splits = _assign_splits(count, rng)
@@ -111,13 +116,14 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
         speakers = (HELD_OUT_SPEAKER,) if split == "test_speaker" else SEEN_SPEAKERS
         speaker = speakers[(j + j // len(emotions)) % len(speakers)]
         emotion = emotions[j % len(emotions)]
-        voice = speaker_prosody(speaker, emotion)
+        voice = speaker_prosody(speaker, emotion) if speaker != PIPER_SPEAKER else \
+            Prosody(PIPER_VOICE, 0, 0, 0, 0)  # Piper has its own prosody
         pool = pools[split]
         chosen = tuple(str(pool[(j * SENTENCES_PER_RECORDING + k) % len(pool)])
                        for k in range(SENTENCES_PER_RECORDING))
         pauses = [round(float(p), 3) for p in rng.uniform(0.45, 0.9, size=len(chosen) + 1)]
         conditions = Conditions(lead_s=pauses[0], tail_s=pauses[-1])
-        if split == "train" and rng.random() < CONDITIONS_SHARE:
+        if split == "train" and speaker != PIPER_SPEAKER and rng.random() < CONDITIONS_SHARE:
             lead, tail = (float(x) for x in rng.uniform(0.8, 2.5, size=2))
             conditions = draw_conditions(rng, lead, tail)
             pauses[0], pauses[-1] = conditions.lead_s, conditions.tail_s
@@ -125,16 +131,18 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
             recording=f"rec{i:04d}", speaker=speaker, voice=voice.voice, emotion=emotion,
             split=split, rate=voice.rate, pitch=voice.pitch, range=voice.range,
             volume=voice.volume, sentences=chosen, pauses=tuple(pauses),
-            conditions=conditions,
+            conditions=conditions, engine="piper" if speaker == PIPER_SPEAKER else "espeak",
         ))
     return plans
 
 
 def speaker_prosody(speaker: str, emotion: str):
-    """The eSpeak voice and prosody of a demo speaker speaking with an emotion (also what
-    `unitaf infer --tts espeak` speaks with)."""
+    """The eSpeak voice and prosody of a demo speaker speaking with an emotion."""
     from unitaf_data.espeak import Prosody
 
+    if speaker == PIPER_SPEAKER:
+        raise ValueError(f"{speaker} is spoken by Piper's {PIPER_VOICE} voice, not eSpeak: "
+                         "use --tts piper")
     voices = {name: (voice, rate, pitch) for name, voice, rate, pitch in SPEAKERS}
     if speaker not in voices or emotion not in EMOTIONS:
         raise ValueError(f"demo speakers are {', '.join(voices)} and emotions "
@@ -143,6 +151,18 @@ def speaker_prosody(speaker: str, emotion: str):
     rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
     return Prosody(voice, round(base_rate * rate_factor),
                    int(np.clip(base_pitch + pitch_offset, 0, 100)), pitch_range, volume)
+
+
+def speak(text: str, speaker: str = "spk01", emotion: str = "neutral"
+          ) -> tuple[np.ndarray, int]:
+    """(audio, sample rate) of any `text` spoken by eSpeak NG as a demo speaker with an
+    emotion's prosody (what `unitaf infer --tts espeak` speaks)."""
+    from unitaf_data.espeak import Synthesizer
+
+    utterance = Synthesizer.shared().speak(text, speaker_prosody(speaker, emotion))
+    if not len(utterance.audio):
+        raise ValueError(f"eSpeak NG gave no audio for {text!r}")
+    return utterance.audio, utterance.sample_rate
 
 
 def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:
@@ -158,10 +178,38 @@ def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:
 
 
 def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -> dict:
-    """Speak one planned recording, build its face, put the speech through the planned
-    conditions, write its three files; returns its entry.
+    """Speak one planned recording (eSpeak NG, or Piper for `engine` piper), build its face
+    from the phoneme timeline, put the speech through the planned conditions, write its
+    three files; returns its entry (a Piper recording's carries its `piper` script).
 
     Reproducible only when called in a fresh process (see `unitaf_data.espeak`)."""
+    if plan.engine == "piper":
+        spoken = speak_piper(plan.sentences, plan.pauses, _piper_seed(seed, plan))
+        audio, sr, phonemes = spoken.audio, spoken.sample_rate, spoken.phonemes
+        words, sentences, extra = spoken.words, spoken.sentences, {"piper": spoken.script}
+    else:
+        audio, sr, phonemes, words, sentences = _speak_espeak(plan)
+        extra = {}
+    num_frames = round(len(audio) / sr * FPS)
+    rng = np.random.default_rng([seed, zlib.crc32(plan.recording.encode())])
+    face = face_from_phonemes(phonemes, num_frames, FPS, plan.emotion, rng)
+    if not plan.conditions.clean:
+        audio = _through_conditions(audio, sr, plan, sentences, rng)
+
+    stem = corpus_dir / plan.recording
+    sf.write(f"{stem}.wav", audio, sr, subtype="PCM_16")
+    np.save(f"{stem}.face.npy", face)
+    timeline = {"phonemes": phonemes, "words": words, "sentences": sentences}
+    Path(f"{stem}.timeline.json").write_text(json.dumps(timeline, indent=1))
+    return asdict(plan) | {"duration": len(audio) / sr, "frames": num_frames} | extra
+
+
+def _piper_seed(seed: int, plan: DemoRecordingPlan) -> int:
+    return (seed * 1_000_003 + zlib.crc32(plan.recording.encode())) % 2**31
+
+
+def _speak_espeak(plan: DemoRecordingPlan) -> tuple:
+    """(audio, rate, phonemes, words, sentences) of a plan spoken by its eSpeak voice."""
     from unitaf_data.espeak import Prosody, Synthesizer
 
     synth = Synthesizer.shared()
@@ -181,19 +229,7 @@ def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -
         cursor += len(utterance.audio) / sr
     pieces.append(np.zeros(round(plan.pauses[-1] * sr), np.float32))
     phonemes.append(("_", cursor, cursor + len(pieces[-1]) / sr))
-    audio = np.concatenate(pieces)
-    num_frames = round(len(audio) / sr * FPS)
-    rng = np.random.default_rng([seed, zlib.crc32(plan.recording.encode())])
-    face = face_from_phonemes(phonemes, num_frames, FPS, plan.emotion, rng)
-    if not plan.conditions.clean:
-        audio = _through_conditions(audio, sr, plan, sentences, rng)
-
-    stem = corpus_dir / plan.recording
-    sf.write(f"{stem}.wav", audio, sr, subtype="PCM_16")
-    np.save(f"{stem}.face.npy", face)
-    timeline = {"phonemes": phonemes, "words": words, "sentences": sentences}
-    Path(f"{stem}.timeline.json").write_text(json.dumps(timeline, indent=1))
-    return asdict(plan) | {"duration": len(audio) / sr, "frames": num_frames}
+    return np.concatenate(pieces), sr, phonemes, words, sentences
 
 
 def _through_conditions(audio: np.ndarray, sr: int, plan: DemoRecordingPlan,
@@ -362,9 +398,11 @@ def discover(
 
 def clip_custom(entry: dict) -> dict:
     """What every clip of a recording carries in its json `custom`: the synthesiser that
-    spoke it (`voice`: espeak or piper), its voice name, and its recording conditions."""
-    return {"voice": entry["engine"], "voice_name": entry["voice"],
-            "conditions": Conditions(**entry["conditions"]).to_dict()}
+    spoke it (`voice`: espeak or piper), its voice name, its recording conditions, and for
+    Piper the script that speaks it again (`piper`, read by the piper_latent set)."""
+    custom = {"voice": entry["engine"], "voice_name": entry["voice"],
+              "conditions": Conditions(**entry["conditions"]).to_dict()}
+    return custom | ({"piper": entry["piper"]} if entry["engine"] == "piper" else {})
 
 
 def load(ref: RecordingRef) -> Recording:

@@ -15,6 +15,7 @@ on a collective that another never reaches.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
+from unitaf_data.features.augment import AUGMENTED_SET, copy_fields
 from unitaf_data.reader import Skips
 from unitaf_model.model.expression import LABEL, emotion_one_hot
 from unitaf_model.model.unitaf import face_frames
@@ -52,6 +54,9 @@ class DataSpec:
     emotion_set: str = ""  # the clip's emotion embedding (stage III), when set
     emotion_field: str = ""
     emotion_labels: tuple[str, ...] = ()  # emotion_set `label`: the clip's label, one-hot
+    augment_share: float = 0.0  # share of train clips replaced by an augmented copy
+    augment_set: str = AUGMENTED_SET
+    augment_copies: int = 0  # copies per clip in that set (from its feature.json)
 
     @property
     def sidecars(self) -> dict[str, list[str]]:
@@ -63,14 +68,59 @@ class DataSpec:
                 wanted[name].append(field_name)
         return wanted
 
+    def sidecars_for(self, split: str) -> dict[str, list[str]]:
+        """The sidecars of a split: train clips also read their augmented copies."""
+        if split != "train" or not self.augment_share or not self.augment_copies:
+            return self.sidecars
+        fields = [f for c in range(self.augment_copies) for f in copy_fields(c)]
+        return self.sidecars | {self.augment_set: fields}
 
-def joined_samples(dataset: Dataset, spec: DataSpec, shards, skips: Skips | None = None
+
+def joined_samples(dataset: Dataset, spec: DataSpec, shards, skips: Skips | None = None,
+                   split: str = "", rng: np.random.Generator | None = None
                    ) -> Iterator[dict[str, Any]]:
     """Model-grid samples of `shards`: main shard + backbone and teacher sidecars, read by
-    the safe reader; clips a feature backend refused are left out."""
-    for sample in dataset.samples(shards, spec.sidecars, skips):
-        if not sample.refused:
+    the safe reader; clips a feature backend refused are left out. With `rng`, a train clip
+    is replaced by one of its augmented copies with probability `spec.augment_share`."""
+    for sample in dataset.samples(shards, spec.sidecars_for(split), skips):
+        if not set(sample.refused) - {spec.augment_set}:
+            if rng is not None and spec.augment_set in sample.features \
+                    and rng.random() < spec.augment_share:
+                sample = augmented_copy(spec, sample, int(rng.integers(spec.augment_copies)))
             yield to_model_grid(spec, sample)
+
+
+def augmented_copy(spec: DataSpec, sample: Sample, copy: int) -> Sample:
+    """`sample` with copy `copy`'s face and features in place of its own: the Whisper
+    states (backbone, teacher) and utterance embedding (emotion) of the augmented audio."""
+    fields = copy_fields(copy)
+    found = sample.features[spec.augment_set]
+    features = {name: dict(arrays) for name, arrays in sample.features.items()}
+    for name, field_name in ((spec.backbone_set, spec.backbone_field),
+                             (spec.teacher_set, spec.teacher_field),
+                             (spec.emotion_set, spec.emotion_field)):
+        if name and name != LABEL:  # a label is the clip's, whatever its audio went through
+            features[name][field_name] = found[fields[_COPY_FIELD[(name, field_name)]]]
+    return dataclasses.replace(sample, face=found[fields[2]], features=features)
+
+
+def augmented_copies(dataset: Dataset, config) -> int:
+    """Copies per clip of the config's augmented set (0 without augmentation); a missing
+    set, or one made from other features than the config reads, is an error that says
+    what to run."""
+    if not config.augment_share:
+        return 0
+    if config.augment_set not in dataset.feature_set_names():
+        raise FileNotFoundError(
+            f"augment_share={config.augment_share} needs the {config.augment_set} set: run "
+            f"`unitaf-data extract-features {dataset.root} --features whisper,utterance "
+            f"--augment N` (or set augment_share=0)")
+    info = dataset.feature_set(config.augment_set)
+    return int(info.custom.get("copies", 0))
+
+
+# what stands for a clip's own (set, field) in its copy: index into `copy_fields(c)`
+_COPY_FIELD = {("whisper", "teacher.npy"): 0, ("utterance", "utterance.npy"): 1}
 
 
 def split_faces(dataset: Dataset, split: str, fps: float) -> Iterator[np.ndarray]:
@@ -78,6 +128,27 @@ def split_faces(dataset: Dataset, split: str, fps: float) -> Iterator[np.ndarray
     shards alone."""
     for sample in dataset.samples(dataset.shards(split)):
         yield resample_face(sample.face, sample.meta.fps, fps)
+
+
+def train_statistics(dataset: Dataset, fps: float, rig=None
+                     ) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Mean face (the template) and, given a `rig` (stage II with a vertex rig), the mouth
+    openness of every train frame on the model grid (its interval weights the mouth-aware
+    loss and bounds eval's closed / wide-open shares): one pass over the main shards (no
+    audio, no sidecars) holding one clip's face at a time, so memory grows by one float per
+    frame, not one face."""
+    total, frames, openness = 0.0, 0, []
+    for face in split_faces(dataset, "train", fps):
+        if not len(face):
+            continue
+        total = total + face.sum(0, dtype=np.float64)
+        frames += len(face)
+        if rig is not None:
+            openness.append(rig.mouth_openness(face))
+    if not frames:
+        raise ValueError(f"{dataset.root} has no train clips")
+    template = torch.from_numpy((total / frames).astype(np.float32))
+    return template, np.concatenate(openness) if rig is not None else None
 
 
 def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
@@ -163,10 +234,12 @@ class ClipStream(IterableDataset):
         if self.endless:
             np.random.default_rng([self.spec.seed, epoch]).shuffle(order)
         skips = Skips() if self.spec.skip_bad else None
+        rng = np.random.default_rng([self.spec.seed, epoch, me, 1]) if self.endless else None
         if len(order) >= consumers:
-            yield from joined_samples(self.dataset, self.spec, order[me::consumers], skips)
+            yield from joined_samples(self.dataset, self.spec, order[me::consumers], skips,
+                                      self.split, rng)
         else:
-            samples = joined_samples(self.dataset, self.spec, order, skips)
+            samples = joined_samples(self.dataset, self.spec, order, skips, self.split, rng)
             yield from (s for i, s in enumerate(samples) if i % consumers == me)
         if skips is not None and skips.total:
             log.warning("%s split, epoch %d: skipped %d bad samples (%s); first: %s",

