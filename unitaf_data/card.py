@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
-from unitaf_data.schema import SAMPLE_RATE, DatasetInfo, FeatureSetInfo, Rejection, ShardInfo
+from unitaf_data.schema import (
+    SAMPLE_RATE,
+    DatasetInfo,
+    FeatureSetInfo,
+    Rejection,
+    ShardInfo,
+    tool_version,
+)
 
 LICENCE_FILE = "LICENSE"  # the corpus's terms, for a source whose licence is its own
 
@@ -109,13 +115,6 @@ _FEATURE_NOTE = (" Feature sets computed with third-party model weights are deri
                  "obtain the weights and respect their terms before using or sharing these "
                  "sets.")
 REJECTED_COLUMNS = ("what", "where", "reason", "detail")
-
-
-def tool_version() -> str:
-    try:
-        return version("unitaf")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def dataset_features(channels: int, has_reference: bool, has_phones: bool) -> Any:

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from unitaf_data import owned
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import (
     ShardError,
     Skips,
@@ -97,7 +99,8 @@ class DatasetLayout:
     """Every path of a dataset folder."""
 
     WORK = ".build"
-    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*")
+    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*", MARKER,
+                      f"*/{MARKER}")
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -167,12 +170,23 @@ class DatasetLayout:
                       if _SET_NAME.fullmatch(p.parent.name))
 
 
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+    """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
+    if claim:
+        return owned.claim(folder, "feature_set", advice)
+    owned.check_owned(folder, "feature_set", advice)
+    return folder
+
+
 def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     """Delete a feature set's sidecars, feature.json and extraction markers (other files in
-    its folder, such as fitted unit centroids, stay)."""
+    its folder, such as fitted unit centroids, stay): only when its folder is the toolkit's
+    feature set (`unitaf_data.owned`); anything else is refused and left as it is."""
     import shutil
 
-    folder = layout.feature_dir(name)
+    folder = check_feature_folder(layout, name)
     for split in SPLITS:
         shutil.rmtree(folder / split, ignore_errors=True)
     layout.feature_info(name).unlink(missing_ok=True)

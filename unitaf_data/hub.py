@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from unitaf_data import owned
 from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import ShardError, Skips, verify_file
 from unitaf_data.schema import ShardInfo
 
@@ -167,7 +169,8 @@ def dataset_files(dataset: Dataset, feature_sets: list[str]) -> list[str]:
     for name in feature_sets:
         info = dataset.feature_set(name)
         files += sorted(_relative(layout, path) for path in layout.feature_dir(name).iterdir()
-                        if path.is_file() and path.suffix in SET_FILE_SUFFIXES)
+                        if path.is_file() and path.suffix in SET_FILE_SUFFIXES
+                        and path.name != MARKER)
         files += [layout.sidecar_relative(name, ShardRef.parse(shard)) for shard in info.shards]
     return files
 
@@ -382,17 +385,22 @@ class PullResult:
 
 
 def pull_dataset(repo_id: str, out: str | Path, revision: str | None = None,
-                 features: list[str] | None = None) -> PullResult:
+                 features: list[str] | None = None, overwrite: bool = False) -> PullResult:
     """Download the dataset `repo_id` at `revision` (resolved to one commit) into `out`: its
     records and tables, every main shard, and the sidecars of `features` (None: every
-    set), nothing else; then check every shard against its recorded size and sha256."""
+    set), nothing else; then check every shard against its recorded size and sha256.
+    `out` must be new or empty; `overwrite` first deletes a dataset folder the toolkit made
+    there (`unitaf_data.owned`), and nothing else."""
     from huggingface_hub import hf_hub_download
 
+    out = Path(out)
+    _check_pull_target(out, overwrite)
     remote = open_hub_dataset(repo_id, revision)
     commit = remote.origin["revision"]
     sets = select_feature_sets(remote, features)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        owned.remove(out, "dataset", "choose a new --out")
+    owned.claim(out, "dataset", "choose a new --out")
     small = {p.relative_to(remote.root).as_posix() for p in remote.root.glob("**/*")
              if p.is_file()}
     files = dataset_files(remote, sets) + (["README.md"] if "README.md" in small else [])
@@ -413,6 +421,16 @@ def pull_dataset(repo_id: str, out: str | Path, revision: str | None = None,
     local.check_sidecars(sets, local.splits)
     return PullResult(repo_id, commit, local, len(files),
                       sum((out / f).stat().st_size for f in files))
+
+
+def _check_pull_target(out: Path, overwrite: bool) -> None:
+    """Refuse, before any download, an --out that holds anything unless it is a dataset
+    the toolkit made and `overwrite` was asked for."""
+    if overwrite:
+        owned.check_owned(out, "dataset", "choose a new --out")
+    elif out.is_symlink() or (out.exists() and not owned.is_empty(out)):
+        raise owned.ForeignFolder(f"{out} {owned.describe(out)}: choose a new --out (or pass "
+                                  "--overwrite to replace a dataset folder unitaf made)")
 
 
 def _shard_records(dataset: Dataset, feature_sets: list[str]

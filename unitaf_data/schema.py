@@ -172,6 +172,16 @@ class RecordError(ValueError):
     """A record on disk that this version cannot read exactly: the message names the key."""
 
 
+def tool_version() -> str:
+    """The installed unitaf version, recorded in everything the toolkit writes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unitaf")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def _keys(data: Any, what: str, required: set[str], optional: set[str] = frozenset()
           ) -> dict[str, Any]:
     """`data` as a dict with exactly the `required` keys plus any of the `optional` ones."""

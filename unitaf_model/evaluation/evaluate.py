@@ -255,10 +255,12 @@ def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
 
 
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
-    """eval.json, eval.md and the plots into `out`; returns their paths."""
+    """eval.json, eval.md and the plots into `out` (a report folder the toolkit made, or a
+    new or empty one: `unitaf_data.owned`; anything else is refused); returns their paths."""
+    from unitaf_data import owned
     from unitaf_model.evaluation import plots
 
-    out.mkdir(parents=True, exist_ok=True)
+    owned.claim(out, "report", "pass another --out for the report")
     report = report_dict(evaluation)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md"}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))

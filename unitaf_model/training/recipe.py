@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unitaf_data import owned
 from unitaf_data.dataset import Dataset, write_json
 from unitaf_model.training.config import TrainConfig, save_config
 from unitaf_model.training.data import loader, split_faces
@@ -85,7 +86,10 @@ class Recipe:
         (replayed to the resumed step)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            owned.claim(self.out, "run", "pass a new --out, or an empty folder")
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
         input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
         if input_rate is None:
