@@ -255,10 +255,12 @@ def animate(
         AudioFrontEnd,
         animate_file,
         audio_inputs,
+        check_audio_front_end,
         export_formats,
     )
 
     loaded = load_run(run, checkpoint)
+    check_audio_front_end(loaded)
     inputs = audio_inputs(audio)
     formats = export_formats(loaded, video)
     claim_outputs(out, [f"{name}.{fmt}" for name, _ in inputs for fmt in formats], overwrite)

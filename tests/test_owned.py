@@ -65,7 +65,7 @@ def dummy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def random_run(tmp_path_factory) -> Path:
-    front_end = {"backend": "whisper", "set": "whisper", "field": "teacher.npy",
+    front_end = {"backend": "offline", "set": "whisper", "field": "teacher.npy",
                  "model": {"name": "tiny.en"}}
     return write_random_run(tmp_path_factory.mktemp("owned_run") / "run", "precomputed", 384,
                             "whisper", "teacher.npy", front_end)

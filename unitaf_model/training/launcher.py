@@ -13,7 +13,7 @@ from typing import Any, Literal
 from unitaf_data import owned
 from unitaf_data.dataset import read_json_file
 from unitaf_model.training.config import TrainConfig
-from unitaf_model.run import latest_checkpoint, load_training_state
+from unitaf_model.run import latest_checkpoint, load_training_state, recover_run
 from unitaf_model.training.recipe import resolved, run_recipe
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def prepare_run(config: TrainConfig, overwrite: bool = False) -> RunState:
     if overwrite:
         owned.remove(out, "run", _ADVICE)
     owned.check_owned(out, "run", _ADVICE)
+    recover_run(out)
     if not out.exists() or all(p.name == owned.MARKER for p in out.iterdir()):
         return "new"
     last = latest_checkpoint(out, required=False)

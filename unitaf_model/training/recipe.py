@@ -60,8 +60,9 @@ from unitaf_model.run import (
     load_training_state,
     load_weights,
     read_run_info,
+    recover_run,
+    save_best,
     save_checkpoint,
-    save_weights,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Recipe:
         torch.manual_seed(cfg.seed)
         if self.rank == 0:
             owned.claim(self.out, "run", "pass a new --out, or an empty folder")
+            recover_run(self.out)  # what a crash in the middle of a checkpoint left
         else:
             self.out.mkdir(parents=True, exist_ok=True)
         self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
@@ -439,9 +441,8 @@ class Recipe:
         path = self.out / BEST / "best.json"
         if path.exists() and json.loads(path.read_text())["value"] <= metrics[name]:
             return
-        (self.out / BEST).mkdir(exist_ok=True)
-        save_weights(self.core.state_dict(), self.out / BEST / "model.safetensors")
-        write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
+        save_best(self.out, self.core.state_dict(),
+                  {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
