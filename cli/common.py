@@ -31,7 +31,9 @@ TOOLKIT_LOGGERS = ("unitaf_data", "unitaf_model", "unitaf_pipelines", "unitaf_cl
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Debug logs (one line per rejected item) and, on an error, "
                             "its traceback.")]
-Private = Annotated[bool, typer.Option("--private", help="Create the Hub repository private.")]
+Public = Annotated[bool, typer.Option(
+    "--public", help="Create a new Hub repository public (default: private). An existing "
+                     "repository keeps its visibility.")]
 
 
 def field_defaults(cls: type) -> SimpleNamespace:
@@ -95,6 +97,14 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
 def say(*parts: str | tuple[str, str]) -> None:
     """One line on stdout: plain strings, or (text, style) pairs."""
     console.print(Text.assemble(*parts), soft_wrap=True)
+
+
+def print_visibility(private: bool, restrictions: list[str]) -> None:
+    """How a push creates its repository, and the restricted terms of what it publishes."""
+    say("a new repository is created ", ("private" if private else "PUBLIC", "bold"),
+        "" if private else " (--public)", "; an existing one keeps its visibility")
+    for line in restrictions:
+        say(("restricted terms: ", "bold yellow"), line)
 
 
 def _no_type(ctx) -> None:

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from unitaf_cli.common import Private, Verbose, console, field_defaults, make_app, say
+from unitaf_cli.common import (
+    Public,
+    Verbose,
+    console,
+    field_defaults,
+    make_app,
+    print_visibility,
+    say,
+)
 from unitaf_data.asr import AsrSettings
 from unitaf_data.extract import fit_units as fit
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
@@ -386,7 +394,7 @@ def push(
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub dataset repository, e.g. me/my-dataset (created when "
                                 "missing).")],
-    private: Private = False,
+    public: Public = False,
     revision: Annotated[str | None, typer.Option(
         metavar="BRANCH", help="Branch to push to (created from main when missing).")] = None,
     include_features: Annotated[str, typer.Option(
@@ -398,12 +406,14 @@ def push(
     """Verify a dataset and push it to the Hugging Face Hub; rerun to resume.
 
     Every shard goes through the safe reader, checksums and manifest are checked, and the
-    upload stays within the Hub's limits. The token comes from HF_TOKEN or `hf auth login`.
+    upload stays within the Hub's limits. A new repository is private unless --public; the
+    card and this command name any non-commercial or unknown licence the data is under.
+    The token comes from HF_TOKEN or `hf auth login`.
     """
     from unitaf_data.hub import HubLimits, push_dataset
 
     names = [n.strip() for n in include_features.split(",") if n.strip()]
-    result = push_dataset(dataset, repo_id, private=private, revision=revision,
+    result = push_dataset(dataset, repo_id, public=public, revision=revision,
                           include_features=names, dry_run=dry_run)
     plan, checked = result.plan, result.verification
     table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"
@@ -417,6 +427,7 @@ def push(
     say(f"verified {checked.samples} clips in {checked.shards} shards; feature sets: "
         f"{', '.join(plan.feature_sets) or 'none'}; about {plan.commits(HubLimits())} "
         "commit(s) (the card last)")
+    print_visibility(result.private, result.restrictions)
     if result.commit:
         say(f"pushed {repo_id} at commit {result.commit}")
 

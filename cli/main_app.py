@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from unitaf_cli.common import Private, Verbose, console, errors, make_app, say
+from unitaf_cli.common import (
+    Public,
+    Verbose,
+    console,
+    errors,
+    make_app,
+    print_visibility,
+    say,
+)
 from unitaf_model.training.config import config_keys
 
 app = make_app(
@@ -207,7 +215,12 @@ def evaluate(
     from unitaf_data.dataset import Dataset
     from unitaf_data.owned import check_owned
     from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
+    from unitaf_model.evaluation.evaluate import (
+        markdown_table,
+        report_dict,
+        write_report,
+        write_videos,
+    )
     from unitaf_model.run import load_run
 
     runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
@@ -437,8 +450,14 @@ def push_run(
                                         help="A run folder written by `unitaf train`.")],
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub model repository, e.g. me/unitaf-demo (created when "
-                                "missing).")],
-    private: Private = False,
+                                "missing, private unless --public).")],
+    public: Public = False,
+    include_media: Annotated[bool, typer.Option(
+        "--include-media", help="Also publish the eval videos (test clips' faces with their "
+                                "audio, under the dataset's licence, which the card states).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List every file the push would upload; upload nothing.")] = False,
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="The dataset the run was trained on, when it is no longer "
                                    "where the run recorded it.")] = None,
@@ -447,10 +466,24 @@ def push_run(
     """Publish a run on the Hub in one commit.
 
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
-    validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
-    and their licences. `load_run(REPO_ID)` reads it.
+    validation.jsonl, eval reports (eval.json, eval.md, plots) and a model card naming the
+    dataset, the base checkpoints and their licences; eval videos only with
+    --include-media. `load_run(REPO_ID)` reads it.
     """
     from unitaf_model.hub import push_run as publish
 
-    pushed = publish(run, repo_id, private=private, data=data)
-    say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")
+    pushed = publish(run, repo_id, public=public, include_media=include_media, data=data,
+                     dry_run=dry_run)
+    table = Table(title=f"{'plan: ' if dry_run else ''}{run} → {repo_id}")
+    for column in ("file", "MB", "kind"):
+        table.add_column(column)
+    for path in [*pushed.files, "README.md"]:
+        size = pushed.bytes.get(path, len(pushed.card.encode()))
+        table.add_row(path, f"{size / 1e6:.3f}", "media" if path in pushed.media else "")
+    console.print(table)
+    say(f"{len(pushed.files) + 1} files ({len(pushed.media)} media"
+        f"{'' if include_media else '; eval videos are left out without --include-media'})")
+    print_visibility(pushed.private, pushed.restrictions)
+    if pushed.commit:
+        say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit "
+            f"{pushed.commit}")

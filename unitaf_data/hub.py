@@ -288,25 +288,30 @@ class PushResult:
     repo_id: str
     plan: UploadPlan
     verification: Verification
+    private: bool  # how the repository is created when it is new
+    restrictions: list[str]  # non-commercial or unknown terms the data is under (the card says so)
     commit: str | None = None  # the card's commit (the last); None for a dry run
 
 
-def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False,
+def push_dataset(folder: str | Path, repo_id: str, *, public: bool = False,
                  revision: str | None = None, include_features: list[str] = (),
                  dry_run: bool = False, limits: HubLimits = HubLimits()) -> PushResult:
     """Verify a dataset folder, plan its upload within the Hub's limits, and (unless
-    `dry_run`) upload it to the dataset repository `repo_id` (created when missing; on
-    branch `revision`, created from main when missing): the declared files with
-    `upload_folder` (resumable by running the push again), then the card for exactly the
-    pushed feature sets. `include_features`: set names, ["all"], or () for the main shards
-    only."""
+    `dry_run`) upload it to the dataset repository `repo_id` (created when missing, private
+    unless `public`; on branch `revision`, created from main when missing): the declared
+    files with `upload_folder` (resumable by running the push again), then the card for
+    exactly the pushed feature sets, which names any non-commercial or unknown terms.
+    `include_features`: set names, ["all"], or () for the main shards only."""
+    from unitaf_data.card import dataset_terms, restrictions
+
     if not is_hub_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
     dataset = Dataset.open_folder(folder)
     sets = select_feature_sets(dataset, list(include_features))
     plan = upload_plan(dataset, sets, limits)
     verification = verify_dataset(dataset, sets)
-    result = PushResult(repo_id, plan, verification)
+    result = PushResult(repo_id, plan, verification, not public,
+                        restrictions(dataset_terms(dataset, sets)))
     if dry_run:
         return result
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
@@ -318,7 +323,7 @@ def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False,
     card = card_text(dataset, sets, repo_id).encode()
     api = HfApi()
     hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="dataset",
-             private=private, exist_ok=True)
+             private=not public, exist_ok=True)
     if revision:
         hub_call(f"create the branch {revision}", api.create_branch, repo_id, branch=revision,
                  repo_type="dataset", exist_ok=True)
