@@ -375,6 +375,8 @@ def inspect(
         refused = f", {len(spec.checks.refused)} refused" if spec.checks.refused else ""
         table.add_row(f"features {name}", f"{spec.backend}: {', '.join(spec.fields)} "
                                           f"({spec.checks.clips} clips{refused})")
+    table.add_row("verified", f"not verified: run `unitaf-data verify {dataset}` (inspect "
+                              "reads the records only)")
     console.print(table)
     samples = Table(title="sample clips")
     for column in ("key", "duration", "text"):
@@ -386,6 +388,47 @@ def inspect(
     if plot:
         path = plot_clip(load_clip(summary.dataset, key), plot)
         say(f"plot written to {path}")
+
+
+@app.command()
+def verify(
+    dataset: Annotated[str, typer.Argument(
+        metavar="DATASET|HUB_ID", help="A folder written by `unitaf-data build`, or a Hub id.")],
+    features: Annotated[str | None, typer.Option(
+        metavar="SET,...|none", help="Feature sets whose sidecars to check (default: all).")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(
+        metavar="REV", help="A Hub dataset's branch, tag or commit (default: main).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Check every shard and sidecar against the dataset's records.
+
+    Sizes, sha256, sample counts, end-of-archive, keys in lockstep with the main shards,
+    every clip's json, face and audio, every sidecar array as feature.json declares it, and
+    the manifest. Prints what is damaged by shard, key and field and exits 1; exits 0 when
+    everything is intact. Writes nothing.
+    """
+    from unitaf_data import dataset as contract
+    from unitaf_data.verify import verify as check
+
+    opened = contract.Dataset.open(dataset, revision)
+    names = None if features is None else [
+        n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
+    report = check(opened, names)
+    checked = (f"{report.samples} clips in {report.shards} shards and {report.sidecars} "
+               f"sidecars (feature sets: {', '.join(report.feature_sets) or 'none'})")
+    if report.clean:
+        say(("clean: ", "bold green"), f"{checked} match their records")
+        return
+    table = Table(title=f"damage in {dataset}")
+    for column in ("shard", "key", "field", "problem", "detail"):
+        table.add_column(column, overflow="fold")
+    for damage in report.damage:
+        table.add_row(damage.shard, damage.key or "", damage.field or "", damage.reason,
+                      damage.detail)
+    console.print(table)
+    say(("damaged: ", "bold red"), f"{len(report.damage)} problem(s); read intact: {checked}")
+    raise typer.Exit(1)
 
 
 @app.command()

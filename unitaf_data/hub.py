@@ -27,8 +27,9 @@ from unitaf_data import owned
 from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
 from unitaf_data.owned import MARKER
-from unitaf_data.reader import ShardError, Skips, verify_file
+from unitaf_data.reader import verify_file
 from unitaf_data.schema import ShardInfo
+from unitaf_data.verify import VerifyReport, verify
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -240,44 +241,14 @@ def _check_limits(files: tuple[PlannedFile, ...], limits: HubLimits) -> None:
 # --- verifying a dataset before it is shared ----------------------------------------------
 
 
-@dataclass
-class Verification:
-    """What reading a dataset whole found: shards and samples read, and what was bad."""
-
-    shards: int
-    samples: int
-    skips: Skips
-
-
-def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> Verification:
-    """Read every main shard with every field of the sidecars of `feature_sets` through the
-    safe reader (checksums, counts, arrays, the clip json, the decoded audio against the
-    alignment contract) and check the manifest against the shards' keys; PushRefused names
-    what is bad."""
-    splits = dataset.splits
-    try:
-        dataset.check_sidecars(feature_sets, splits)
-    except ValueError as error:
-        raise PushRefused(str(error)) from None
-    skips = Skips()
-    wanted = {name: list(dataset.feature_set(name).fields) for name in feature_sets}
-    read: list[tuple[str, str]] = []  # (key, shard id) of every good sample
-    for sample in dataset.samples(dataset.shards(), wanted, skips):
-        try:
-            sample.audio()
-        except ShardError as error:
-            skips.add(error)
-            continue
-        read.append((sample.key, sample.shard))
-    if skips.total:
-        raise PushRefused(f"{dataset.root} has bad data ({skips.total}: "
-                          f"{dict(skips.counts)}); first: {skips.examples[0]}")
-    listed = [(row["key"], f"{row['split']}/{row['shard']}") for row in dataset.manifest()]
-    if sorted(listed) != sorted(read):
-        wrong = sorted(set(listed) ^ set(read))[:1] or ["a clip listed twice"]
-        raise PushRefused(f"{dataset.root}: manifest.parquet does not list the clips of the "
-                          f"shards (e.g. {wrong[0]}): rebuild the dataset")
-    return Verification(len(dataset.shards()), len(read), skips)
+def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> VerifyReport:
+    """The dataset read whole with the sidecars of `feature_sets` (`unitaf_data.verify`);
+    PushRefused names the first problem found."""
+    report = verify(dataset, feature_sets)
+    if not report.clean:
+        raise PushRefused(f"{dataset.root} has bad data ({len(report.damage)} problem(s); "
+                          f"`unitaf-data verify` lists them all); first: {report.damage[0]}")
+    return report
 
 
 # --- push ---------------------------------------------------------------------------------
@@ -287,7 +258,7 @@ def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> Verification:
 class PushResult:
     repo_id: str
     plan: UploadPlan
-    verification: Verification
+    verification: VerifyReport
     private: bool  # how the repository is created when it is new
     restrictions: list[str]  # non-commercial or unknown terms the data is under (the card says so)
     commit: str | None = None  # the card's commit (the last); None for a dry run
