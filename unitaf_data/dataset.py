@@ -214,11 +214,11 @@ class Sample:
 
     def audio(self) -> np.ndarray:
         """The clip's 16 kHz mono waveform, checked against the alignment contract."""
-        from unitaf_data.audio import decode_flac
+        from unitaf_data.audio import AUDIO_ERRORS, decode_flac
 
         try:
             audio, sample_rate = decode_flac(self.flac)
-        except Exception as error:  # libsndfile raises its own error types for bad data
+        except AUDIO_ERRORS as error:  # libsndfile raises its own error types for bad data
             raise ShardError(self.shard, "unreadable audio", self.key, "flac",
                              f"{type(error).__name__}: {error}") from None
         expected = round(self.meta.num_frames * self.meta.sample_rate / self.meta.fps)
@@ -473,11 +473,12 @@ def _sidecar_problems(dataset: Dataset, name: str, info: FeatureSetInfo, shard: 
 
 def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
     """A parquet table's rows, with the `columns` it must have checked by type."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         rows = pq.read_table(path).to_pylist()
-    except Exception as error:  # pyarrow raises its own types for damaged files
+    except (pa.ArrowException, OSError, ValueError) as error:  # a damaged file
         raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
                           ) from None
     for i, row in enumerate(rows):
