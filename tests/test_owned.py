@@ -23,7 +23,10 @@ from unitaf_data.testing import write_dummy_dataset
 
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-FOREIGN = ("model_folder", "unrelated_folder", "symlink")
+# The model folder in the fast lane; the other two kinds, per command, in the slow one (the
+# unit tests below cover them in the fast lane).
+FOREIGN = ("model_folder", pytest.param("unrelated_folder", marks=pytest.mark.e2e),
+           pytest.param("symlink", marks=pytest.mark.e2e))
 
 
 def _make_foreign(kind: str, path: Path, elsewhere: Path) -> None:
@@ -163,6 +166,20 @@ def test_outputs_the_tool_made_are_replaced_only_with_overwrite(tmp_path):
     (out / "c.npy").symlink_to(tmp_path / "elsewhere.npy")
     with pytest.raises(owned.ForeignFolder, match="symbolic link"):
         owned.claim_outputs(out, ["c.npy"], overwrite=True)
+
+
+@pytest.mark.parametrize("foreign", ["model_folder", "unrelated_folder", "symlink"])
+def test_a_foreign_folder_is_never_removed_or_claimed(foreign, tmp_path):
+    folder = tmp_path / "folder"
+    _make_foreign(foreign, folder, tmp_path / "elsewhere")
+    before = _snapshot(folder, tmp_path / "elsewhere")
+    for kind in owned.KINDS:
+        for act in (owned.remove, owned.claim, owned.check_owned):
+            with pytest.raises(owned.ForeignFolder, match="not made by unitaf|symbolic link"):
+                act(folder, kind)
+    with pytest.raises(owned.ForeignFolder):
+        owned.remove(folder, "dataset", keep_folder=True)
+    assert _snapshot(folder, tmp_path / "elsewhere") == before
 
 
 def test_only_a_marked_folder_of_the_right_kind_or_an_empty_one_is_removed(tmp_path):

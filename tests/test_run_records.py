@@ -86,6 +86,7 @@ def test_a_crash_anywhere_in_swapping_best_leaves_a_complete_best(where, tmp_pat
     assert sorted(p.name for p in run.iterdir()) == [BEST]
 
 
+@pytest.mark.e2e  # two short trainings
 def test_a_restart_cleans_half_written_checkpoints_and_finishes_the_run(tmp_path):
     dataset = write_dummy_dataset(tmp_path / "dataset")
     run = tmp_path / "run"
@@ -167,3 +168,14 @@ def test_a_checkpoint_rewritten_in_place_is_swapped_whole(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors",
                                                          "state.json", "state.safetensors"]
     shutil.rmtree(tmp_path / "run")
+
+
+def test_a_best_folder_without_its_record_is_refused_as_damaged(tmp_path):
+    run = write_random_run(tmp_path / "run", "precomputed", 384, "whisper", "teacher.npy",
+                           FRONT_END)
+    save_best(run, load_weights(run / "step_000001" / "model.safetensors"),
+              {"step": 1, "metric": "val/loss", "value": 0.5})
+    assert load_run(run).checkpoint == BEST
+    (run / BEST / "best.json").unlink()
+    with pytest.raises(RecordError, match=r"best is damaged: it lacks best\.json"):
+        load_run(run)

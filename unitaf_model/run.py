@@ -296,12 +296,17 @@ def swap_in(tmp: Path, folder: Path) -> None:
 
 
 def complete_folder(folder: Path, files: tuple[str, ...]) -> Path | None:
-    """`folder` when it holds all `files`; else its `.old` copy left by a crash in the middle
-    of `swap_in` when that one does; else None."""
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if all((candidate / name).is_file() for name in files):
-            return candidate
-    return None
+    """`folder` (refused as damaged, RecordError, when it lacks any of `files`: `swap_in`
+    never leaves it so); while it is missing, its `.old` copy left by a crash in the middle
+    of `swap_in` when that one is complete; else None."""
+    if folder.exists():
+        missing = [name for name in files if not (folder / name).is_file()]
+        if missing:
+            raise RecordError(f"{folder} is damaged: it lacks {', '.join(missing)} (train "
+                              "the run again, or delete the folder)")
+        return folder
+    old = folder.with_name(folder.name + ".old")
+    return old if all((old / name).is_file() for name in files) else None
 
 
 def recover_run(run: Path) -> None:
