@@ -98,18 +98,20 @@ def train(
     finished one; another config needs a new --out or --overwrite. The resolved config is
     written to OUT/config.json.
     """
+    from unitaf_model.training import launcher
     from unitaf_model.training.config import load_config
-    from unitaf_model.training.launcher import prepare_run
-    from unitaf_model.training.launcher import train as run_training
+    from unitaf_pipelines.runtime import init_ray
 
     cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
                       init=str(init) if init else None, rig=rig,
                       num_workers=num_workers, use_gpu=use_gpu)
-    if prepare_run(cfg, overwrite) == "finished":
+    if launcher.prepare_run(cfg, overwrite) == "finished":
         say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
     else:
+        if launcher.uses_ray_train(cfg):
+            init_ray(ray_address)
         with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
-            run_training(cfg, ray_address, progress)
+            launcher.train(cfg, progress)
     _print_validation(out)
 
 
@@ -212,26 +214,20 @@ def evaluate(
     LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
     from unitaf_data.owned import check_owned
-    from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import (
-        markdown_table,
-        report_dict,
-        write_report,
-        write_videos,
-    )
-    from unitaf_model.run import load_run
+    from unitaf_model.evaluation import evaluate
+    from unitaf_model.hub import open_run, trained_on
 
-    runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
+    runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
     folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                      else Path("eval") / runs[0].path.name / split)
     check_owned(folder, "report", "pass another --out for the report")
-    dataset = Dataset.open(data) if data else runs[0].open_dataset()
-    evaluation = run_evaluation(runs, dataset, split, skip_bad)
-    paths = write_report(evaluation, folder)
-    videos = write_videos(evaluation, folder, video) if video else []
-    console.print(markdown_table(report_dict(evaluation)))
+    dataset = open_dataset(data) if data else trained_on(runs[0])
+    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
+    paths = evaluate.write_report(evaluation, folder)
+    videos = evaluate.write_videos(evaluation, folder, video) if video else []
+    console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
 
@@ -263,7 +259,7 @@ def animate(
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
     from unitaf_data.owned import claim_outputs
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis.animate import (
         AudioFrontEnd,
         animate_file,
@@ -272,7 +268,7 @@ def animate(
         export_formats,
     )
 
-    loaded = load_run(run, checkpoint)
+    loaded = open_run(run, checkpoint)
     check_audio_front_end(loaded)
     inputs = audio_inputs(audio)
     formats = export_formats(loaded, video)
@@ -364,7 +360,7 @@ def infer(
     UniTAF path; it exists so that the whole flow runs offline.
     """
     from unitaf_data.owned import claim_outputs
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis import speak
     from unitaf_model.synthesis.animate import export_formats
 
@@ -373,7 +369,7 @@ def infer(
     if (text is None) == (text_file is None):
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
-    loaded = load_run(run)
+    loaded = open_run(run)
     claim_outputs(out, [f"{name}.{fmt}" for fmt in ["wav", *export_formats(loaded, video)]],
                   overwrite)
     if tts == "espeak":
@@ -468,12 +464,12 @@ def push_run(
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
     validation.jsonl, eval reports (eval.json, eval.md, plots) and a model card naming the
     dataset, the base checkpoints and their licences; eval videos only with
-    --include-media. `load_run(REPO_ID)` reads it.
+    --include-media. `open_run(REPO_ID)` reads it.
     """
-    from unitaf_model.hub import push_run as publish
+    from unitaf_model import hub
 
-    pushed = publish(run, repo_id, public=public, include_media=include_media, data=data,
-                     dry_run=dry_run)
+    pushed = hub.push_run(run, repo_id, public=public, include_media=include_media, data=data,
+                           dry_run=dry_run)
     table = Table(title=f"{'plan: ' if dry_run else ''}{run} → {repo_id}")
     for column in ("file", "MB", "kind"):
         table.add_column(column)

@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from unitaf_data import owned
-from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
+from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.owned import MARKER
 from unitaf_data.reader import verify_file
 from unitaf_data.schema import ShardInfo
@@ -273,7 +273,7 @@ def push_dataset(folder: str | Path, repo_id: str, *, public: bool = False,
     files with `upload_folder` (resumable by running the push again), then the card for
     exactly the pushed feature sets, which names any non-commercial or unknown terms.
     `include_features`: set names, ["all"], or () for the main shards only."""
-    from unitaf_data.card import dataset_terms, restrictions
+    from unitaf_data.licences import dataset_terms, restrictions
 
     if not is_hub_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
@@ -327,6 +327,16 @@ class HubFiles:
         return Path(hub_call(f"fetch {relative} of {self.repo_id}@{self.commit[:10]}",
                              hf_hub_download, self.repo_id, relative, repo_type="dataset",
                              revision=self.commit))
+
+
+def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
+    """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
+    path = Path(reference)
+    if path.exists():
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
+        return Dataset.open_folder(path)
+    return open_hub_dataset(str(reference), revision)
 
 
 def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:

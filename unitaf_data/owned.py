@@ -45,7 +45,7 @@ def _json_object(path: Path) -> dict | None:
 
 
 def _valid_record(path: Path, parse: Callable[[dict], object]) -> bool:
-    from unitaf_data.schema import RecordError
+    from unitaf_data.records import RecordError
 
     data = _json_object(path)
     if data is None:
@@ -154,7 +154,7 @@ def claim(folder: Path, kind: str, advice: str = "") -> Path:
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    from unitaf_data.schema import tool_version
+    from unitaf_data.records import tool_version
 
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps({"kind": kind, "marker_version": MARKER_VERSION,

@@ -118,7 +118,7 @@ def _check_manifest(dataset: Dataset, read: list[tuple[str, str]], report: Verif
                     ) -> None:
     """The manifest lists exactly the clips read (when no shard was damaged: a damaged
     shard's clips were not all read)."""
-    from unitaf_data.schema import RecordError
+    from unitaf_data.records import RecordError
 
     try:
         listed = [(row["key"], f"{row['split']}/{row['shard']}") for row in dataset.manifest()]

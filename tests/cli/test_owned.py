@@ -22,7 +22,7 @@ from unitaf_data.dataset import DatasetLayout
 from unitaf_data.testing import write_dummy_dataset
 
 runner = CliRunner()
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # The model folder in the fast lane; the other two kinds, per command, in the slow one (the
 # unit tests below cover them in the fast lane).
 FOREIGN = ("model_folder", pytest.param("unrelated_folder", marks=pytest.mark.e2e),

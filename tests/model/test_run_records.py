@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from runs import write_random_run
 from unitaf_cli.main_app import app
 from unitaf_data.dataset import Dataset
-from unitaf_data.schema import RecordError
+from unitaf_data.records import RecordError
 from unitaf_data.testing import write_dummy_dataset
 from unitaf_model.run import (
     BEST,
@@ -29,7 +29,7 @@ from unitaf_model.run import (
 )
 from unitaf_model.training.data import ClipStream, DataSpec
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4", "log_every=2"]
 FRONT_END = {"backend": "offline", "set": "whisper", "field": "teacher.npy",
