@@ -36,6 +36,10 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 # The records and small files of a dataset (feature.json, fit.json, centroids.npy of every
 # set): what opening a Hub dataset downloads; shards come one at a time.
 SET_FILE_SUFFIXES = (".json", ".npy")
+# What a push may delete in the repository (stale shards of an earlier push): only files
+# named as the toolkit names shards, never anything else someone keeps there.
+_SHARD_NAME = "*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"
+SHARD_PATTERNS = (f"data/{_SHARD_NAME}", f"features/{_SHARD_NAME}")
 METADATA_PATTERNS = ("README.md", LICENCE_FILE, "unitaf.json", "manifest.parquet",
                      "rejected.parquet", "features/*/*.json", "features/*/*.npy")
 
@@ -120,7 +124,7 @@ class UploadPlan:
     feature_sets: tuple[str, ...]
     allow_patterns: tuple[str, ...]
     ignore_patterns: tuple[str, ...]
-    delete_patterns: tuple[str, ...]  # remote files there that the plan lacks are removed
+    delete_patterns: tuple[str, ...]  # remote shards (by the tool's shard names) the plan lacks
 
     @property
     def total_bytes(self) -> int:
@@ -212,7 +216,7 @@ def upload_plan(dataset: Dataset, feature_sets: list[str], limits: HubLimits = H
                           f"e.g. {stray[0]!r}: remove them (a push uploads only the dataset)")
     files = tuple(PlannedFile(path, (root / path).stat().st_size) for path in declared)
     _check_limits(files, limits)
-    return UploadPlan(root, files, tuple(feature_sets), allow, ignore, ("data/*", "features/*"))
+    return UploadPlan(root, files, tuple(feature_sets), allow, ignore, SHARD_PATTERNS)
 
 
 def _check_limits(files: tuple[PlannedFile, ...], limits: HubLimits) -> None:

@@ -129,3 +129,23 @@ def test_a_dataset_push_is_private_and_names_restricted_terms(source, restricted
     assert public.exit_code == 0 and not hub.repos[("dataset", "me/open")].private
     assert "created PUBLIC" in public.output
     shutil.rmtree(tmp_path / "hub")
+
+
+def test_a_push_deletes_only_stale_shards_never_other_files_in_the_repository(tmp_path,
+                                                                             monkeypatch):
+    from huggingface_hub import CommitOperationAdd
+
+    dataset = _dataset(tmp_path, "demo")
+    hub = install(monkeypatch, tmp_path / "hub")
+    api = hub  # what the toolkit calls as HfApi()
+    api.create_repo("me/data", repo_type="dataset", private=True)
+    kept = {"data/notes.txt": b"mine", "features/mine/table.csv": b"a,b",
+            "data/train/my-archive.tar": b"not a unitaf shard"}
+    api.create_commit("me/data", [CommitOperationAdd(path, data) for path, data in
+                                  [*kept.items(), ("data/train/train-000099.tar", b"stale")]],
+                      commit_message="someone's files", repo_type="dataset")
+    result = runner.invoke(data_app, ["push", str(dataset), "me/data"])
+    assert result.exit_code == 0, result.output
+    remote = hub.files("me/data")
+    assert {path: remote.get(path) for path in kept} == kept
+    assert "data/train/train-000099.tar" not in remote and "data/train/train-000000.tar" in remote
