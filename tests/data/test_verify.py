@@ -120,3 +120,20 @@ def test_inspect_says_it_has_not_verified(dummy):
     result = runner.invoke(app, ["inspect", str(dummy)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert f"not verified: run `unitaf-data verify {dummy}`" in result.output
+
+
+def test_a_hub_dataset_is_verified_through_the_same_reading_api(dummy, tmp_path,
+                                                                monkeypatch):
+    from hub_fake import install
+    from unitaf_data.hub import push_dataset
+
+    hub = install(monkeypatch, tmp_path / "hub")
+    push_dataset(dummy, "me/data", include_features=["all"])
+    clean = _verify(Path("me/data"))
+    assert clean.exit_code == 0 and "clean: 8 clips in 3 shards and 6 sidecars" in clean.output
+    shard = bytearray((dummy / "data" / "test" / "test-000000.tar").read_bytes())
+    shard[len(shard) // 2] ^= 0x10
+    hub.tamper("me/data", "data/test/test-000000.tar", bytes(shard))
+    damaged = _verify(Path("me/data"))
+    assert damaged.exit_code == 1 and "test/test-000000" in damaged.output
+    assert "checksum mismatch" in damaged.output
