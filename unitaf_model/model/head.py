@@ -16,11 +16,12 @@ Parts, each its own surface with per-vertex colours:
 - inner mouth: upper and lower teeth along a dental arch, a tongue, and a dark bowl behind them.
 
 Morph targets follow Apple's ARKit descriptions: JawOpen turns the jaw, lower lip, lower teeth
-and tongue about the jaw's hinge (0.3 rad); MouthClose brings the lips together over an open
-jaw (JawOpen = MouthClose shuts them exactly); EyeBlink rotates the upper lid down over the eye
-to meet the lower lid; EyeLook* turn the eyeballs; Funnel and Pucker push the lips forward and
-in (Funnel also parts them); smile, frown, stretch and dimple move the mouth corners; press,
-roll and shrug act on the lips; cheeks puff and squint; brows raise and lower; the nose sneers.
+and tongue about the jaw's hinge (0.3 rad); MouthClose lifts the lower lip back against the
+upper over an open jaw (JawOpen = MouthClose shuts them exactly); EyeBlink rotates the upper lid
+down over the eye to meet the lower lid; EyeLook* turn the eyeballs; Funnel and Pucker push the
+lips forward and in (Funnel also parts them); smile, frown, stretch and dimple move the mouth
+corners; press, roll and shrug act on the lips; cheeks puff and squint; brows raise and lower;
+the nose sneers.
 
 Vertex sets: `mouth` (the two lip lines and the inner lip rows down to the gums: their y
 extent is the mouth openness, 0.032 at rest and about 0.063 with JawOpen = 1, like the real
@@ -43,8 +44,7 @@ JAW_ANGLE = 0.30  # radians of JawOpen = 1
 EYE_CENTRE = np.array([0.033, 0.028])  # x, y of the left eye (mirrored for the right)
 EYE_RADIUS = 0.0115
 LID_RADIUS = 0.0128
-CLOSE_SHARE = 0.25
-CORNER_WEIGHT = 0.33  # of the jaw's turn at the mouth corners: the skin beside them, at the lip line  # of the lip gap, the part MouthClose closes by lowering the upper lip
+CORNER_WEIGHT = 0.33  # of the jaw's turn at the mouth corners, as the skin beside them
 
 COLORS = {
     "skin": (0.86, 0.68, 0.57), "lip": (0.74, 0.40, 0.40), "inner_lip": (0.60, 0.30, 0.31),
@@ -351,24 +351,12 @@ class _Fields:
         self.upper = self.is_skin & ~self.lower
         self.inner = self.mask(*(f"{side}_inner{k}" for side in ("upper", "lower")
                                  for k in range(len(_INNER_LIP))))
-        self.column = np.full(self.count, -1)  # the mouth column of lip vertices
-        self._mouth_columns()
 
     def mask(self, *names: str) -> np.ndarray:
         found = np.zeros(self.count, bool)
         for name in names:
             found[self.head.parts[name]] = True
         return found
-
-    def _mouth_columns(self) -> None:
-        skin, parts = self.skin, self.head.parts
-        columns = skin["mouth_columns"]
-        self.column[skin["grid"][:, columns].ravel()] = np.tile(np.arange(len(columns)),
-                                                                len(skin["grid"]))
-        self.column[parts["lower_line"]] = np.arange(len(columns))
-        for side in ("upper", "lower"):
-            for k in range(len(_INNER_LIP)):
-                self.column[parts[f"{side}_inner{k}"]] = np.arange(len(columns))
 
     def gauss(self, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
         return _gauss(self.x, self.y, cx, cy, sx, sy) * self.is_skin * (self.z > 0)
@@ -402,17 +390,13 @@ class _Fields:
         return jaw
 
     def mouth_close(self, jaw: np.ndarray) -> None:
-        """The lower lip rises by 1 − CLOSE_SHARE of the jaw's drop and the upper lip comes
-        down by CLOSE_SHARE of the lower lip line's: JawOpen = MouthClose shuts the lips."""
-        below, above = MOUTH_Y - self.y, self.y - MOUTH_Y
+        """The lower lip (its line, its inner rows and the red below it) rises by exactly the
+        jaw's drop, fading over the skin under it: JawOpen = MouthClose shuts the lips and
+        leaves the mouth's openness at its rest value."""
+        below = MOUTH_Y - self.y
         lower = self.lower * np.where(self.inner | (below < 1e-9), 1.0, _smooth(0.016, 0.004,
                                                                                    below))
-        self.set("MouthClose", lower, 0)
-        self.out["MouthClose"] -= (1 - CLOSE_SHARE) * lower[:, None] * jaw
-        line = jaw[self.head.parts["lower_line"]]
-        upper = self.upper * (self.column >= 0) * np.where(
-            self.inner | (above < 1e-9), 1.0, _smooth(0.014, 0.003, above))
-        self.out["MouthClose"] += CLOSE_SHARE * upper[:, None] * line[self.column]
+        self.out["MouthClose"] = -lower[:, None] * jaw
 
     def lips(self) -> None:
         x, y = self.x, self.y

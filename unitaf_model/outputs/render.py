@@ -32,8 +32,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from unitaf_model.outputs.exports import import_render_extra, match_channels, vertex_normals
 from unitaf_model.model.rig import Rig
+from unitaf_model.outputs.exports import import_render_extra, match_channels, vertex_normals
 
 log = logging.getLogger(__name__)
 
