@@ -212,7 +212,7 @@ def _skin(head: Head) -> dict[str, np.ndarray]:
     lower_line = head.add("lower_line", line, rgb[_MOUTH_ROW, mouth_columns])
     lower_grid = grid.copy()
     lower_grid[_MOUTH_ROW, mouth_columns] = lower_line
-    head.triangles(np.stack([np.full(columns, crown[0]), np.roll(grid[0], -1), grid[0]], 1))
+    head.triangles(np.stack([np.full(columns, crown[0]), grid[0], np.roll(grid[0], -1)], 1))
     cells = _quads(grid[: _MOUTH_ROW + 1], wrap=True)
     head.triangles(np.concatenate([cells, _quads(lower_grid[_MOUTH_ROW:], wrap=True)]))
     span = np.r_[corners[0], mouth_columns, corners[1]]

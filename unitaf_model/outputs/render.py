@@ -127,11 +127,31 @@ class Rasterizer(Protocol):
     def close(self) -> None: ...
 
 
-def shade(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
+class Normals:
+    """Vertex normals of a fixed triangle list, fast: the sum over each vertex's triangles is
+    one sparse product (the same values as `exports.vertex_normals`)."""
+
+    def __init__(self, faces: np.ndarray, count: int):
+        from scipy.sparse import csr_matrix
+
+        self.faces = faces
+        rows = faces.T.ravel()
+        cols = np.tile(np.arange(len(faces)), 3)
+        self.incidence = csr_matrix((np.ones(len(rows)), (rows, cols)), (count, len(faces)))
+
+    def __call__(self, vertices: np.ndarray) -> np.ndarray:
+        corners = vertices[self.faces]
+        summed = self.incidence @ np.cross(corners[:, 1] - corners[:, 0],
+                                           corners[:, 2] - corners[:, 0])
+        length = np.linalg.norm(summed, axis=1, keepdims=True)
+        return np.where(length > 0, summed / np.where(length > 0, length, 1), [0.0, 0.0, 1.0])
+
+
+def shade(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None,
+          normals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-vertex (V, 3) colour of the front and of the back side of the surface: a key light
     from the viewer's upper left and a dimmer fill from the right, on view-space vertices."""
-    normals = vertex_normals(vertices, faces)
+    normals = vertex_normals(vertices, faces) if normals is None else normals
     base = SKIN if colors is None else colors
 
     def lit(facing: np.ndarray) -> np.ndarray:
@@ -157,11 +177,12 @@ class NumpyRasterizer:
         self.faces = np.asarray(faces, dtype=np.int64)
         self.camera = camera
         self.colors = colors
+        self.normals = Normals(self.faces, int(self.faces.max()) + 1)
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         cam = self.camera
         seen = cam.view(vertices.astype(np.float64))
-        front, back = shade(seen, self.faces, self.colors)
+        front, back = shade(seen, self.faces, self.colors, self.normals(seen))
         corners = cam.project(seen)[self.faces]  # (F, 3, xyz)
         tri, pixel, weights, front_facing = _covered_pixels(corners, cam.width, cam.height)
         win = _nearest(pixel, (weights * corners[tri, :, 2]).sum(1), cam.width * cam.height)
@@ -253,6 +274,7 @@ class GLRasterizer:
         self.faces = np.asarray(faces, dtype=np.int64)
         self.camera = camera
         self.colors = colors
+        self.normals = Normals(self.faces, int(self.faces.max()) + 1)
         self.ctx = moderngl.create_standalone_context(backend="egl")
         try:
             program = self.ctx.program(vertex_shader=_VERTEX_SHADER,
@@ -276,7 +298,7 @@ class GLRasterizer:
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         seen = self.camera.view(vertices.astype(np.float64))
-        front, back = shade(seen, self.faces, self.colors)
+        front, back = shade(seen, self.faces, self.colors, self.normals(seen))
         count = self.vertex_count
         data = np.concatenate([seen[:count], front[:count], back[:count]], 1)
         self.vbo.write(data.astype("f4").tobytes())
@@ -311,8 +333,9 @@ def rig_frames(rig: Rig, face: np.ndarray, channels: Sequence[str]) -> Iterator[
     """Mesh vertices (V, 3) of every frame of a (T, C) face, channels matched to the rig's by
     name."""
     weights = match_channels(face, channels, rig.channels)
+    basis = rig.blendshape.reshape(len(rig.channels), -1)
     for frame in weights:
-        yield rig.meanshape + np.tensordot(frame, rig.blendshape, 1)
+        yield rig.meanshape + (frame @ basis).reshape(-1, 3)
 
 
 def render_face(rig: Rig, face: np.ndarray, channels: Sequence[str], size: int = 512,
@@ -336,16 +359,18 @@ def side_by_side(left: Iterable[np.ndarray], right: Iterable[np.ndarray],
         yield np.concatenate([a, b], axis=1)
 
 
-def label_band(text: str, width: int, height: int = 24) -> np.ndarray:
-    """(height, width, 3) uint8: `text` in light grey, centred on the background colour, drawn
-    once with matplotlib's Agg canvas (already a dependency)."""
+def label_band(text: str, width: int, height: int = 24, color: str = "0.85",
+               centred: bool = True) -> np.ndarray:
+    """(height, width, 3) uint8: `text` (light grey by default), centred (or from the left) on
+    the background colour, drawn once with matplotlib's Agg canvas (already a dependency)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     dpi = 100
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=tuple(BACKGROUND))
     canvas = FigureCanvasAgg(figure)
-    figure.text(0.5, 0.5, text, ha="center", va="center", color="0.85",
+    figure.text(0.5 if centred else 0.0, 0.5, text, ha="center" if centred else "left",
+                va="center", color=color,
                 fontsize=0.55 * height * 72 / dpi)
     canvas.draw()
     band = np.asarray(canvas.buffer_rgba())[..., :3]
@@ -432,23 +457,27 @@ def _mux_audio(av, container, stream, audio: np.ndarray, start: int, stop: int) 
 
 def write_face_video(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str],
                      fps: float, audio: np.ndarray | None = None,
-                     sample_rate: int | None = None, size: int = 512,
-                     backend: Backend = "auto") -> Path:
-    """MP4 of a face track on the rig's mesh with its audio (`unitaf animate --video`)."""
-    return write_video(path, render_face(rig, face, channels, size, backend), fps, audio,
-                       sample_rate)
+                     sample_rate: int | None = None, size: int = 256,
+                     backend: Backend = "auto", label: str = "face") -> Path:
+    """MP4 of a face track on the rig, front and three-quarter views over its mouth curves,
+    with its audio (`unitaf animate --video`)."""
+    from unitaf_model.outputs.preview import write_preview_video
+
+    return write_preview_video(path, rig, {label: face}, channels, fps, audio, sample_rate,
+                               size=size, backend=backend)
 
 
 def write_comparison_video(path: Path, rig: Rig, truth: np.ndarray, prediction: np.ndarray,
                            channels: Sequence[str], fps: float, audio: np.ndarray | None = None,
-                           sample_rate: int | None = None, size: int = 512,
-                           labels: tuple[str, str] | None = ("ground truth", "prediction"),
-                           backend: Backend = "auto") -> Path:
-    """MP4 of ground truth | prediction side by side with the clip's audio (`eval --video`)."""
+                           sample_rate: int | None = None, size: int = 256,
+                           labels: tuple[str, str] = ("ground truth", "prediction"),
+                           backend: Backend = "auto", timeline=None) -> Path:
+    """MP4 of ground truth | prediction side by side, each from the front and three-quarter
+    views over its mouth curves, the /p b m/ intervals and words of `timeline`
+    (`preview.Timeline`), with the clip's audio (`eval --video`)."""
+    from unitaf_model.outputs.preview import write_preview_video
+
     if truth.shape != prediction.shape:
         raise ValueError(f"ground truth {truth.shape} and prediction {prediction.shape} differ")
-    camera = frame_rig(rig, size, size)
-    with open_rasterizer(rig.faces, camera, backend) as rasterizer:
-        left = (rasterizer.render(v) for v in rig_frames(rig, truth, channels))
-        right = (rasterizer.render(v) for v in rig_frames(rig, prediction, channels))
-        return write_video(path, side_by_side(left, right, labels), fps, audio, sample_rate)
+    return write_preview_video(path, rig, dict(zip(labels, (truth, prediction), strict=True)),
+                               channels, fps, audio, sample_rate, timeline, size, backend)
