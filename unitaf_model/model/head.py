@@ -16,8 +16,8 @@ Parts, each its own surface with per-vertex colours:
 - inner mouth: upper and lower teeth along a dental arch, a tongue, and a dark bowl behind them.
 
 Morph targets follow Apple's ARKit descriptions: JawOpen turns the jaw, lower lip, lower teeth
-and tongue about the jaw's hinge (0.3 rad); MouthClose lifts the lower lip back against the
-upper over an open jaw (JawOpen = MouthClose shuts them exactly); EyeBlink rotates the upper lid
+and tongue about the jaw's hinge (0.3 rad); MouthClose takes the lips back together over an
+open jaw (JawOpen = MouthClose shuts them exactly); EyeBlink rotates the upper lid
 down over the eye to meet the lower lid; EyeLook* turn the eyeballs; Funnel and Pucker push the
 lips forward and in (Funnel also parts them); smile, frown, stretch and dimple move the mouth
 corners; press, roll and shrug act on the lips; cheeks puff and squint; brows raise and lower;
@@ -292,10 +292,13 @@ def _mouth_inside(head: Head, front_z: float) -> None:
     grid = index.reshape(tongue.shape[:2])
     head.triangles(np.stack([np.full(14, top[0]), np.roll(grid[0], -1), grid[0]], 1))
     head.triangles(_quads(grid, wrap=True))
-    bowl = _sphere(np.linspace(np.pi / 2, np.pi, 6), 16) * [0.031, 0.026, 0.034] + [
-        0.0, MOUTH_Y - 0.001, front_z - 0.010]
-    index = head.add("cavity", bowl.reshape(-1, 3), "cavity")
-    head.triangles(_quads(index.reshape(bowl.shape[:2]), wrap=True))
+    radii, centre = np.array([0.031, 0.026, 0.034]), np.array([0.0, MOUTH_Y - 0.001,
+                                                                front_z - 0.010])
+    bowl = _sphere(np.linspace(np.pi / 2, np.pi, 6)[:-1], 16) * radii + centre
+    index = head.add("cavity", bowl.reshape(-1, 3), "cavity").reshape(bowl.shape[:2])
+    back = head.add("cavity_back", centre - [0, 0, radii[2]], "cavity")
+    head.triangles(_quads(index, wrap=True))
+    head.triangles(np.stack([index[-1], np.roll(index[-1], -1), np.full(16, back[0])], 1))
 
 
 def build_head() -> tuple[Head, dict[str, np.ndarray]]:
@@ -380,7 +383,7 @@ class _Fields:
         weight *= _smooth(HINGE[2] - 0.01, HINGE[2] + 0.025, z)
         weight = np.where(self.is_skin, weight, 0.0)
         weight[self.mask("lower_teeth", "tongue", "tongue_top")] = 1.0
-        cavity = self.mask("cavity")
+        cavity = self.mask("cavity", "cavity_back")
         weight[cavity] = _smooth(MOUTH_Y + 0.004, MOUTH_Y - 0.012, y[cavity])
         return weight
 
@@ -390,13 +393,12 @@ class _Fields:
         return jaw
 
     def mouth_close(self, jaw: np.ndarray) -> None:
-        """The lower lip (its line, its inner rows and the red below it) rises by exactly the
-        jaw's drop, fading over the skin under it: JawOpen = MouthClose shuts the lips and
-        leaves the mouth's openness at its rest value."""
-        below = MOUTH_Y - self.y
-        lower = self.lower * np.where(self.inner | (below < 1e-9), 1.0, _smooth(0.016, 0.004,
-                                                                                   below))
-        self.out["MouthClose"] = -lower[:, None] * jaw
+        """The lips (their lines, their inner rows and the red around them) go back by exactly
+        the jaw's turn, fading over the skin away from them: JawOpen = MouthClose shuts the
+        lips and leaves the mouth's openness at its rest value."""
+        away = np.abs(self.y - MOUTH_Y)
+        band = np.where(self.inner | (away < 1e-9), 1.0, _smooth(0.016, 0.004, away))
+        self.out["MouthClose"] = -(band * self.is_skin)[:, None] * jaw
 
     def lips(self) -> None:
         x, y = self.x, self.y
