@@ -191,7 +191,8 @@ def evaluate(
     skip_bad: Annotated[bool, typer.Option(
         "--skip-bad", help="Skip (and count) bad samples instead of stopping.")] = False,
     video: Annotated[int, typer.Option(
-        metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
+        metavar="N", help="Render N clips, ground truth | prediction over their mouth curves, "
+                          "with audio, and a contact sheet of their closures (`render` "
                           "extra).")] = 0,
     verbose: Verbose = False,
 ) -> None:
@@ -214,7 +215,9 @@ def evaluate(
     videos = write_videos(evaluation, folder, video) if video else []
     console.print(markdown_table(report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
-        + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+        + (f"; {sum(p.suffix == '.mp4' for p in videos)} video(s) and "
+           f"{sum(p.suffix == '.png' for p in videos)} closure sheet(s) in {folder / 'videos'}"
+           if videos else ""))
 
 
 LIVELINK = Annotated[str | None, typer.Option(

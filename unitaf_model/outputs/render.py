@@ -82,7 +82,7 @@ def view_rotation(yaw: float, pitch: float) -> np.ndarray:
     return tilt @ turn
 
 
-NECK_SHOWN = 0.12  # of the rig's height, the lowest part a preview leaves out
+NECK_SHOWN = 0.20  # of the rig's height, the lowest part a preview leaves out
 VIEWS = {"front": (0.0, 0.06), "three_quarter": (0.62, 0.10)}  # (yaw, pitch) in radians
 
 
