@@ -362,7 +362,10 @@ class _Fields:
         return found
 
     def gauss(self, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
-        return _gauss(self.x, self.y, cx, cy, sx, sy) * self.is_skin * (self.z > 0)
+        """A bump on the face's outer skin. It leaves the inner lip rows alone: their y extent
+        is the mouth's openness, which only the lips' and jaw's own shapes change."""
+        return _gauss(self.x, self.y, cx, cy, sx, sy) * (self.is_skin & ~self.inner) \
+            * (self.z > 0)
 
     def set(self, name: str, weight: np.ndarray, vector) -> None:
         self.out[name] += np.asarray(weight, np.float64)[:, None] * np.asarray(vector)
