@@ -85,6 +85,16 @@ def _text(text: str, height: int, bright: bool) -> np.ndarray:
     return band[:, : int(np.flatnonzero(seen).max()) + 2] if seen.any() else band[:, :1]
 
 
+def _with_legend(band: np.ndarray) -> np.ndarray:
+    """The label band with the curves' names in their colours at its right end."""
+    patches = [_tint(_text(name, 14, True), colour) for name, colour in CURVES.items()]
+    left = band.shape[1] - sum(p.shape[1] + 8 for p in patches)
+    for patch in patches:
+        _paste(band, patch, left, (band.shape[0] - patch.shape[0]) // 2)
+        left += patch.shape[1] + 8
+    return band
+
+
 def _tint(patch: np.ndarray, colour: tuple[float, float, float]) -> np.ndarray:
     """White text on the background → text in `colour` on the background."""
     back = _to_uint8(BACKGROUND).astype(np.float64)
@@ -107,7 +117,6 @@ class CurveStrip:
         self.width, self.height, self.fps = width, height, fps
         self.curves, self.timeline = curves, timeline
         self.rows = np.arange(height)[:, None]
-        self.legend = [_tint(_text(name, 14, True), CURVES[name]) for name in curves]
 
     def frame(self, index: int) -> np.ndarray:
         now = index / self.fps
@@ -124,10 +133,6 @@ class CurveStrip:
             self._line(image, times, values, top, plot, _to_uint8(np.array(CURVES[name])))
         image[CAPTION_HEIGHT:, self.width // 2] = 200
         self._captions(image, times, now)
-        left = 4
-        for patch in self.legend:
-            _paste(image, patch[: min(14, self.height)], left, self.height - 16)
-            left += patch.shape[1] + 8
         return image
 
     def _line(self, image: np.ndarray, times: np.ndarray, values: np.ndarray, top: int,
@@ -142,13 +147,17 @@ class CurveStrip:
         image[mask] = colour
 
     def _captions(self, image: np.ndarray, times: np.ndarray, now: float) -> None:
+        """Each word from its start time, pushed right where the one before it is still
+        written."""
         span = times[-1] - times[0]
+        free = -self.width
         for word, start, end in self.timeline.words:
-            if end < times[0] or start > times[-1]:
+            if end < times[0] - STRIP_SECONDS or start > times[-1]:
                 continue
-            left = int(round((start - times[0]) / span * self.width))
             patch = _text(word, CAPTION_HEIGHT - 2, start <= now < end)
+            left = max(int(round((start - times[0]) / span * self.width)), free)
             _paste(image, patch, left, 1)
+            free = left + patch.shape[1] + 6
 
 
 def preview_frames(rig: Rig, faces: dict[str, np.ndarray], channels: Sequence[str],
@@ -166,7 +175,7 @@ def preview_frames(rig: Rig, faces: dict[str, np.ndarray], channels: Sequence[st
         for label, face in faces.items():
             strip = CurveStrip(size * len(VIEWS), fps, strip_curves(rig, face, channels),
                                timeline)
-            band = label_band(label, size * len(VIEWS), LABEL_HEIGHT)
+            band = _with_legend(label_band(label, size * len(VIEWS), LABEL_HEIGHT))
             panels.append((band, strip, rig_frames(rig, face, channels)))
         for index in range(lengths.pop()):
             columns = []
