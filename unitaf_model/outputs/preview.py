@@ -47,6 +47,7 @@ LABEL_HEIGHT = 24
 CURVES = {"JawOpen": (0.95, 0.78, 0.25), "MouthClose": (0.35, 0.80, 0.95),
           "openness": (0.95, 0.95, 0.95)}
 BILABIAL_SHADE = (0.28, 0.22, 0.40)
+SEPARATOR = 90  # grey line at the right edge of each panel beside another
 
 
 @dataclass
@@ -182,7 +183,9 @@ def preview_frames(rig: Rig, faces: dict[str, np.ndarray], channels: Sequence[st
             for band, strip, vertices in panels:
                 mesh = next(vertices)
                 views = np.concatenate([r.render(mesh) for r in rasterizers], 1)
-                columns.append(np.concatenate([band, views, strip.frame(index)]))
+                panel = np.concatenate([band, views, strip.frame(index)])
+                panel[:, -2:] = SEPARATOR if len(panels) > 1 else panel[:, -2:]
+                columns.append(panel)
             yield np.concatenate(columns, 1)
 
 
