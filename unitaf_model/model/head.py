@@ -20,8 +20,8 @@ and tongue about the jaw's hinge (0.3 rad); MouthClose takes the lips back toget
 open jaw (JawOpen = MouthClose shuts them exactly); EyeBlink rotates the upper lid
 down over the eye to meet the lower lid; EyeLook* turn the eyeballs; Funnel and Pucker push the
 lips forward and in (Funnel also parts them); smile, frown, stretch and dimple move the mouth
-corners; press, roll and shrug act on the lips; cheeks puff and squint; brows raise and lower;
-the nose sneers.
+corners; press (squeezing the inner lips together), roll and shrug act on the lips; cheeks
+puff and squint; brows raise and lower; the nose sneers.
 
 Vertex sets: `mouth` (the two lip lines and the inner lip rows down to the gums: their y
 extent is the mouth openness, 0.032 at rest and about 0.063 with JawOpen = 1, like the real
@@ -354,6 +354,10 @@ class _Fields:
         self.upper = self.is_skin & ~self.lower
         self.inner = self.mask(*(f"{side}_inner{k}" for side in ("upper", "lower")
                                  for k in range(len(_INNER_LIP))))
+        self.depth = np.zeros(self.count)  # of the inner lip rows: 1/3, 2/3, 1 to the gum
+        for side in ("upper", "lower"):
+            for k in range(len(_INNER_LIP)):
+                self.depth[head.parts[f"{side}_inner{k}"]] = (k + 1) / len(_INNER_LIP)
 
     def mask(self, *names: str) -> np.ndarray:
         found = np.zeros(self.count, bool)
@@ -433,6 +437,11 @@ class _Fields:
             self.set(f"MouthLowerDown{side}", band_low * half, (0, -0.0055, 0))
             self.set(f"MouthPress{side}", red_up * half, (0, -0.0015, -0.0015))
             self.set(f"MouthPress{side}", red_low * half, (0, 0.0015, -0.0015))
+            # pressed lips squeeze their inner rows together, the deeper the more (never past
+            # the lip line): the openness drops below rest
+            inner = self.depth * lat * half
+            self.set(f"MouthPress{side}", inner * self.upper, (0, -0.006, 0))
+            self.set(f"MouthPress{side}", inner * self.lower, (0, 0.006, 0))
             corner = self.gauss(sign * CORNER_X, MOUTH_Y, 0.013, 0.011)
             self.set(f"MouthSmile{side}", corner, (sign * 0.008, 0.009, -0.004))
             self.set(f"MouthSmile{side}", self.gauss(sign * 0.040, -0.015, 0.014, 0.014),
