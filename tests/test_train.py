@@ -57,7 +57,7 @@ def test_a_few_seeded_steps_give_pinned_losses(dummy, dummy_stage1, tmp_path):
 
 
 PINNED_STAGE1 = [1.48032, 0.91424, 0.8159, 0.67743]
-PINNED_STAGE2 = [0.0676, 0.03231, 0.35471, 0.05954]  # the vertex loss on the built-in head
+PINNED_STAGE2 = [0.0676, 0.03171, 0.37197, 0.06057]  # the vertex loss on the built-in head
 
 
 def test_resume_reproduces_the_uninterrupted_loss_curve(dummy, dummy_stage1, tmp_path):
