@@ -24,9 +24,10 @@ corners; press (squeezing the inner lips together), roll and shrug act on the li
 puff and squint; brows raise and lower; the nose sneers.
 
 Vertex sets: `mouth` (the two lip lines and the inner lip rows down to the gums: their y
-extent is the mouth openness, 0.032 at rest and about 0.063 with JawOpen = 1, like the real
-rig's inner mouth), `lips` (the lip region for the lip vertex error) and `upper` (skin above the
-nose's base and the eyelids, for the upper-face dynamics deviation).
+extent is the mouth openness, 0.032 at rest and 0.060 with JawOpen = 1, like the real rig's
+inner mouth; MouthPress squeezes it below rest), `lips` (the lip region for the lip vertex
+error) and `upper` (skin above the nose's base and the eyelids, for the upper-face dynamics
+deviation).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ JAW_ANGLE = 0.30  # radians of JawOpen = 1
 EYE_CENTRE = np.array([0.033, 0.028])  # x, y of the left eye (mirrored for the right)
 EYE_RADIUS = 0.0115
 LID_RADIUS = 0.0128
+PRESS = 0.018  # of the gum rows, moved together by both MouthPress at 1: openness - 0.008
 CORNER_WEIGHT = 0.33  # of the jaw's turn at the mouth corners, as the skin beside them
 
 COLORS = {
@@ -440,8 +442,8 @@ class _Fields:
             # pressed lips squeeze their inner rows together, the deeper the more (never past
             # the lip line): the openness drops below rest
             inner = self.depth * lat * half
-            self.set(f"MouthPress{side}", inner * self.upper, (0, -0.006, 0))
-            self.set(f"MouthPress{side}", inner * self.lower, (0, 0.006, 0))
+            self.set(f"MouthPress{side}", inner * self.upper, (0, -PRESS / 2, 0))
+            self.set(f"MouthPress{side}", inner * self.lower, (0, PRESS / 2, 0))
             corner = self.gauss(sign * CORNER_X, MOUTH_Y, 0.013, 0.011)
             self.set(f"MouthSmile{side}", corner, (sign * 0.008, 0.009, -0.004))
             self.set(f"MouthSmile{side}", self.gauss(sign * 0.040, -0.015, 0.014, 0.014),
