@@ -34,6 +34,7 @@ from unitaf_pipelines.runtime import (
     init_ray,
     read_json,
     run_on_actors,
+    run_tasks,
     stage_progress,
 )
 
@@ -400,19 +401,21 @@ def _write_all(config: BuildConfig, plans: list, work: Path, progress
                              completed=len(shard_plans) - len(todo), hours=0.0)
     layout = DatasetLayout(config.out_dir)
     write = ray.remote(num_cpus=1)(stages.write_shard)
-    pending = {
-        write.remote(s.ref, [clips[k] for k in s.keys], layout.shard(s.ref),
-                     config.source_options.face_fps_out): s
-        for s in todo
-    }
     hours = 0.0
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        shard = pending.pop(done[0])
-        rows, record = ray.get(done[0])
+
+    def submit(shard: shards.ShardPlan):
+        return write.remote(shard.ref, [clips[k] for k in shard.keys], layout.shard(shard.ref),
+                            config.source_options.face_fps_out)
+
+    def written(shard: shards.ShardPlan, result: tuple[list[dict[str, Any]], ShardInfo]
+                ) -> None:
+        nonlocal hours
+        rows, record = result
         write_json(marker(shard), {"rows": rows, "record": record.to_dict()})
         hours += sum(row["duration"] for row in rows) / 3600
         progress.update(task, advance=1, hours=hours)
+
+    run_tasks(todo, submit, written)
     saved = {s.ref.id: read_json(marker(s)) for s in shard_plans}
     return ([row for done in saved.values() for row in done["rows"]],
             {shard: ShardInfo.from_dict(done["record"]) for shard, done in saved.items()})

@@ -12,9 +12,10 @@
                                                   (markers, settings): never published
 
 `DatasetLayout` knows these paths (nothing else in the project spells them out);
-`Dataset.open` opens a folder (or a Hub id) once and reads it: the typed records, the
-shards of a split, a shard's sidecar, the manifest, and samples joined with their sidecars
-through the safe reader (`unitaf_data.reader`).
+`Dataset.open_folder` opens a folder once and reads it: the typed records, the shards of a
+split, a shard's sidecar, the manifest, and samples joined with their sidecars through the
+safe reader (`unitaf_data.reader`). Nothing here downloads: `unitaf_data.hub.open_dataset`
+resolves a folder or a Hub id and then calls `open_folder`.
 """
 
 from __future__ import annotations
@@ -228,20 +229,10 @@ class Dataset:
         self._feature_sets: dict[str, FeatureSetInfo] = {}
 
     @staticmethod
-    def open(reference: str | Path, revision: str | None = None) -> Dataset:
-        """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
-        path = Path(reference)
-        if path.exists():
-            if revision:
-                raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
-            return Dataset.open_folder(path)
-        from unitaf_data.hub import open_hub_dataset
-
-        return open_hub_dataset(str(reference), revision)
-
-    @staticmethod
     def open_folder(root: str | Path, fetch: Callable[[str], Path] | None = None,
                     origin: dict[str, Any] | None = None) -> Dataset:
+        """A dataset folder (`fetch`: how its files are reached when they are not in it yet;
+        a Hub dataset is opened by `unitaf_data.hub.open_dataset`)."""
         layout = DatasetLayout(root)
         if not layout.info.exists():
             raise FileNotFoundError(f"{layout.root} is not a unitaf dataset (no unitaf.json)")

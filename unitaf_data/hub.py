@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
+from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.reader import ShardError, Skips, verify_file
 from unitaf_data.schema import ShardInfo
 
@@ -348,6 +348,16 @@ class HubFiles:
         return Path(hub_call(f"fetch {relative} of {self.repo_id}@{self.commit[:10]}",
                              hf_hub_download, self.repo_id, relative, repo_type="dataset",
                              revision=self.commit))
+
+
+def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
+    """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
+    path = Path(reference)
+    if path.exists():
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
+        return Dataset.open_folder(path)
+    return open_hub_dataset(str(reference), revision)
 
 
 def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:

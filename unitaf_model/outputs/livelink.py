@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from unitaf_model.outputs.exports import match_channels
+from unitaf_model.model.rig import match_channels
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ over a strip of its mouth curves, and a contact sheet of the bilabial closures.
   last and next `STRIP_SECONDS / 2` seconds: JawOpen, MouthClose and the rig's mouth openness
   (scaled so that rest is 0 and JawOpen = 1 is 1), the /p b m/ intervals shaded, the words
   as captions at their times (the one being spoken brighter), a cursor at the present.
-- `write_preview_video`: those frames as an MP4 at the face's frame rate with the audio.
+- `write_preview_video`: those frames as an MP4 at the face's frame rate with the audio;
+  `write_face_video` (one face, `animate`/`infer --video`) and `write_comparison_video`
+  (ground truth | prediction, `eval --video`) call it.
 - `write_closure_sheet`: a PNG with one row per /p b m/ interval: the lips close up at the
   interval's most closed ground-truth frame, ground truth and prediction side by side.
 
@@ -25,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_model.model.rig import Rig
-from unitaf_model.outputs.exports import match_channels
+from unitaf_model.model.rig import Rig, match_channels
 from unitaf_model.outputs.render import (
     BACKGROUND,
     VIEWS,
@@ -244,3 +245,27 @@ def write_closure_sheet(path: Path, rig: Rig, faces: dict[str, np.ndarray],
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     imsave(path, np.concatenate(rows))
     return Path(path)
+
+
+def write_face_video(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str],
+                     fps: float, audio: np.ndarray | None = None,
+                     sample_rate: int | None = None, size: int = 256,
+                     backend: Backend = "auto", label: str = "face") -> Path:
+    """MP4 of a face track on the rig, front and three-quarter views over its mouth curves,
+    with its audio (`unitaf animate --video`)."""
+    return write_preview_video(path, rig, {label: face}, channels, fps, audio, sample_rate,
+                               size=size, backend=backend)
+
+
+def write_comparison_video(path: Path, rig: Rig, truth: np.ndarray, prediction: np.ndarray,
+                           channels: Sequence[str], fps: float, audio: np.ndarray | None = None,
+                           sample_rate: int | None = None, size: int = 256,
+                           labels: tuple[str, str] = ("ground truth", "prediction"),
+                           backend: Backend = "auto", timeline=None) -> Path:
+    """MP4 of ground truth | prediction side by side, each from the front and three-quarter
+    views over its mouth curves, the /p b m/ intervals and words of `timeline`
+    (`preview.Timeline`), with the clip's audio (`eval --video`)."""
+    if truth.shape != prediction.shape:
+        raise ValueError(f"ground truth {truth.shape} and prediction {prediction.shape} differ")
+    return write_preview_video(path, rig, dict(zip(labels, (truth, prediction), strict=True)),
+                               channels, fps, audio, sample_rate, timeline, size, backend)

@@ -12,8 +12,8 @@
 - `write_video`: H.264 (libx264, yuv420p) + AAC in MP4 through PyAV, whose wheel bundles
   FFmpeg (LGPL-3.0+) and libx264 (GPL-2.0+), so no system ffmpeg and no display are needed.
   The audio is trimmed or zero-padded to the video's duration (T / fps).
-- `write_face_video` (one face track, `animate --video`) and `write_comparison_video` (ground
-  truth | prediction side by side with small labels, `eval --video`).
+- `label_band`: a line of text on the background colour (labels and captions of the previews,
+  `unitaf_model.outputs.preview`).
 
 Needs the `render` extra: `pip install 'unitaf[render]'` (moderngl, av; the numpy rasteriser
 itself needs neither).
@@ -21,6 +21,7 @@ itself needs neither).
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing
@@ -32,8 +33,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from unitaf_model.model.rig import Rig
-from unitaf_model.outputs.exports import import_render_extra, match_channels, vertex_normals
+from unitaf_model.model.rig import Rig, match_channels, vertex_normals
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,15 @@ SKIN = np.array([0.86, 0.70, 0.60])  # a rig without colours
 AMBIENT, DIFFUSE, FILL_SHARE = 0.20, 0.75, 0.22
 LIGHT = np.array([-0.35, 0.45, 1.0]) / np.linalg.norm([-0.35, 0.45, 1.0])  # upper left, front
 FILL = np.array([0.8, 0.0, 0.6]) / np.linalg.norm([0.8, 0.0, 0.6])
+
+
+def import_render_extra(module: str):
+    """A module of the `render` extra (pygltflib, moderngl, av), or an error saying how to
+    install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise RuntimeError(f"{module} is missing: pip install 'unitaf[render]'") from error
 
 
 @dataclass(frozen=True)
@@ -348,18 +357,6 @@ def render_face(rig: Rig, face: np.ndarray, channels: Sequence[str], size: int =
             yield rasterizer.render(vertices)
 
 
-def side_by_side(left: Iterable[np.ndarray], right: Iterable[np.ndarray],
-                 labels: tuple[str, str] | None = ("ground truth", "prediction"),
-                 ) -> Iterator[np.ndarray]:
-    """Frames of two equally long sequences next to each other, each under a small label."""
-    bands = None
-    for a, b in zip(left, right, strict=True):
-        if labels:
-            bands = bands or [label_band(labels[0], a.shape[1]), label_band(labels[1], b.shape[1])]
-            a, b = np.concatenate([bands[0], a]), np.concatenate([bands[1], b])
-        yield np.concatenate([a, b], axis=1)
-
-
 def label_band(text: str, width: int, height: int = 24, color: str = "0.85",
                centred: bool = True) -> np.ndarray:
     """(height, width, 3) uint8: `text` (light grey by default), centred (or from the left) on
@@ -454,31 +451,3 @@ def _mux_audio(av, container, stream, audio: np.ndarray, start: int, stop: int) 
     frame.sample_rate = stream.sample_rate
     frame.pts = start
     container.mux(stream.encode(frame))
-
-
-def write_face_video(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str],
-                     fps: float, audio: np.ndarray | None = None,
-                     sample_rate: int | None = None, size: int = 256,
-                     backend: Backend = "auto", label: str = "face") -> Path:
-    """MP4 of a face track on the rig, front and three-quarter views over its mouth curves,
-    with its audio (`unitaf animate --video`)."""
-    from unitaf_model.outputs.preview import write_preview_video
-
-    return write_preview_video(path, rig, {label: face}, channels, fps, audio, sample_rate,
-                               size=size, backend=backend)
-
-
-def write_comparison_video(path: Path, rig: Rig, truth: np.ndarray, prediction: np.ndarray,
-                           channels: Sequence[str], fps: float, audio: np.ndarray | None = None,
-                           sample_rate: int | None = None, size: int = 256,
-                           labels: tuple[str, str] = ("ground truth", "prediction"),
-                           backend: Backend = "auto", timeline=None) -> Path:
-    """MP4 of ground truth | prediction side by side, each from the front and three-quarter
-    views over its mouth curves, the /p b m/ intervals and words of `timeline`
-    (`preview.Timeline`), with the clip's audio (`eval --video`)."""
-    from unitaf_model.outputs.preview import write_preview_video
-
-    if truth.shape != prediction.shape:
-        raise ValueError(f"ground truth {truth.shape} and prediction {prediction.shape} differ")
-    return write_preview_video(path, rig, dict(zip(labels, (truth, prediction), strict=True)),
-                               channels, fps, audio, sample_rate, timeline, size, backend)

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_model.model.rig import Rig
-from unitaf_model.outputs.exports import frame_times, match_channels
+from unitaf_model.model.rig import Rig, match_channels
 
 
 def import_pxr():
@@ -45,7 +44,8 @@ def write_usd(path: Path, face: np.ndarray, channels: Sequence[str], fps: float,
     temporary name beside `path`, then renamed)."""
     usd, geom, skel, sdf, vt = import_pxr()
     weights = match_channels(face, channels, rig.channels)
-    frame_times(len(weights), fps)  # checks fps
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, not {fps}")
     stage = usd.Stage.CreateInMemory()
     geom.SetStageUpAxis(stage, geom.Tokens.y)
     geom.SetStageMetersPerUnit(stage, 1.0)

@@ -12,24 +12,26 @@ import numpy as np
 import pytest
 
 from reference import SHARED_REFERENCE
+from unitaf_model.model.rig import demo_rig, load_rig
+from unitaf_model.outputs.preview import (
+    LABEL_HEIGHT,
+    STRIP_HEIGHT,
+    write_comparison_video,
+    write_face_video,
+)
 from unitaf_model.outputs.render import (
     BACKGROUND,
     frame_rig,
     open_rasterizer,
     rig_frames,
-    side_by_side,
-    write_comparison_video,
-    write_face_video,
     write_video,
 )
-from unitaf_model.model.rig import demo_rig, load_rig
-from unitaf_model.outputs.preview import LABEL_HEIGHT, STRIP_HEIGHT
 
 av = pytest.importorskip("av")
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 BACKGROUND_RGB = np.rint(BACKGROUND * 255).astype(np.uint8)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gl_unavailable() -> str | None:
@@ -200,18 +202,6 @@ def test_a_video_has_every_frame_in_h264_and_aac_audio_trimmed_or_padded_to_it(t
     tail = np.sqrt(np.mean(info["audio"][round(0.6 * sample_rate):15000] ** 2))
     assert (tail > 0.3) if audio_seconds > 1 else (tail < 0.01)  # zero-padded past 0.5 s
     assert not list(tmp_path.glob("*.partial"))
-
-
-def test_side_by_side_puts_truth_left_and_prediction_right_under_their_labels():
-    left = [np.full((32, 40, 3), 10, np.uint8)] * 3
-    right = [np.full((32, 40, 3), 200, np.uint8)] * 3
-    frames = list(side_by_side(left, right, ("truth", "model")))
-    assert len(frames) == 3 and frames[0].shape == (56, 80, 3)
-    assert (frames[0][24:, :40] == 10).all() and (frames[0][24:, 40:] == 200).all()
-    band = frames[0][:24]
-    assert (band == BACKGROUND_RGB).all(2).mean() > 0.5 and band.max() > 150  # text on it
-    with pytest.raises(ValueError):
-        list(side_by_side(left, right[:2]))
 
 
 def test_a_comparison_video_shows_both_faces_with_the_clip_audio(tmp_path):
