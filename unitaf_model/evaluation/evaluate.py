@@ -242,8 +242,11 @@ def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
     """The first `count` clips rendered ground truth | first run side by side over their
     mouth curves, /p b m/ intervals and words, with their audio (`videos/KEY.mp4`), and a
     contact sheet of each clip's closures (`videos/KEY.closures.png`, where it has any)."""
-    from unitaf_model.outputs.preview import Timeline, write_closure_sheet
-    from unitaf_model.outputs.preview import write_comparison_video
+    from unitaf_model.outputs.preview import (
+        Timeline,
+        write_closure_sheet,
+        write_comparison_video,
+    )
 
     system, run = next(iter(evaluation.runs.items()))
     if run.rig is None:
