@@ -71,11 +71,13 @@ def test_unknown_conditions_are_named():
 
 def test_a_leading_second_holds_the_first_frame_and_moves_the_phones():
     face = np.arange(12, dtype=np.float32).reshape(4, 3)
-    truth = Truth("k", "spk", face, np.zeros(10), [(0.1, 0.2)], True, [("m", 0.1, 0.2)],
-                  "corpus", "happy")
+    truth = Truth("k", "spk", face, np.zeros(10), [(0.1, 0.2)], True,
+                  words=[("map", 0.1, 0.3)], phones=[("m", 0.1, 0.2)], phones_source="corpus",
+                  emotion="happy")
     moved = conditions._shifted(truth, 1.0, 10.0)
     assert moved.face.shape == (14, 3)
     np.testing.assert_array_equal(moved.face[:10], np.repeat(face[:1], 10, 0))
     np.testing.assert_array_equal(moved.face[10:], face)
     assert moved.phones == [("m", 1.1, 1.2)] and moved.bilabials == [(1.1, 1.2)]
+    assert moved.words == [("map", 1.1, 1.3)]
     assert moved.emotion == "happy"

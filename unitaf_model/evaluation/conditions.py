@@ -93,14 +93,15 @@ def parse_conditions(text: str) -> list[str]:
 
 def _shifted(truth: Truth, lead: float, fps: float) -> Truth:
     """The truth of a clip with `lead` seconds of rest before it: the first frame held, the
-    phones and bilabials moved."""
+    phones, words and bilabials moved."""
     frames = round(lead * fps)
     if not frames:
         return truth
     face = np.concatenate([np.repeat(truth.face[:1], frames, 0), truth.face])
     phones = [(label, start + lead, end + lead) for label, start, end in truth.phones]
+    words = [(word, start + lead, end + lead) for word, start, end in truth.words]
     bilabials = [(start + lead, end + lead) for start, end in truth.bilabials]
-    return replace(truth, face=face, phones=phones, bilabials=bilabials)
+    return replace(truth, face=face, phones=phones, words=words, bilabials=bilabials)
 
 
 def _noise_only(faces: Sequence[np.ndarray], frames: int, channels: Sequence[str], rig
