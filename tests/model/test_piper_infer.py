@@ -47,8 +47,8 @@ def test_infer_piper_speaks_and_drives_the_face_from_its_own_features(tmp_path):
     from unitaf_model.synthesis.piper import sentence_features
 
     run = load_run(write_random_run(tmp_path / "run", "precomputed", 192, "piper_latent",
-                                    "piper_latent.npy", {"backend": "piper",
-                                                         "set": "piper_latent"}), "last")
+                                    "piper_latent.npy", {"backend": "piper", "set": "piper_latent",
+                                                         "field": "piper_latent.npy"}), "last")
     text = "Bob packed a big blue box. Is it here?"
     chunks = []
     written, timing = speak.infer_piper(run, text, tmp_path / "out", "speech", seed=3,
@@ -66,7 +66,8 @@ def test_infer_piper_speaks_and_drives_the_face_from_its_own_features(tmp_path):
     first = run.predict(sentence_features(spoken[0], "latent"))
     assert np.allclose(face[0], first[0], atol=1e-5)
     wrong = load_run(write_random_run(tmp_path / "whisper", "precomputed", 384, "whisper",
-                                      "teacher.npy", {"backend": "offline", "set": "whisper"}),
+                                      "teacher.npy", {"backend": "offline", "set": "whisper",
+                                       "field": "teacher.npy"}),
                      "last")
     with pytest.raises(ValueError, match="--tts espeak"):
         speak.infer_piper(wrong, text, tmp_path / "out2", "speech")
