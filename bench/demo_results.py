@@ -1,19 +1,20 @@
 """The README's result tables, regenerated: README command (1) over training seeds (issue 22).
 
-Builds the demo dataset and extracts its offline features once (README command (1)'s
-`unitaf-data build` and `extract-features`, skipped when already done), then per training
-seed trains stages I, II and III with the shipped configs (`seed=S`), and scores them with
-`unitaf eval`'s code on every held-out split of the dataset (every split but train): stage
-III, stage II, the train-mean face and ground truth together, as `unitaf eval STAGE3
---compare STAGE2 --split SPLIT` does; and stage III under listening conditions on the test
-split, as `unitaf eval STAGE3 --conditions ...` does. Every command is a subprocess of the
-real CLI, timed. The tables give each metric's mean ± standard deviation (ddof 1) over the
-seeds, with the git commit and the demo corpus version; they are written into README.md
-between `<!-- results:begin -->` and `<!-- results:end -->` and, with every per-seed value,
-into a JSON file.
+Reads README command (1) from README.md itself and runs its steps through the real CLI, each
+a timed subprocess: `unitaf-data build` and `extract-features` once (a finished folder is
+reported and left), then per training seed its three `unitaf train` commands with `seed=S`
+(into OUT/seedS/stageN). Each seed's stage III and stage II are scored with `unitaf eval
+STAGE3 --compare STAGE2 --split SPLIT` on every held-out split of the dataset (every split
+but train; with the demo corpus v2: unseen sentences `val`/`test`, the unseen speaker
+`test_speaker`), the train-mean face and ground truth beside them, and on the test split
+under listening conditions (`--conditions`). The tables give each metric's mean ± standard
+deviation (ddof 1) over the seeds, with the git commit and the demo corpus version; they are
+written into README.md between `<!-- results:begin -->` and `<!-- results:end -->` and, with
+every per-seed value and the seconds of every step, into a JSON file.
 
     python bench/demo_results.py                 # 12-minute demo, seeds 0 1 2
     python bench/demo_results.py --quick         # 3-minute demo, 30 steps a stage, 2 seeds
+    python bench/demo_results.py --quick --json /tmp/quick.json --no-readme   # README alone
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -84,25 +86,52 @@ def cli(app: str, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def prepare(data: Path, minutes: float) -> dict[str, float]:
+def readme_command(readme: Path) -> list[list[str]]:
+    """README command (1)'s build, extraction and training steps, as argument lists (the
+    first line of the README that builds the demo, split at `&&`)."""
+    line = next((line for line in readme.read_text().splitlines()
+                 if "unitaf-data build --source demo" in line and "&&" in line), None)
+    if line is None:
+        sys.exit(f"{readme} has no README command (1) (a line running `unitaf-data build "
+                 "--source demo ... && ...`)")
+    steps = [shlex.split(part) for part in line.strip().split("&&")]
+    wanted = [s for s in steps if s[:2] in (["unitaf-data", "build"],
+                                            ["unitaf-data", "extract-features"],
+                                            ["unitaf", "train"])]
+    if [s[1] for s in wanted] != ["build", "extract-features", "train", "train", "train"]:
+        sys.exit(f"README command (1) is not build, extract-features and three trainings: "
+                 f"{line}")
+    return wanted
+
+
+def _substitute(step: list[str], data: Path, runs: Path, minutes: float) -> list[str]:
+    """A README step on this script's dataset folder, run folder and demo minutes."""
+    found = []
+    for i, word in enumerate(step):
+        if word == "demo-dataset":
+            word = str(data)
+        elif word.startswith("runs/"):
+            word = str(runs / word.removeprefix("runs/"))
+        elif i and step[i - 1] == "--demo-minutes":
+            word = f"{minutes:g}"
+        elif word.startswith("configs/"):
+            word = str(ROOT / word)
+        found.append(word)
+    return found
+
+
+def prepare(steps: list[list[str]], data: Path, minutes: float) -> dict[str, float]:
     """Build and extract once (both commands report a finished folder and leave it)."""
-    return {"build": cli("unitaf-data", "build", "--source", "demo", "--out", str(data),
-                         "--demo-minutes", f"{minutes:g}"),
-            "extract": cli("unitaf-data", "extract-features", str(data), "--features",
-                           "whisper,utterance")}
+    return {step[1].split("-")[0]: cli(*_substitute(step, data, Path("runs"), minutes))
+            for step in steps[:2]}
 
 
-def train_seed(data: Path, out: Path, seed: int, extra: list[str]) -> dict[str, float]:
-    """Stages I, II and III of the shipped configs with `seed=SEED` into OUT/seedN/."""
-    folder = out / f"seed{seed}"
-    seconds, init = {}, []
-    for stage in (1, 2, 3):
-        run = folder / f"stage{stage}"
-        seconds[f"stage{stage}"] = cli(
-            "unitaf", "train", "--data", str(data), "--out", str(run), *init, "--config",
-            str(CONFIGS / f"demo_stage{stage}.yaml"), f"seed={seed}", *extra)
-        init = ["--init", str(run)]
-    return seconds
+def train_seed(steps: list[list[str]], data: Path, out: Path, seed: int, extra: list[str]
+               ) -> dict[str, float]:
+    """README command (1)'s stages I, II and III with `seed=SEED` into OUT/seedN/."""
+    return {f"stage{n}": cli(*_substitute(step, data, out / f"seed{seed}", 0.0),
+                             f"seed={seed}", *extra)
+            for n, step in enumerate(steps[2:], start=1)}
 
 
 def score_seed(data: Path, out: Path, seed: int, splits: list[str]
@@ -227,8 +256,10 @@ def held_out_splits(data: Path) -> tuple[list[str], dict[str, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "demo-dataset")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset folder (demo-dataset; --quick: demo-dataset-quick)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (runs/results; --quick: runs/results-quick)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--minutes", type=float, default=None, help="demo minutes (12)")
     parser.add_argument("--quick", action="store_true",
@@ -241,7 +272,11 @@ def main() -> None:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     minutes = args.minutes or (3.0 if args.quick else 12.0)
     extra = QUICK_STEPS if args.quick else []
-    prepared = prepare(args.data, minutes)
+    suffix = "-quick" if args.quick else ""
+    args.data = args.data or ROOT / f"demo-dataset{suffix}"
+    args.out = args.out or ROOT / "runs" / f"results{suffix}"
+    steps = readme_command(args.readme)
+    prepared = prepare(steps, args.data, minutes)
     splits, clips = held_out_splits(args.data)
     results: dict[str, Any] = {"meta": {
         "command": "python bench/demo_results.py" + (" --quick" if args.quick else ""),
@@ -250,7 +285,7 @@ def main() -> None:
         "overrides": extra}, "seeds": [], "conditions": [], "seconds": []}
     for seed in seeds:
         seconds = {**(prepared if seed == seeds[0] else {}),
-                   **train_seed(args.data, args.out, seed, extra)}
+                   **train_seed(steps, args.data, args.out, seed, extra)}
         found, conditions, eval_seconds = score_seed(args.data, args.out, seed, splits)
         results["seeds"].append(found)
         results["conditions"].append(conditions)

@@ -100,12 +100,12 @@ def scores(runs: list[Path], data: Path, split: str, checkpoint: str = "best"
            ) -> dict[str, dict[str, float]]:
     """Every run (and the train-mean face) scored together, as `unitaf eval --compare`
     does: metric values by system name, plus the ratios to the train-mean face."""
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
     from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
     from unitaf_model.run import load_run
 
     loaded = [load_run(run, checkpoint) for run in runs]
-    evaluation = evaluate(loaded, Dataset.open(data), split)
+    evaluation = evaluate(loaded, open_dataset(data), split)
     mean = evaluation.scores[MEAN_FACE]
     found = {}
     for name, results in evaluation.scores.items():

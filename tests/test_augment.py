@@ -123,7 +123,7 @@ def test_train_clips_get_aligned_copies_and_other_splits_are_refused(augmented):
 
 def _spec(dataset: Dataset, share: float, **values):
     config = load_config(None, [f"augment_share={share}"], data=str(dataset.root), out="x",
-                         **values).validate()
+                         **values).checked()
     return config.data_spec(FPS, 50.0, augmented_copies(dataset, config))
 
 
@@ -144,7 +144,7 @@ def test_the_loader_samples_copies_of_train_clips_at_the_configured_share(augmen
 def test_augmentation_needs_its_set_and_inputs_the_copies_hold(augmented, tmp_path):
     with pytest.raises(ValueError, match="no units/units.npy"):
         load_config(None, ["augment_share=0.5", "backbone=units", "backbone_set=units",
-                           "backbone_field=units.npy"], data="d", out="o").validate()
+                           "backbone_field=units.npy"], data="d", out="o").checked()
     bare = Dataset.open_folder(write_dummy_dataset(tmp_path / "bare"))
     config = load_config(None, ["augment_share=0.5"], data=str(bare.root), out="o")
     with pytest.raises(FileNotFoundError, match="--augment N"):

@@ -10,6 +10,8 @@ import soundfile as sf
 
 from unitaf_data.schema import SAMPLE_RATE
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what a folder of audio files may hold
+
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling (libsoxr, high quality); a no-op when the rates agree."""
@@ -18,6 +20,12 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
     import soxr
 
     return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+# What decoding a damaged or hostile audio file raises (libsndfile's errors, an empty or
+# impossible signal, a truncated or unreadable file, a header asking for absurd sizes):
+# anything else raised while decoding is a bug and is left to surface.
+AUDIO_ERRORS = (sf.SoundFileError, ValueError, EOFError, OSError, MemoryError)
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -18,14 +18,14 @@ for that audio), predicts the face and scores it with the same functions as `uni
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unitaf_data.audio import resample
+from unitaf_data.conditions import make_noise, mix_at_snr, telephone
 from unitaf_data.dataset import Dataset
 from unitaf_data.schema import SAMPLE_RATE
 from unitaf_model.evaluation import metrics
@@ -40,46 +40,17 @@ from unitaf_model.evaluation.evaluate import (
 from unitaf_model.run import LoadedRun
 
 LEAD_SECONDS = 1.0
-TELEPHONE_BAND = (300.0, 3400.0)
-TELEPHONE_RATE = 8000
+NOTE = ("Each clip's audio is degraded (seeded by seed, condition and clip) and the run's "
+        "input recomputed from it by the run's own front end; noise20/noise10: room-like "
+        "noise at 20/10 dB SNR; telephone: 300-3400 Hz at 8 kHz; lead_silence: one second "
+        "of that noise alone before the speech (20 dB SNR), ground truth holding its first "
+        "frame, noise_only_* the mouth over that second.")
 CONDITIONS = ("clean", "noise20", "noise10", "telephone", "lead_silence")
 # what the conditions table shows, in this order, where the report has it
 TABLE = ("lve", "lve_vs_mean_face", "mouth_l2", "jaw_open_correlation", "bcs",
          "closure_precision", "closure_outside_bilabials", "jitter_mouth_ratio",
          "silence_jaw_open_ratio", "silence_openness_ratio", "noise_only_jaw_open_ratio",
          "noise_only_openness_ratio", "expression_l2_vs_mean_face")
-
-
-def room_noise(samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
-               ) -> np.ndarray:
-    """Unit-RMS room-like noise: white noise shaped to a 1/f (pink) spectrum, rolled off
-    above 4 kHz, like a fan or a ventilated room."""
-    spectrum = np.fft.rfft(rng.standard_normal(max(samples, 1)))
-    freqs = np.fft.rfftfreq(max(samples, 1), 1.0 / sample_rate)
-    shape = 1.0 / np.sqrt(np.maximum(freqs, 20.0)) / (1.0 + (freqs / 4000.0) ** 4)
-    noise = np.fft.irfft(spectrum * shape, max(samples, 1))[:samples]
-    rms = np.sqrt(np.mean(np.square(noise))) if samples else 1.0
-    return (noise / rms).astype(np.float32) if rms > 0 else noise.astype(np.float32)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
-               level: float | None = None) -> np.ndarray:
-    """`speech` plus unit-RMS `noise` scaled so that the speech's RMS over the noise's is
-    `snr_db` dB; the speech's RMS is `level`, or taken over the whole clip, pauses included."""
-    if level is None:
-        level = float(np.sqrt(np.mean(np.square(speech, dtype=np.float64)))) \
-            if len(speech) else 0.0
-    return (speech + noise * level * 10.0 ** (-snr_db / 20.0)).astype(np.float32)
-
-
-def telephone(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A telephone channel: band-limited to 300–3400 Hz and carried at 8 kHz."""
-    spectrum = np.fft.rfft(audio.astype(np.float64))
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
-    spectrum[(freqs < TELEPHONE_BAND[0]) | (freqs > TELEPHONE_BAND[1])] = 0.0
-    band = np.fft.irfft(spectrum, len(audio)).astype(np.float32)
-    narrow = resample(band, sample_rate, TELEPHONE_RATE)
-    return resample(narrow, TELEPHONE_RATE, sample_rate)[: len(audio)]
 
 
 @dataclass(frozen=True)
@@ -96,15 +67,16 @@ def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> Degr
     if condition == "clean":
         return Degraded(audio)
     if condition in ("noise20", "noise10"):
-        return Degraded(mix_at_snr(audio, room_noise(len(audio), rng), float(condition[5:])))
+        noise = make_noise("room", len(audio), SAMPLE_RATE, rng)
+        return Degraded(mix_at_snr(audio, noise, float(condition[5:])).astype(np.float32))
     if condition == "telephone":
-        return Degraded(telephone(audio))
+        return Degraded(telephone(audio, SAMPLE_RATE).astype(np.float32))
     if condition == "lead_silence":
-        padded = np.concatenate([np.zeros(round(LEAD_SECONDS * SAMPLE_RATE), np.float32),
-                                 audio])
-        level = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) \
-            if len(audio) else 0.0
-        return Degraded(mix_at_snr(padded, room_noise(len(padded), rng), 20.0, level),
+        lead = round(LEAD_SECONDS * SAMPLE_RATE)
+        padded = np.concatenate([np.zeros(lead, np.float32), audio])
+        speech = np.arange(len(padded)) >= lead  # the SNR is the speech's, as in noise20
+        noise = make_noise("room", len(padded), SAMPLE_RATE, rng)
+        return Degraded(mix_at_snr(padded, noise, 20.0, speech).astype(np.float32),
                         LEAD_SECONDS)
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
 
@@ -121,14 +93,15 @@ def parse_conditions(text: str) -> list[str]:
 
 def _shifted(truth: Truth, lead: float, fps: float) -> Truth:
     """The truth of a clip with `lead` seconds of rest before it: the first frame held, the
-    phones and bilabials moved."""
+    phones, words and bilabials moved."""
     frames = round(lead * fps)
     if not frames:
         return truth
     face = np.concatenate([np.repeat(truth.face[:1], frames, 0), truth.face])
     phones = [(label, start + lead, end + lead) for label, start, end in truth.phones]
+    words = [(word, start + lead, end + lead) for word, start, end in truth.words]
     bilabials = [(start + lead, end + lead) for start, end in truth.bilabials]
-    return replace(truth, face=face, phones=phones, bilabials=bilabials)
+    return replace(truth, face=face, phones=phones, words=words, bilabials=bilabials)
 
 
 def _noise_only(faces: Sequence[np.ndarray], frames: int, channels: Sequence[str], rig
@@ -143,13 +116,12 @@ def _noise_only(faces: Sequence[np.ndarray], frames: int, channels: Sequence[str
 
 
 def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
-                        conditions: Sequence[str], seed: int = 0,
-                        emotion: Callable[[Truth], str | None] | None = None
+                        conditions: Sequence[str], seed: int = 0
                         ) -> dict[str, dict[str, dict[str, metrics.MetricResult]]]:
     """{condition: {system: {metric: result}}} for `run`, the train-mean face and ground truth
-    on `split`; `emotion(truth)` gives a label-conditioned residual its emotion (default: the
-    clip's corpus label)."""
-    from unitaf_model.synthesis.animate import AudioFrontEnd, face_from_features
+    on `split` (a residual on the emotion label is given each clip's corpus label, as
+    `unitaf eval` does)."""
+    from unitaf_model.synthesis.animate import AudioFrontEnd, face_on_grid
 
     front_end = AudioFrontEnd(run)
     truths = [truth_of(s) for s in dataset.samples(dataset.shards(split), {}, None)
@@ -167,9 +139,8 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
                                np.random.default_rng([seed, index, clip]))
             moved = _shifted(truth, degraded.lead_seconds, fps)
             lead = round(degraded.lead_seconds * fps)
-            faces.append(face_from_features(run, front_end.features(degraded.audio),
-                                            truth.speaker, fps, len(moved.face),
-                                            (emotion or _label)(truth)))
+            faces.append(face_on_grid(run, front_end.features(degraded.audio),
+                                      truth.speaker, fps, len(moved.face), truth.emotion))
             shifted.append(moved)
         systems = {name: faces, MEAN_FACE: [np.repeat(template[None], len(t.face), 0)
                                             for t in shifted],
@@ -179,10 +150,6 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
             _add_noise_only(scores, systems, lead, channels, run.rig)
         results[condition] = scores
     return results
-
-
-def _label(truth: Truth) -> str:
-    return truth.emotion
 
 
 def _add_noise_only(scores, systems, frames: int, channels, rig) -> None:
@@ -203,7 +170,7 @@ def conditions_report(scores: dict[str, dict[str, dict[str, metrics.MetricResult
             "conditions": {condition: {system: {n: result_dict(r) for n, r in found.items()}
                                        for system, found in systems.items()}
                            for condition, systems in scores.items()},
-            "notes": [__doc__.split("\n\n", 2)[1].replace("\n", " ")]}
+            "notes": [NOTE]}
 
 
 def conditions_table(report: dict[str, Any]) -> str:

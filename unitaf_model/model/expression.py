@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from unitaf_data.face import articulation_channels, expression_channels
-from unitaf_data.schema import RecordError, _keys, _positive, _typed
+from unitaf_data.records import RecordError, positive, record_keys, typed
 
 MAX_WIDTH = 4096  # the widest residual or emotion embedding a run may declare
 LABEL = "label"  # emotion_set of a residual conditioned on the clip's emotion label
@@ -73,17 +73,17 @@ class ExpressionArgs:
                   ) -> ExpressionArgs:
         """Checked against the model's own channels: a model.json from elsewhere must not
         name channels the face lacks or build a residual of any size."""
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)}
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)}
                      - {"emotion_labels"}, {"emotion_labels"})
 
         def names(key: str) -> tuple[str, ...]:
-            found = tuple(_typed(c, str, f"{what}.{key}[]")
-                          for c in _typed(item[key], list, f"{what}.{key}"))
+            found = tuple(typed(c, str, f"{what}.{key}[]")
+                          for c in typed(item[key], list, f"{what}.{key}"))
             if not set(found) <= set(channels) or len(set(found)) != len(found):
                 raise RecordError(f"{what}.{key}: distinct names of the model's channels")
             return found
 
-        sizes = {k: _positive(item[k], f"{what}.{k}", int)
+        sizes = {k: positive(item[k], f"{what}.{k}", int)
                  for k in ("emotion_dim", "width", "layers")}
         if max(sizes["emotion_dim"], sizes["width"]) > MAX_WIDTH or sizes["layers"] > 16:
             raise RecordError(f"{what}: widths at most {MAX_WIDTH}, at most 16 layers")
@@ -91,15 +91,15 @@ class ExpressionArgs:
         if not found or not anchors or set(found) & set(anchors):
             raise RecordError(f"{what}: channels and anchor_channels must be non-empty and "
                               "disjoint")
-        emotion_set = _typed(item["emotion_set"], str, f"{what}.emotion_set")
-        labels = tuple(_typed(label, str, f"{what}.emotion_labels[]") for label in
-                       _typed(item.get("emotion_labels", []), list, f"{what}.emotion_labels"))
+        emotion_set = typed(item["emotion_set"], str, f"{what}.emotion_set")
+        labels = tuple(typed(label, str, f"{what}.emotion_labels[]") for label in
+                       typed(item.get("emotion_labels", []), list, f"{what}.emotion_labels"))
         if (emotion_set == LABEL) != bool(labels) or len(set(labels)) != len(labels) or \
                 (labels and len(labels) != sizes["emotion_dim"]):
             raise RecordError(f"{what}: a residual on the emotion label lists emotion_dim "
                               "distinct emotion_labels, any other lists none")
         return ExpressionArgs(found, anchors, emotion_set,
-                              _typed(item["emotion_field"], str, f"{what}.emotion_field"),
+                              typed(item["emotion_field"], str, f"{what}.emotion_field"),
                               sizes["emotion_dim"], sizes["width"], sizes["layers"], labels)
 
 
@@ -124,6 +124,8 @@ class ExpressionResidual(nn.Module):
         self.features = nn.Linear(feature_dim, width)
         self.emotion = nn.Linear(emotion_dim, width, bias=False) if labels else \
             nn.Sequential(nn.LayerNorm(emotion_dim), nn.Linear(emotion_dim, width))
+        if labels:  # an emotion never trained on adds nothing
+            nn.init.zeros_(self.emotion.weight)
         self.convs = nn.ModuleList(nn.Conv1d(width, width, 3, padding=2**i, dilation=2**i)
                                    for i in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))

@@ -14,6 +14,9 @@ from unitaf_data.face import ARKIT51, expression_channels
 from unitaf_data.schema import RecordError
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.model.expression import ExpressionArgs
+from unitaf_model.model.projector import Projector, parameter_count
+from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.training.losses import (
     OpennessInterval,
     fit_openness_interval,
@@ -23,9 +26,6 @@ from unitaf_model.training.losses import (
     side_contributions,
     vertex_loss,
 )
-from unitaf_model.model.unitaf import UniTAF
-from unitaf_model.model.projector import Projector, parameter_count
-from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 
@@ -222,6 +222,42 @@ def test_a_residual_record_naming_channels_the_face_lacks_is_refused():
                 {**args.to_dict(), "anchor_channels": ["JawOpen", "BrowInnerUp"]}):
         with pytest.raises(RecordError):
             ExpressionArgs.from_dict(bad, ARKIT51.channels)
+
+
+def test_a_residual_on_the_emotion_label_embeds_the_requested_emotion():
+    labels = ("angry", "happy", "neutral")
+    args = ExpressionArgs.for_channels(ARKIT51.channels, "label", "", 3, 16, 2, labels)
+    assert args.on_label and ExpressionArgs.from_dict(args.to_dict(), ARKIT51.channels) == args
+    np.testing.assert_array_equal(args.one_hot("happy"), [0, 1, 0])
+    with pytest.raises(ValueError, match="angry, happy, neutral.*'sad'"):
+        args.one_hot("sad")
+    with pytest.raises(ValueError, match="give one of"):
+        args.one_hot(None)
+    for bad in ({**args.to_dict(), "emotion_labels": []},  # a label residual lists them
+                {**args.to_dict(), "emotion_labels": ["a", "a", "b"]},
+                {**args.to_dict(), "emotion_labels": ["a", "b"]},  # not emotion_dim of them
+                {**args.to_dict(), "emotion_set": "utterance"}):  # an embedding lists none
+        with pytest.raises(RecordError):
+            ExpressionArgs.from_dict(bad, ARKIT51.channels)
+    old = {k: v for k, v in args.to_dict().items() if k != "emotion_labels"}
+    old.update(emotion_set="utterance", emotion_dim=6)  # a run recorded before labels
+    assert ExpressionArgs.from_dict(old, ARKIT51.channels).emotion_labels == ()
+    model = _model(30.0)
+    model.add_expression(args, ARKIT51.channels)
+    # an embedding table: one column of a bias-free map per emotion, zero until trained
+    assert model.expression.emotion.weight.shape == (16, 3)
+    assert model.expression.emotion.bias is None
+    assert not model.expression.emotion.weight.any()
+    torch.nn.init.normal_(model.expression.head.weight)
+    torch.nn.init.normal_(model.expression.emotion.weight)
+    model.eval()
+    inputs, identity = torch.randn(1, 40, 8), torch.tensor([0])
+    with torch.no_grad():
+        faces = [model(inputs, identity, torch.from_numpy(args.one_hot(label))[None])[0]
+                 for label in labels]
+    assert not torch.allclose(faces[0], faces[1])  # the emotion changes the expression ...
+    anchors = model.anchor_index
+    torch.testing.assert_close(faces[0][..., anchors], faces[1][..., anchors])  # ... not lips
 
 
 @pytest.mark.parametrize("rate", [1e9, 0.0, float("nan")])
