@@ -461,12 +461,13 @@ def chunk_face(model_face: np.ndarray, codes: int, speech_samples: int, silence_
 
 def read_prompt(path: Path) -> dict[int, np.ndarray]:
     """A voice or emotion prompt decoded once (mono) and resampled by librosa (soxr) to
-    22.05 kHz and 16 kHz, each cut to its first 15 s, by sample rate."""
+    22.05 kHz and 16 kHz, each cut to its first 15 s, by sample rate (AudioError for a file
+    `read_mono` refuses)."""
     import librosa
 
-    audio, rate = librosa.load(path, sr=None, mono=True)
-    if audio.size == 0:
-        raise ValueError(f"{path}: no audio")
+    from unitaf_data.audio import read_mono
+
+    audio, rate = read_mono(path)
     return {target: librosa.resample(audio, orig_sr=rate, target_sr=target)[
         : int(PROMPT_S * target)].astype(np.float32) for target in (SAMPLE_RATE, SEMANTIC_RATE)}
 
