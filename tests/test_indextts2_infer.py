@@ -162,6 +162,10 @@ def test_each_segments_face_lines_up_with_its_wav_and_decays_to_rest_in_the_sile
 
 def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
         synth, face_model, voice, whole):
+    """`synthesize` concatenates `stream`, so their equality alone would hold by
+    construction; what can fail is checked too: each streamed segment equals that sentence
+    synthesised alone with the seed of its position, so a chunk depends on nothing that
+    came before it (not on earlier segments, nor on the caller's use of the generator)."""
     from unitaf_model.synthesis.indextts2 import Generation, stream
 
     chunks = []
@@ -170,6 +174,13 @@ def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
         torch.rand(1000)  # the caller's own use of the random generator changes nothing
     np.testing.assert_array_equal(np.concatenate([c.wav for c in chunks]), whole.wav)
     np.testing.assert_array_equal(np.concatenate([c.face for c in chunks]), whole.face)
+    sentences = ["Hello there.", "The quick brown fox jumps.", "It is a sunny day."]
+    for index, (chunk, sentence) in enumerate(zip(chunks, sentences, strict=True)):
+        (alone,) = stream(synth, face_model, sentence, voice, generation=Generation(
+            **{**GENERATION, "seed": index}))
+        np.testing.assert_array_equal(chunk.speech.codes, alone.speech.codes)
+        np.testing.assert_array_equal(chunk.speech.wav, alone.speech.wav)
+        np.testing.assert_array_equal(chunk.wav[: chunk.speech_samples], alone.wav)
     ready = [c.ready_s for c in chunks]
     assert ready == sorted(ready) and 0 < chunks[0].ready_s < ready[-1]
     assert all(c.speech_s > 0 and c.face_s >= 0 for c in chunks)
@@ -177,9 +188,11 @@ def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
 
 def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
         synth, models, voice, whole):
-    """The extraction backend's own GPT and `gpt_layer` (loaded by the feature backend from
-    the same files) on the generated codes, and upstream's own calls (`infer_generator`'s
-    GPT pass, s2mel's `gpt_layer`), give the features the face was computed from."""
+    """The features the face was computed from equal, within float16 rounding, upstream's
+    calls as `infer_generator` makes them (the GPT forward pass with the emotion reference's
+    conditioning, s2mel's `gpt_layer`) on the generated codes; and the `tts_latent`
+    extraction (the feature backend's GPT and `gpt_layer`, loaded separately from the same
+    files) gives the same values on those codes."""
     from unitaf_data.features import ExtractSettings, make_backend
     from unitaf_data.features.indextts2 import teacher_forced_latents
     from unitaf_model.synthesis.indextts2 import Emotion
@@ -202,11 +215,13 @@ def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
                                  cond_mel_lengths=frames, emo_cond_mel_lengths=frames,
                                  emo_vec=cond.emovec, use_speed=torch.zeros(1, dtype=torch.long))
             upstream_projected = synth.s2mel.models["gpt_layer"](upstream)
-        np.testing.assert_array_equal(chunk.speech.latent, latent[0].numpy().astype(np.float16))
-        np.testing.assert_array_equal(chunk.speech.projected,
-                                      projected[0].numpy().astype(np.float16))
-        np.testing.assert_allclose(chunk.speech.projected.astype(np.float32),
-                                   upstream_projected[0].numpy(), atol=2e-3, rtol=2e-3)
+        assert chunk.speech.latent.dtype == chunk.speech.projected.dtype == np.float16
+        for ours, theirs in ((chunk.speech.latent, upstream), (chunk.speech.projected,
+                                                               upstream_projected),
+                             (latent[0].numpy(), upstream), (projected[0].numpy(),
+                                                             upstream_projected)):
+            np.testing.assert_allclose(ours.astype(np.float32), theirs[0].numpy(), atol=2e-3,
+                                       rtol=2e-3)
 
 
 def test_an_emotion_vector_mixes_the_nearest_emotion_speakers_vectors(synth, models, voice):

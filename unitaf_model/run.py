@@ -163,8 +163,6 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer, scheduler, step: int,
                     history: list[dict[str, float]]) -> None:
     """`folder` written under a temporary name and renamed into place."""
-    from safetensors.torch import save_file
-
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -173,7 +171,7 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
     tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
                for index, state in optimiser["state"].items() for name, value in state.items()}
     tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, tmp / "state.safetensors")
+    save_weights(tensors, tmp / "state.safetensors")
     write_json(tmp / "state.json", {"step": step, "history": history,
                                     "param_groups": optimiser["param_groups"],
                                     "scheduler": scheduler.state_dict()})
@@ -182,9 +180,14 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Tensors as safetensors; a failed write (a full disk) is an OSError naming `path`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path)
+    except SafetensorError as error:  # safetensors reports I/O errors as its own type
+        raise OSError(f"could not write {path}: {error}") from None
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -1,8 +1,11 @@
-"""Text → speech and face in one pass: IndexTTS2's own synthesis, with the face a UniTAF run
-computes from the synthesiser's GPT latents, streamed one text segment at a time.
+"""Text → speech and face in one pass: a re-implementation of IndexTTS2's synthesis loop, with
+the face a UniTAF run computes from the synthesiser's GPT latents, streamed one text segment
+at a time.
 
-The computation is IndexTTS2's (`indextts2-inference` 2.1.1, `IndexTTS2.infer_generator`),
-on its classes, loaded from the user's files (`locate_files(..., synthesis=True)`): text
+The loop re-implements upstream's generator (`indextts2-inference` 2.1.1,
+`IndexTTS2.infer_generator`, whose module imports torchaudio and is never imported here) on
+upstream's model classes, built and filled by this project's own loaders (for
+`weights_only=True`) from the user's files (`locate_files(..., synthesis=True)`): text
 normalisation and BPE, segmentation at sentence ends (`max_text_tokens_per_segment`), the
 voice prompt's w2v-BERT features, semantic codes, 22.05 kHz mel, CAMPPlus style and s2mel
 prompt condition; the emotion vector from the voice, an emotion reference audio (mixed by
