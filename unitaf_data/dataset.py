@@ -486,10 +486,15 @@ def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """A record written under a temporary name and renamed into place."""
+    """A record written under a temporary name and renamed into place; a failed write (a
+    full disk) removes the temporary file and is an OSError naming `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
     tmp.replace(path)
 
 
