@@ -4,7 +4,7 @@ repositories persist across processes), then the same command again: the result 
 uninterrupted run's, byte for byte (sidecars, feature.json and card; the final checkpoint's
 weights, training state and history; every file of the Hub repository).
 
-The moment is drawn per seed as a fraction (0.15 to 0.95) of the uninterrupted command's
+The moment is drawn per seed as a fraction (0.1 to 0.7) of the uninterrupted command's
 own measured wall time; the process group (the command, Ray and its workers) is killed
 whole. A command that finished before its moment is counted, not killed: the test asserts
 that most draws did kill.
@@ -78,7 +78,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 def killed_then_rerun(command: list[str], seed: int, seconds: float) -> bool:
     """Start `command`, SIGKILL its process group at a moment drawn from `seed`, run it
     again to the end. True when the kill landed (False: it had finished first)."""
-    moment = random.Random(seed).uniform(0.15, 0.95) * seconds
+    moment = random.Random(seed).uniform(0.1, 0.7) * seconds
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
