@@ -28,10 +28,10 @@ MAIN_APP = "from unitaf_cli.main_app import app; app()"
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """A 16 MiB tmpfs at tmp_path/disk, unmounted afterwards."""
+    """A 64 MiB tmpfs at tmp_path/disk, unmounted afterwards."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here (needs root): {done.stderr}")
@@ -109,3 +109,23 @@ def test_train_on_a_full_disk_fails_clearly_and_reruns_to_the_same_weights(tmpfs
     for name in ("model.safetensors", "state.json"):  # torch_rng: see test_kill.py
         assert (out / "step_000004" / name).read_bytes() == (
             reference / "step_000004" / name).read_bytes(), name
+
+
+def test_build_on_a_full_disk_fails_clearly_and_reruns_to_the_same_dataset(tmpfs, tmp_path):
+    """The demo corpus is synthesised outside the tmpfs (`--input`), the dataset written
+    onto it with 64 KiB left."""
+    pytest.importorskip("espeakng_loader")
+    build = ["build", "--source", "demo", "--input", str(tmp_path / "corpus"),
+             "--demo-minutes", "1", "--seed", "5", "--shard-max-clips", "2",
+             "--asr-workers", "1"]
+    reference = tmp_path / "reference"
+    done = _run(DATA_APP, *build, "--out", str(reference))
+    assert done.returncode == 0, done.stderr[-3000:]
+    filler = _fill(tmpfs, 65536)
+    out = tmpfs / "dataset"
+    print(_check_error(_run(DATA_APP, *build, "--out", str(out)), tmpfs)[-300:])
+    filler.unlink()
+    done = _run(DATA_APP, *build, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    published = {k: v for k, v in _tree(reference).items() if not k.startswith(".build/")}
+    assert {k: v for k, v in _tree(out).items() if not k.startswith(".build/")} == published

@@ -19,6 +19,7 @@ through the safe reader (`unitaf_data.reader`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -485,17 +486,25 @@ def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_json(path: Path, data: Any) -> None:
-    """A record written under a temporary name and renamed into place; a failed write (a
-    full disk) removes the temporary file and is an OSError naming `path`."""
+@contextlib.contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """The temporary path to write `path` under, renamed into place once the block ends; a
+    failed write (a full disk) removes the temporary file and is an OSError naming `path`
+    (the error of a bare `write` names no file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+        yield tmp
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror, str(path)) from None
     tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """A record written under a temporary name and renamed into place (`written_whole`)."""
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def shard_record(path: Path, keys: list[str]) -> ShardInfo:
