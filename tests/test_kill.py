@@ -2,12 +2,13 @@
 `unitaf train`, `unitaf-data push` and `unitaf push-run` (against the fake Hub, whose
 repositories persist across processes), then the same command again: the result equals an
 uninterrupted run's, byte for byte (sidecars, feature.json and card; the final checkpoint's
-weights, training state and history; every file of the Hub repository).
+weights, optimiser state and history, not its saved RNG state: see the train test; every
+file of the Hub repository).
 
 The moment is drawn per seed as a fraction (0.1 to 0.7) of the uninterrupted command's
 own measured wall time; the process group (the command, Ray and its workers) is killed
-whole. A command that finished before its moment is started again from its starting state with
-the moment halved, so every seed kills.
+whole. A command that finished before its moment is started again from its starting
+state with the moment halved, so every seed kills.
 """
 
 from __future__ import annotations
