@@ -89,21 +89,42 @@ def run_on_actors(actors: list, items: list, submit, on_done, per_actor: int = 2
     """Feed `items` to `actors`, at most `per_actor` in flight each: `submit(actor, item)`
     returns the ObjectRef of the item's final result, `on_done(item, result)` takes it in
     completion order (the caller writes markers, so the order does not matter)."""
+    busy = [0] * len(actors)
+
+    def start(item: Any) -> tuple[Any, int]:
+        index = busy.index(min(busy))
+        busy[index] += 1
+        return submit(actors[index], item), index
+
+    def finish(item: Any, index: int, result: Any) -> None:
+        busy[index] -= 1
+        on_done(item, result)
+
+    _feed(items, start, finish, len(actors) * per_actor)
+
+
+def run_tasks(items: list, submit, on_done) -> None:
+    """Ray tasks for all `items` at once: `submit(item)` returns the ObjectRef of the item's
+    result, `on_done(item, result)` takes it in completion order."""
+    _feed(items, lambda item: (submit(item), None),
+          lambda item, _, result: on_done(item, result), max(len(items), 1))
+
+
+def _feed(items: list, start, finish, limit: int) -> None:
+    """The one loop that keeps up to `limit` items in flight: `start(item)` -> (ObjectRef,
+    slot), `finish(item, slot, result)` as each completes."""
     import ray
 
-    in_flight: dict[Any, tuple[Any, int]] = {}
-    busy = [0] * len(actors)
+    in_flight: dict[Any, tuple[Any, Any]] = {}
     queue = list(reversed(items))
     while queue or in_flight:
-        while queue and min(busy) < per_actor:
-            index = busy.index(min(busy))
+        while queue and len(in_flight) < limit:
             item = queue.pop()
-            in_flight[submit(actors[index], item)] = (item, index)
-            busy[index] += 1
+            ref, slot = start(item)
+            in_flight[ref] = (item, slot)
         done, _ = ray.wait(list(in_flight), num_returns=1)
-        item, index = in_flight.pop(done[0])
-        busy[index] -= 1
-        on_done(item, ray.get(done[0]))
+        item, slot = in_flight.pop(done[0])
+        finish(item, slot, ray.get(done[0]))
 
 
 @contextmanager

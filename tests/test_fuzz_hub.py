@@ -7,8 +7,8 @@ would run code, anchors, a billion-laughs bomb, bytes that are not UTF-8), and u
 or nested paths in the repository's file list (`data/../x.npy`, `features/a/b/c/d.npy`,
 names with `::pipe:`, URLs, braces). Runs: the small run published to a model repo, with
 test_fuzz.py's corruptions of `model.json`, `config.json` and the safetensors weights, and
-undeclared paths. Readers: `Dataset.open(HUB_ID)` with every sample read (Skips counting),
-`pull_dataset`, and `load_run(HUB_ID)`. Each case gives the reader's named error or a
+undeclared paths. Readers: `open_dataset(HUB_ID)` with every sample read (Skips counting),
+`pull_dataset`, and `open_run(HUB_ID)`. Each case gives the reader's named error or a
 counted skip, never another exception or a hang; and only declared files are ever fetched
 (checked on the fake's request log). A card is never parsed by the toolkit: it is copied
 byte for byte by `pull`.
@@ -34,8 +34,7 @@ from test_fuzz import (
 )
 
 from hub_fake import install
-from unitaf_data.dataset import Dataset
-from unitaf_data.hub import RECORD_FILES, pull_dataset
+from unitaf_data.hub import RECORD_FILES, open_dataset, pull_dataset
 from unitaf_data.reader import ShardError, Skips
 from unitaf_data.schema import RecordError
 
@@ -98,7 +97,7 @@ def declared_dataset_files(hub, repo_id: str) -> set[str]:
 
 
 def _open_and_read(repo_id: str) -> str:
-    dataset = Dataset.open(repo_id)
+    dataset = open_dataset(repo_id)
     skips = Skips()
     for sample in dataset.samples(dataset.shards(), SETS, skips):
         try:
@@ -116,9 +115,9 @@ def _pull(out: Path) -> Callable[[str], str]:
 
 
 def _load_run(repo_id: str) -> str:
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
 
-    load_run(repo_id)
+    open_run(repo_id)
     return "ok"
 
 
@@ -143,7 +142,7 @@ def dataset_cases(rng: np.random.Generator) -> list[tuple[str, Callable, dict[st
 
 
 READERS = {
-    "Dataset.open(hub id) + samples": (_open_and_read, (RecordError, FileNotFoundError)),
+    "open_dataset(hub id) + samples": (_open_and_read, (RecordError, FileNotFoundError)),
     "pull_dataset": (None, (RecordError, FileNotFoundError, ShardError, ValueError)),
 }
 
@@ -211,10 +210,10 @@ def test_hub_runs_give_named_errors_and_fetch_only_what_load_run_reads(tmp_path,
         publish(hub, repo_id, local, "model", extra)
         before = len(hub.downloads)
         result = outcome(_load_run, repo_id, (RecordError, FileNotFoundError))
-        counts["load_run(hub id)", result.split(":")[0] if result.startswith("UNEXPECTED")
+        counts["open_run(hub id)", result.split(":")[0] if result.startswith("UNEXPECTED")
                else result] += 1
         if result.startswith(("UNEXPECTED", "HANG")):
-            failures.append(f"{kind} → load_run: {result}")
+            failures.append(f"{kind} → open_run: {result}")
         fetched = {file for repo, file, _ in hub.downloads[before:] if repo == repo_id}
         if fetched - readable:
             failures.append(f"{kind}: fetched undeclared {sorted(fetched - readable)}")
@@ -233,7 +232,7 @@ def test_opening_a_hub_dataset_no_longer_downloads_nested_npy_files(tmp_path, mo
     build_dataset(tmp_path / "d")
     publish(hub, "fuzz/nested", tmp_path / "d", "dataset",
             {"features/a/b/c/d.npy": b"\x93NUMPY", "features/feat/x/y.json": b"{}"})
-    dataset = Dataset.open("fuzz/nested")
+    dataset = open_dataset("fuzz/nested")
     fetched = {file for _, file, _ in hub.downloads}
     assert fetched == {"README.md", "unitaf.json", "manifest.parquet", "rejected.parquet",
                        "features/feat/feature.json"} & set(hub.files("fuzz/nested"))

@@ -11,6 +11,8 @@ import soundfile as sf
 
 from unitaf_data.schema import SAMPLE_RATE
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what a folder of audio files may hold
+
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling (libsoxr, high quality); a no-op when the rates agree."""
@@ -90,6 +92,13 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
     """Decode a file to mono float32 at `sample_rate` (`read_mono`'s checks: AudioError)."""
     audio, file_sr = read_mono(path, max_seconds)
     return resample(audio, file_sr, sample_rate)
+
+
+# What decoding a damaged or hostile audio file raises (libsndfile's errors, an empty or
+# impossible signal, a truncated or unreadable file, a header asking for absurd sizes):
+# anything else raised while decoding is a bug and is left to surface. `read_mono` turns
+# what it can name into AudioError (a ValueError).
+AUDIO_ERRORS = (sf.SoundFileError, ValueError, EOFError, OSError, MemoryError)
 
 
 def flac_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:

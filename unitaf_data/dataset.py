@@ -12,9 +12,10 @@
                                                   (markers, settings): never published
 
 `DatasetLayout` knows these paths (nothing else in the project spells them out);
-`Dataset.open` opens a folder (or a Hub id) once and reads it: the typed records, the
-shards of a split, a shard's sidecar, the manifest, and samples joined with their sidecars
-through the safe reader (`unitaf_data.reader`).
+`Dataset.open_folder` opens a folder once and reads it: the typed records, the shards of a
+split, a shard's sidecar, the manifest, and samples joined with their sidecars through the
+safe reader (`unitaf_data.reader`). Nothing here downloads: `unitaf_data.hub.open_dataset`
+resolves a folder or a Hub id and then calls `open_folder`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from unitaf_data import owned
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import (
     ShardError,
     Skips,
@@ -100,7 +103,8 @@ class DatasetLayout:
     """Every path of a dataset folder."""
 
     WORK = ".build"
-    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*")
+    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*", MARKER,
+                      f"*/{MARKER}")
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -178,12 +182,23 @@ class DatasetLayout:
                       if _SET_NAME.fullmatch(p.parent.name))
 
 
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+    """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
+    if claim:
+        return owned.claim(folder, "feature_set", advice)
+    owned.check_owned(folder, "feature_set", advice)
+    return folder
+
+
 def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     """Delete a feature set's sidecars, feature.json and extraction markers (other files in
-    its folder, such as fitted unit centroids, stay)."""
+    its folder, such as fitted unit centroids, stay): only when its folder is the toolkit's
+    feature set (`unitaf_data.owned`); anything else is refused and left as it is."""
     import shutil
 
-    folder = layout.feature_dir(name)
+    folder = check_feature_folder(layout, name)
     for split in SPLITS:
         shutil.rmtree(folder / split, ignore_errors=True)
     layout.feature_info(name).unlink(missing_ok=True)
@@ -211,11 +226,11 @@ class Sample:
 
     def audio(self) -> np.ndarray:
         """The clip's 16 kHz mono waveform, checked against the alignment contract."""
-        from unitaf_data.audio import decode_flac
+        from unitaf_data.audio import AUDIO_ERRORS, decode_flac
 
         try:
             audio, sample_rate = decode_flac(self.flac)
-        except Exception as error:  # libsndfile raises its own error types for bad data
+        except AUDIO_ERRORS as error:  # libsndfile raises its own error types for bad data
             raise ShardError(self.shard, "unreadable audio", self.key, "flac",
                              f"{type(error).__name__}: {error}") from None
         expected = round(self.meta.num_frames * self.meta.sample_rate / self.meta.fps)
@@ -239,20 +254,10 @@ class Dataset:
         self._feature_sets: dict[str, FeatureSetInfo] = {}
 
     @staticmethod
-    def open(reference: str | Path, revision: str | None = None) -> Dataset:
-        """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
-        path = Path(reference)
-        if path.exists():
-            if revision:
-                raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
-            return Dataset.open_folder(path)
-        from unitaf_data.hub import open_hub_dataset
-
-        return open_hub_dataset(str(reference), revision)
-
-    @staticmethod
     def open_folder(root: str | Path, fetch: Callable[[str], Path] | None = None,
                     origin: dict[str, Any] | None = None) -> Dataset:
+        """A dataset folder (`fetch`: how its files are reached when they are not in it yet;
+        a Hub dataset is opened by `unitaf_data.hub.open_dataset`)."""
         layout = DatasetLayout(root)
         if not layout.info.exists():
             raise FileNotFoundError(f"{layout.root} is not a unitaf dataset (no unitaf.json)")
@@ -470,11 +475,12 @@ def _sidecar_problems(dataset: Dataset, name: str, info: FeatureSetInfo, shard: 
 
 def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
     """A parquet table's rows, with the `columns` it must have checked by type."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         rows = pq.read_table(path).to_pylist()
-    except Exception as error:  # pyarrow raises its own types for damaged files
+    except (pa.ArrowException, OSError, ValueError) as error:  # a damaged file
         raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
                           ) from None
     for i, row in enumerate(rows):

@@ -9,6 +9,7 @@ reason for bad input; the build records it in `rejected.parquet` and goes on.
 from __future__ import annotations
 
 import importlib
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from unitaf_data.audio import AudioError, load_audio
+from unitaf_data.audio import AUDIO_ERRORS, AudioError, load_audio
 from unitaf_data.schema import SAMPLE_RATE
 
 SOURCE_NAMES = ("demo", "beat2", "folder", "unitalker")
@@ -37,6 +38,11 @@ class SourceOptions:
 
 
 DEFAULT_OPTIONS = SourceOptions()
+
+
+# What reading a damaged face file raises (npy/npz/csv/json parsers, a truncated zip, an
+# unreadable file): a recording's rejection. Anything else is a bug and surfaces.
+FACE_FILE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, MemoryError)
 
 
 class InputError(Exception):
@@ -63,8 +69,9 @@ def read_audio(path: str | Path) -> np.ndarray:
         return load_audio(path, SAMPLE_RATE)
     except AudioError as error:  # unreadable, out of bounds, empty or non-finite
         raise InputError(error.reason, str(error)) from None
-    except Exception as error:  # libsndfile / decoder errors of any kind
-        raise InputError("unreadable_audio", f"{path}: {error}") from error
+    except AUDIO_ERRORS as error:
+        raise InputError("unreadable_audio", f"{path}: {type(error).__name__}: {error}"
+                         ) from error
 
 
 def require_face_file(path: str | Path) -> Path:

@@ -135,8 +135,7 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
 
 
 def speaker_prosody(speaker: str, emotion: str):
-    """The eSpeak voice and prosody of a demo speaker speaking with an emotion (also what
-    `unitaf infer --tts espeak` speaks with)."""
+    """The eSpeak voice and prosody of a demo speaker speaking with an emotion."""
     from unitaf_data.espeak import Prosody
 
     voices = {name: (voice, rate, pitch) for name, voice, rate, pitch in SPEAKERS}
@@ -147,6 +146,18 @@ def speaker_prosody(speaker: str, emotion: str):
     rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
     return Prosody(voice, round(base_rate * rate_factor),
                    int(np.clip(base_pitch + pitch_offset, 0, 100)), pitch_range, volume)
+
+
+def speak(text: str, speaker: str = "spk01", emotion: str = "neutral"
+          ) -> tuple[np.ndarray, int]:
+    """(audio, sample rate) of any `text` spoken by eSpeak NG as a demo speaker with an
+    emotion's prosody (what `unitaf infer --tts espeak` speaks)."""
+    from unitaf_data.espeak import Synthesizer
+
+    utterance = Synthesizer.shared().speak(text, speaker_prosody(speaker, emotion))
+    if not len(utterance.audio):
+        raise ValueError(f"eSpeak NG gave no audio for {text!r}")
+    return utterance.audio, utterance.sample_rate
 
 
 def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:
@@ -377,7 +388,9 @@ def prepare(corpus_dir: str | Path, minutes: float = 4.0, seed: int = 0) -> Path
 
     corpus_dir = Path(corpus_dir)
     if not corpus_is_complete(corpus_dir, minutes, seed):
-        corpus_dir.mkdir(parents=True, exist_ok=True)
+        from unitaf_data import owned
+
+        owned.claim(corpus_dir, "demo_corpus", "pass a new or empty folder for the corpus")
         plans = plan_corpus(minutes, seed)
         with ProcessPoolExecutor(max_tasks_per_child=1, mp_context=get_context("spawn")) as pool:
             entries = list(pool.map(synthesize_recording, plans, [corpus_dir] * len(plans),

@@ -3,11 +3,11 @@
 `evaluate(runs, dataset, split)` predicts every clip of the split with each run (its input
 read from the dataset's sidecars of the run's backbone set, exactly as in training), adds
 the train-mean face of the first run and ground truth as reference systems, and scores them
-all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame rate: model
-outputs (at each run's own rate) are resampled onto each clip's own frames. `write_report`
-writes `eval.json` (every metric with its variant, units and pooling), `eval.md` (one table) and
-plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of the training
-set-up runs here. In-training validation calls `score` on the val split too.
+all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame
+rate: model outputs (at each run's own rate) are resampled onto each clip's own frames.
+`write_report` writes `eval.json` (every metric with its variant, units and pooling), `eval.md`
+(one table) and plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of
+the training set-up runs here. In-training validation calls `score` on the val split too.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Truth:
     audio: np.ndarray
     bilabials: list[tuple[float, float]]
     has_phones: bool
+    words: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
         truth = Truth(sample.key, sample.meta.speaker, sample.face, sample.audio(),
                       metrics.bilabial_intervals((p.phone, p.start, p.end)
                                                  for p in sample.meta.phones or ()),
-                      sample.meta.phones is not None)
+                      sample.meta.phones is not None,
+                      [(w.word, w.start, w.end) for w in sample.meta.words])
         truths.append(truth)
         for name, run in zip(names, runs, strict=True):
             faces[name].append(resample_face(run.predict_features(sample.features,
@@ -237,32 +239,83 @@ def _cell(result: dict[str, Any] | None) -> str:
 
 
 def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
-    """The first `count` clips rendered ground truth | first run side by side, with their
-    audio (`videos/KEY.mp4`)."""
-    from unitaf_model.outputs.render import write_comparison_video
+    """The first `count` clips rendered ground truth | first run side by side over their
+    mouth curves, /p b m/ intervals and words, with their audio (`videos/KEY.mp4`), and a
+    contact sheet of each clip's closures (`videos/KEY.closures.png`, where it has any)."""
+    from unitaf_model.outputs.preview import (
+        Timeline,
+        write_closure_sheet,
+        write_comparison_video,
+    )
 
     system, run = next(iter(evaluation.runs.items()))
     if run.rig is None:
         raise ValueError(f"{run.path} has no vertex rig to render videos with")
     paths = []
+    channels, fps = evaluation.dataset.info.channels, evaluation.dataset.info.fps
     for index, truth in enumerate(evaluation.truths[:count]):
+        timeline = Timeline(truth.bilabials, truth.words)
+        prediction = evaluation.faces[system][index]
         paths.append(write_comparison_video(
-            out / "videos" / f"{truth.key}.mp4", run.rig, truth.face,
-            evaluation.faces[system][index], evaluation.dataset.info.channels,
-            evaluation.dataset.info.fps, truth.audio, SAMPLE_RATE,
-            labels=(GROUND_TRUTH, system)))
+            out / "videos" / f"{truth.key}.mp4", run.rig, truth.face, prediction, channels,
+            fps, truth.audio, SAMPLE_RATE, labels=(GROUND_TRUTH, system), timeline=timeline))
+        sheet = write_closure_sheet(out / "videos" / f"{truth.key}.closures.png", run.rig,
+                                    {GROUND_TRUTH: truth.face, system: prediction}, channels,
+                                    fps, timeline)
+        paths += [sheet] if sheet else []
+    return paths
+
+
+def openness_figure(evaluation: Evaluation, system: str):
+    """Mouth closure (rig openness, or JawOpen) of `system` and ground truth, with the
+    fitted interval the mouth-state loss normalises by."""
+    from unitaf_model.evaluation.plots import openness_histogram
+
+    run = evaluation.runs[system]
+    channels = evaluation.dataset.info.channels
+    values = {name: np.concatenate([metrics.lip_closure(f, channels, run.rig)
+                                    for f in evaluation.faces[name]])
+              for name in (GROUND_TRUTH, system)}
+    interval = run.info.mouth_interval if run.rig is not None else None
+    unit = "mouth openness (rig units)" if run.rig is not None else "JawOpen"
+    return openness_histogram(values, interval, unit, f"mouth openness on {evaluation.split}: "
+                              f"{system} vs ground truth")
+
+
+def clip_figure(evaluation: Evaluation, system: str, index: int = 0):
+    """One clip's JawOpen and mouth openness over time, prediction against ground truth,
+    bilabial intervals shaded."""
+    from unitaf_model.evaluation.plots import clip_curves
+
+    run, truth = evaluation.runs[system], evaluation.truths[index]
+    faces = {name: evaluation.faces[name][index] for name in (GROUND_TRUTH, system)}
+    jaw = channel_index(evaluation.dataset.info.channels, "JawOpen")
+    rows = {"JawOpen": {name: face[:, jaw] for name, face in faces.items()}}
+    if run.rig is not None:
+        rows["mouth openness"] = {name: run.rig.mouth_openness(face)
+                                  for name, face in faces.items()}
+    return clip_curves(rows, evaluation.dataset.info.fps, truth.bilabials,
+                       f"{truth.key}: shaded = /p b m/ intervals")
+
+
+def write_plots(evaluation: Evaluation, system: str, out: Path) -> dict[str, Path]:
+    paths = {"openness_histogram": out / "openness_histogram.png",
+             "clip_curves": out / "clip_curves.png"}
+    openness_figure(evaluation, system).savefig(paths["openness_histogram"], dpi=110)
+    clip_figure(evaluation, system).savefig(paths["clip_curves"], dpi=110)
     return paths
 
 
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
-    """eval.json, eval.md and the plots into `out`; returns their paths."""
-    from unitaf_model.evaluation import plots
+    """eval.json, eval.md and the plots into `out` (a report folder the toolkit made, or a
+    new or empty one: `unitaf_data.owned`; anything else is refused); returns their paths."""
+    from unitaf_data import owned
 
-    out.mkdir(parents=True, exist_ok=True)
+    owned.claim(out, "report", "pass another --out for the report")
     report = report_dict(evaluation)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md"}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))
     paths["markdown"].write_text(markdown_table(report))
     first = next(iter(evaluation.runs))
-    paths |= plots.evaluation_plots(evaluation, first, out)
+    paths |= write_plots(evaluation, first, out)
     return paths

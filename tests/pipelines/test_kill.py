@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 from unitaf_data.testing import write_dummy_dataset
 
 pytestmark = pytest.mark.e2e
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 CONFIGS = TESTS.parent / "configs"
 SEEDS = (0, 1, 2)
 TRAIN = ["steps=6", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",

@@ -19,7 +19,7 @@ import pytest
 from unitaf_data.testing import write_dummy_dataset
 
 pytestmark = pytest.mark.e2e
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TRAIN = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
          "shuffle_buffer=4", "log_every=1"]
 DATA_APP = "from unitaf_cli.data_app import app; app()"
