@@ -20,7 +20,6 @@ resolves a folder or a Hub id and then calls `open_folder`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -43,6 +42,7 @@ from unitaf_data.reader import (
     sha256_of,
     tar_samples,
 )
+from unitaf_data.records import written_whole
 from unitaf_data.schema import (
     ClipMeta,
     DatasetInfo,
@@ -490,21 +490,6 @@ def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
                 raise RecordError(f"{path}: row {i} column {name!r} is not a "
                                   f"{kind.__name__}")
     return rows
-
-
-@contextlib.contextmanager
-def written_whole(path: Path) -> Iterator[Path]:
-    """The temporary path to write `path` under, renamed into place once the block ends; a
-    failed write (a full disk) removes the temporary file and is an OSError naming `path`
-    (the error of a bare `write` names no file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(path)) from None
-    tmp.replace(path)
 
 
 def write_json(path: Path, data: Any) -> None:

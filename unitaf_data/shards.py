@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from unitaf_data.dataset import ShardRef, shard_record, written_whole
+from unitaf_data.dataset import ShardRef, shard_record
+from unitaf_data.records import written_whole
 from unitaf_data.schema import SAMPLE_RATE, ShardInfo
 
 _FLAC_BYTES_PER_SECOND = SAMPLE_RATE * 2 * 0.6  # 16-bit, typical FLAC ratio for speech
