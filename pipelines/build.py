@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unitaf_data import card, shards, stages
+from unitaf_data import card, owned, shards, stages
 from unitaf_data.asr import AsrSettings
 from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
 from unitaf_data.quality import QualityRules
@@ -233,14 +232,7 @@ def _discover(config: BuildConfig, input_dir: Path) -> list[RecordingRef]:
 
 
 def _remove_output(out_dir: Path, keep_folder: bool) -> None:
-    if not keep_folder:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        return
-    for child in out_dir.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    owned.remove(out_dir, "dataset", keep_folder=keep_folder)
 
 
 def _finished_work(work: Path) -> bool:
@@ -256,9 +248,13 @@ def _timed(summary: BuildSummary, stage: str, run):
 
 
 def _prepare_out_dir(config: BuildConfig) -> Path:
-    """Create the output folder, or check that an existing one was begun with these settings."""
-    if config.overwrite and config.out_dir.exists():
-        shutil.rmtree(config.out_dir)
+    """Create the output folder (marked as a dataset), or check that an existing one is a
+    dataset begun with these settings. `--overwrite` deletes only a folder the toolkit made
+    (or an empty one): anything else is refused and left as it is."""
+    advice = "choose a new --out"
+    if config.overwrite:
+        owned.remove(config.out_dir, "dataset", advice)
+    owned.claim(config.out_dir, "dataset", f"{advice} or an empty folder")
     work = DatasetLayout(config.out_dir).work
     settings_path = work / "settings.json"
     settings = config.output_settings()
@@ -269,12 +265,13 @@ def _prepare_out_dir(config: BuildConfig) -> Path:
                 "choose a new --out or pass --overwrite")
         log.info("starting %s over: it was begun with other settings and holds no "
                  "finished work", config.out_dir)
-        shutil.rmtree(config.out_dir)
+        owned.remove(config.out_dir, "dataset", advice, keep_folder=True)
+        owned.claim(config.out_dir, "dataset")
     elif settings_path.exists():
         log.info("resuming the build in %s", config.out_dir)
-    elif config.out_dir.exists() and any(config.out_dir.iterdir()):
-        raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
-                              "choose a new --out or pass --overwrite")
+    elif any(p.name != owned.MARKER for p in config.out_dir.iterdir()):
+        raise FileExistsError(f"{config.out_dir} holds a dataset this build did not begin (no "
+                              f"{settings_path}): {advice} or pass --overwrite")
     write_json(settings_path, settings)
     return work
 
@@ -288,7 +285,7 @@ def _demo_corpus(config: BuildConfig, work: Path, progress) -> Path:
         return corpus_dir
     import ray
 
-    corpus_dir.mkdir(parents=True, exist_ok=True)
+    owned.claim(corpus_dir, "demo_corpus", "pass an empty or new --input for the demo corpus")
     plans = demo.plan_corpus(config.demo_minutes, config.seed)
     task = progress.add_task("synthesise demo", total=len(plans), hours=0.0)
     # max_calls=1: a fresh worker process per recording, which eSpeak needs to be reproducible

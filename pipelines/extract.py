@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from unitaf_data import card, extract
-from unitaf_data.dataset import Dataset, ShardRef, remove_feature_set, write_json
+from unitaf_data.dataset import (
+    Dataset,
+    ShardRef,
+    check_feature_folder,
+    remove_feature_set,
+    write_json,
+)
 from unitaf_data.features import ExtractSettings, group_by_backend, make_backend, plan_backend
 from unitaf_data.schema import FeatureSetInfo
 from unitaf_pipelines.runtime import (
@@ -97,6 +103,8 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
     groups = group_by_backend(list(config.feature_sets))
     plans = {backend: plan_backend(backend, sets, config.settings())
              for backend, sets in groups.items()}
+    for name in config.feature_sets:  # before anything starts: never a folder not unitaf's
+        check_feature_folder(dataset.layout, name)
     if config.overwrite:
         for name in config.feature_sets:
             remove_feature_set(dataset.layout, name)
@@ -161,7 +169,9 @@ def _settings(config: ExtractConfig, declared: dict[str, Any]) -> dict[str, Any]
 
 
 def _begin(layout, name: str, settings: dict[str, Any], root: Path) -> None:
-    """Record the set's settings, or check them against the run that began it."""
+    """Claim the set's folder (`unitaf_data.owned`), then record the set's settings, or check
+    them against the run that began it."""
+    check_feature_folder(layout, name, claim=True)
     path = layout.feature_work(name) / "settings.json"
     if path.exists():
         if read_json(path) != settings:

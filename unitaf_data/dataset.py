@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from unitaf_data import owned
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import (
     ShardError,
     Skips,
@@ -98,7 +100,8 @@ class DatasetLayout:
     """Every path of a dataset folder."""
 
     WORK = ".build"
-    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*")
+    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*", MARKER,
+                      f"*/{MARKER}")
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -168,12 +171,23 @@ class DatasetLayout:
                       if _SET_NAME.fullmatch(p.parent.name))
 
 
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+    """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
+    if claim:
+        return owned.claim(folder, "feature_set", advice)
+    owned.check_owned(folder, "feature_set", advice)
+    return folder
+
+
 def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     """Delete a feature set's sidecars, feature.json and extraction markers (other files in
-    its folder, such as fitted unit centroids, stay)."""
+    its folder, such as fitted unit centroids, stay): only when its folder is the toolkit's
+    feature set (`unitaf_data.owned`); anything else is refused and left as it is."""
     import shutil
 
-    folder = layout.feature_dir(name)
+    folder = check_feature_folder(layout, name)
     for split in SPLITS:
         shutil.rmtree(folder / split, ignore_errors=True)
     layout.feature_info(name).unlink(missing_ok=True)
@@ -201,11 +215,11 @@ class Sample:
 
     def audio(self) -> np.ndarray:
         """The clip's 16 kHz mono waveform, checked against the alignment contract."""
-        from unitaf_data.audio import decode_flac
+        from unitaf_data.audio import AUDIO_ERRORS, decode_flac
 
         try:
             audio, sample_rate = decode_flac(self.flac)
-        except Exception as error:  # libsndfile raises its own error types for bad data
+        except AUDIO_ERRORS as error:  # libsndfile raises its own error types for bad data
             raise ShardError(self.shard, "unreadable audio", self.key, "flac",
                              f"{type(error).__name__}: {error}") from None
         expected = round(self.meta.num_frames * self.meta.sample_rate / self.meta.fps)
@@ -450,11 +464,12 @@ def _sidecar_problems(dataset: Dataset, name: str, info: FeatureSetInfo, shard: 
 
 def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
     """A parquet table's rows, with the `columns` it must have checked by type."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         rows = pq.read_table(path).to_pylist()
-    except Exception as error:  # pyarrow raises its own types for damaged files
+    except (pa.ArrowException, OSError, ValueError) as error:  # a damaged file
         raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
                           ) from None
     for i, row in enumerate(rows):

@@ -23,6 +23,7 @@ from unitaf_data.dataset import (
     Dataset,
     DatasetLayout,
     ShardRef,
+    check_feature_folder,
     keys_digest,
     read_json_file,
     remove_feature_set,
@@ -243,6 +244,7 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
         log.info("units of %s are already fitted with k=%d, seed=%d: nothing to do",
                  layout.root, k, seed)
         return fitted
+    check_feature_folder(layout, "units")
     if layout.feature_info("units").exists() or layout.feature_work("units").exists():
         if not overwrite:
             raise FileExistsError(f"{layout.feature_dir('units')} holds codes of the current "

@@ -95,7 +95,8 @@ def test_animate_refuses_a_run_whose_input_needs_a_tts(tmp_path):
     from runs import write_random_run
 
     run = write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
-                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent"})
+                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent",
+                                            "field": "gpt_layer.npy"})
     (tmp_path / "a.wav").write_bytes(b"")
     result = runner.invoke(app, ["animate", "--run", str(run), "--audio",
                                  str(tmp_path / "a.wav"), "--out", str(tmp_path / "out")])

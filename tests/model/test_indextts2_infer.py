@@ -325,7 +325,7 @@ def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_p
     from unitaf_model.run import load_run
     from unitaf_model.synthesis.speak import face_model
 
-    front_end = {"backend": "indextts2", "set": "tts_latent"}
+    front_end = {"backend": "indextts2", "set": "tts_latent", "field": "gpt_layer.npy"}
     run = load_run(write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
                                     "gpt_layer.npy", front_end,
                                     emotion=("emovec", "emovec.npy", 1280)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_data.dataset import DatasetLayout, write_json
+from unitaf_data.dataset import DatasetLayout, check_feature_folder, write_json
 
 
 def fit_centroids(states: list[np.ndarray], k: int, seed: int) -> np.ndarray:
@@ -36,7 +36,7 @@ def centroids_path(dataset_dir: Path) -> Path:
 
 def save_centroids(dataset_dir: Path, centroids: np.ndarray, info: dict) -> Path:
     path = centroids_path(dataset_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_feature_folder(DatasetLayout(dataset_dir), "units", claim=True)
     np.save(path, centroids, allow_pickle=False)
     write_json(path.with_name("fit.json"), info)
     return path

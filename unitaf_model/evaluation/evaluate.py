@@ -307,8 +307,11 @@ def write_plots(evaluation: Evaluation, system: str, out: Path) -> dict[str, Pat
 
 
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
-    """eval.json, eval.md and the plots into `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    """eval.json, eval.md and the plots into `out` (a report folder the toolkit made, or a
+    new or empty one: `unitaf_data.owned`; anything else is refused); returns their paths."""
+    from unitaf_data import owned
+
+    owned.claim(out, "report", "pass another --out for the report")
     report = report_dict(evaluation)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md"}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))

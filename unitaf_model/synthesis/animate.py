@@ -57,7 +57,7 @@ class AudioFrontEnd:
         self.set, self.field = run.info.front_end["set"], run.info.front_end["field"]
         self.expression = run.info.expression
         self.encoder = WhisperEncoder()
-        recorded = run.info.front_end["model"].get("files", {})
+        recorded = run.info.front_end.get("model", {}).get("files", {})
         if recorded and folder_hashes(self.encoder.path) != recorded:
             log.warning("the Whisper encoder here differs from the one %s was trained with: "
                         "its faces may differ", run.path)
