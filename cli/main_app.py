@@ -205,7 +205,8 @@ def evaluate(
     skip_bad: Annotated[bool, typer.Option(
         "--skip-bad", help="Skip (and count) bad samples instead of stopping.")] = False,
     video: Annotated[int, typer.Option(
-        metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
+        metavar="N", help="Render N clips, ground truth | prediction over their mouth curves, "
+                          "with audio, and a contact sheet of their closures (`render` "
                           "extra).")] = 0,
     verbose: Verbose = False,
 ) -> None:
@@ -229,7 +230,16 @@ def evaluate(
     videos = evaluate.write_videos(evaluation, folder, video) if video else []
     console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
-        + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+        + (f"; {sum(p.suffix == '.mp4' for p in videos)} video(s) and "
+           f"{sum(p.suffix == '.png' for p in videos)} closure sheet(s) in {folder / 'videos'}"
+           if videos else ""))
+
+
+LIVELINK = Annotated[str | None, typer.Option(
+    metavar="HOST:PORT", help="Also stream the face there in real time as Live Link Face UDP "
+                              "packets (Unreal's Live Link Face source listens on 11111).")]
+SUBJECT = Annotated[str, typer.Option(metavar="NAME",
+                                      help="The Live Link subject name of the stream.")]
 
 
 @app.command()
@@ -250,6 +260,8 @@ def animate(
                         "extra).")] = False,
     checkpoint: CHECKPOINT = "best",
     overwrite: OVERWRITE_OUTPUTS = False,
+    livelink: LIVELINK = None,
+    subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
 ) -> None:
     """Audio → face with a run trained on audio features (offline `units` or `whisper`).
@@ -277,7 +289,8 @@ def animate(
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
-            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video,
+                                   livelink, subject)
             progress.update(task, advance=1)
     say(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
 
@@ -330,7 +343,8 @@ def infer(
         help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
         "--stream", rich_help_panel=TTS,
-        help="Print each segment as it is ready, with the first one's latency.")] = False,
+        help="Print each segment as it is ready, with the first one's latency; with "
+             "--livelink, stream each segment's frames as soon as it is ready.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
         metavar="DIR", rich_help_panel=TTS,
         help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
@@ -351,6 +365,8 @@ def infer(
         metavar="N", rich_help_panel=TTS,
         help="Most text tokens per segment (IndexTTS2's default 120).")] = None,
     overwrite: OVERWRITE_OUTPUTS = False,
+    livelink: LIVELINK = None,
+    subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
 ) -> None:
     """Text → speech + face.
@@ -374,17 +390,18 @@ def infer(
                   overwrite)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
-                                         emotion or "neutral", fps, video)
+                                     emotion or "neutral", fps, video, livelink, subject)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                    emotion_vector, emotion_text, fps, video, stream,
                                    (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
-                                    campplus), seed, segment_tokens)
+                                    campplus), seed, segment_tokens, livelink, subject)
     say(f"{out}: {', '.join(p.name for p in written.values())}")
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,
-                     emotion_text, fps, video, stream, models, seed, segment_tokens):
+                     emotion_text, fps, video, stream, models, seed, segment_tokens, livelink,
+                     subject):
     from dataclasses import replace
 
     from unitaf_model.synthesis import speak
@@ -407,7 +424,8 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
     if segment_tokens:
         generation = replace(generation, max_text_tokens_per_segment=segment_tokens)
     return speak.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
-                                feeling, fps, video, generation, report)
+                                 feeling, fps, video, generation, report, livelink, subject,
+                                 stream)
 
 
 @app.command()
