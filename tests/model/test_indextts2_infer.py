@@ -373,7 +373,8 @@ def test_unitaf_infer_writes_speech_and_a_face_in_sync_from_a_tts_latent_run(mod
     from unitaf_data.face import ARKIT51_UNITALKER
 
     run = write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
-                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent"})
+                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent",
+                                             "field": "gpt_layer.npy"})
     out = tmp_path / "out"
     locations = [f"--{key.replace('_', '-')}={value}" for key, value in models.items()]
     receiver = Receiver()
@@ -415,7 +416,7 @@ def test_unitaf_infer_refuses_a_run_of_audio_features_naming_the_espeak_path(tmp
     from unitaf_cli.main_app import app
 
     run = write_random_run(tmp_path / "run", "units", 16, "units", "units.npy",
-                           {"backend": "offline", "set": "units"})
+                           {"backend": "offline", "set": "units", "field": "units.npy"})
     result = CliRunner().invoke(app, ["infer", "--run", str(run), "--text", "hi", "--out",
                                       str(tmp_path / "out"), "--voice", "v.wav",
                                       "--indextts2-dir", str(tmp_path)])
