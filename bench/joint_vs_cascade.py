@@ -19,6 +19,10 @@ speech once the audio exists (joint: projector + decoder on features the synthes
 returned; cascade: the Whisper encoder, then projector + decoder).
 
     python bench/joint_vs_cascade.py --out runs/joint_vs_cascade --seeds 0 1 2
+
+Training steps are the shipped configs' unless `--steps STAGE1 STAGE2`; runs, the corpus
+and the dataset are reused when present (the seeds can be trained by parallel processes,
+then scored together by one more call).
 """
 
 from __future__ import annotations
@@ -84,17 +88,21 @@ def build_dataset(out: Path) -> Path:
     return data
 
 
-def train_system(data: Path, out: Path, system: str, seed: int) -> Path:
-    """Stage I then II of one system and seed; returns the stage-II run."""
+def train_system(data: Path, out: Path, system: str, seed: int, steps: tuple[int, int]
+                 ) -> Path:
+    """Stage I then II of one system and seed (`steps` of each); returns the stage-II run."""
     from unitaf_model.training.config import load_config
     from unitaf_model.training.launcher import train
 
     prefix = SYSTEMS[system]
     stage1, stage2 = out / f"{system}-seed{seed}-stage1", out / f"{system}-seed{seed}"
-    for run, config, init in ((stage1, "stage1", None), (stage2, "stage2", stage1)):
+    for run, config, init, count in ((stage1, "stage1", None, steps[0]),
+                                     (stage2, "stage2", stage1, steps[1])):
         if not (run / "best").exists():
             extra = {} if init is None else {"init": str(init)}
-            train(load_config(CONFIGS / f"{prefix}_{config}.yaml", [f"seed={seed}"],
+            overrides = [f"seed={seed}", f"steps={count}", f"checkpoint_every={count}",
+                         f"val_every={min(100, count)}"]
+            train(load_config(CONFIGS / f"{prefix}_{config}.yaml", overrides,
                               data=str(data), out=str(run), **extra))
     return stage2
 
@@ -156,6 +164,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--split", default="test")
+    parser.add_argument("--steps", type=int, nargs=2, default=[300, 300],
+                        metavar=("STAGE1", "STAGE2"), help="training steps (the shipped "
+                        "configs' 300 and 300 by default)")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS),
+                        help="train only these (to train them in parallel processes); the "
+                        "table needs both")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -163,13 +177,19 @@ def main() -> None:
     values: dict[str, list[dict[str, float]]] = {name: [] for name in SYSTEMS}
     runs = {}
     for seed in args.seeds:
-        runs = {name: train_system(data, args.out, name, seed) for name in SYSTEMS}
+        runs = {name: train_system(data, args.out, name, seed, tuple(args.steps))
+                for name in args.systems}
+        if set(runs) != set(SYSTEMS):
+            continue
         found = scores(list(runs.values()), data, args.split)
         for name, run in runs.items():
             values[name].append(found[run.name])
             print(f"seed {seed} {name}: " + ", ".join(
                 f"{m} {found[run.name][m]:.4g}" for m in METRICS), flush=True)
-    print(table(values))
+    if set(args.systems) != set(SYSTEMS):
+        return
+    if len(args.seeds) > 1:
+        print(table(values))
     timing = timings(data, runs["joint"], runs["cascade"])
     print(f"Piper synthesis RTF {timing['synthesis_per_speech_s']:.3f}; face latency per "
           f"second of speech: joint {timing['joint_face_per_speech_s'] * 1000:.1f} ms, "

@@ -373,8 +373,8 @@ def infer(
         "--emotion-text", rich_help_panel=TTS,
         help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
-        "--stream", rich_help_panel=TTS,
-        help="Print each segment as it is ready, with the first one's latency; with "
+        "--stream", rich_help_panel=PIPER,
+        help="Print each segment (Piper: sentence) as it is ready, with its latency; with "
              "--livelink, stream each segment's frames as soon as it is ready.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
         metavar="DIR", rich_help_panel=TTS,
@@ -424,7 +424,8 @@ def infer(
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                      emotion or "neutral", fps, video, livelink, subject)
     elif tts == "piper":
-        written = _infer_piper(loaded, words, out, name, seed, fps, video, stream)
+        written = _infer_piper(loaded, words, out, name, seed, fps, video, stream, livelink,
+                               subject)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                    emotion_vector, emotion_text, fps, video, stream,
@@ -433,7 +434,7 @@ def infer(
     say(f"{out}: {', '.join(p.name for p in written.values())}")
 
 
-def _infer_piper(loaded, words, out, name, seed, fps, video, stream):
+def _infer_piper(loaded, words, out, name, seed, fps, video, stream, livelink, subject):
     from unitaf_model.synthesis import speak
 
     def report(chunk) -> None:
@@ -441,7 +442,8 @@ def _infer_piper(loaded, words, out, name, seed, fps, video, stream):
             say(f"sentence {chunk.index}: {len(chunk.wav)} samples, {len(chunk.face)} frames "
                 f"from frame {chunk.first_frame}, ready after {chunk.ready_s:.2f} s")
 
-    written, timing = speak.infer_piper(loaded, words, out, name, seed, fps, video, report)
+    written, timing = speak.infer_piper(loaded, words, out, name, seed, fps, video, report,
+                                        livelink, subject, stream)
     say(f"{timing['speech_s']:.2f} s of speech; real-time factor {timing['rtf']:.3f} "
         f"(face {timing['face_per_speech_s'] * 1000:.1f} ms per second of speech); first "
         f"sentence ready after {timing['first_chunk_s']:.2f} s")

@@ -42,6 +42,7 @@ from unitaf_data.reader import (
     sha256_of,
     tar_samples,
 )
+from unitaf_data.records import written_whole
 from unitaf_data.schema import (
     ClipMeta,
     DatasetInfo,
@@ -58,6 +59,8 @@ REFUSED_FIELD = "rejected.txt"  # a sidecar sample the backend refused holds onl
 _SPLIT = "|".join(sorted(SPLITS, key=len, reverse=True))  # test_speaker before test
 _SHARD_ID = re.compile(rf"({_SPLIT})/({_SPLIT})-(\d{{6}})")
 _SET_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SET_RECORD = re.compile(
+    r"features/([a-z][a-z0-9_]{0,63})/(feature\.json|fit\.json|centroids\.npy)")
 
 
 @dataclass(frozen=True, order=True)
@@ -164,6 +167,14 @@ class DatasetLayout:
     @staticmethod
     def sidecar_relative(feature_set: str, shard: ShardRef) -> str:
         return f"features/{check_set_name(feature_set)}/{shard.split}/{shard.name}.tar"
+
+    @staticmethod
+    def is_set_record(relative: str) -> bool:
+        """Whether `relative` is a feature set's record: `features/{set}/feature.json`, or
+        the fitted units' `centroids.npy` / `fit.json` beside it (the files of a set that
+        are not shards)."""
+        match = _SET_RECORD.fullmatch(relative)
+        return bool(match) and match[1] != "units_fit"
 
     def feature_set_names(self) -> list[str]:
         """Feature sets whose feature.json exists (written once all their shards are)."""
@@ -484,11 +495,9 @@ def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """A record written under a temporary name and renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-    tmp.replace(path)
+    """A record written under a temporary name and renamed into place (`written_whole`)."""
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def shard_record(path: Path, keys: list[str]) -> ShardInfo:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from unitaf_data.dataset import ShardRef, shard_record
+from unitaf_data.records import written_whole
 from unitaf_data.schema import SAMPLE_RATE, ShardInfo
 
 _FLAC_BYTES_PER_SECOND = SAMPLE_RATE * 2 * 0.6  # 16-bit, typical FLAC ratio for speech
@@ -74,12 +75,9 @@ def write_tar(path: Path, samples: list[dict[str, bytes | str]]) -> ShardInfo:
     """Write samples (`__key__` plus byte fields) to `path` atomically; returns its record."""
     import webdataset as wds
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as stream, wds.TarWriter(
+    with written_whole(path) as tmp, open(tmp, "wb") as stream, wds.TarWriter(
         stream, user="unitaf", group="unitaf", mode=0o644, encoder=False, mtime=0.0
     ) as writer:
         for sample in samples:
             writer.write(sample)
-    tmp.replace(path)
     return shard_record(path, [sample["__key__"] for sample in samples])

@@ -99,9 +99,15 @@ def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
             speaker: str | None = None, fps: float | None = None,
             emotion: str | None = None) -> np.ndarray:
     """Face (round(duration × fps), C) for 16 kHz mono audio; `fps` defaults to the run's
-    dataset face rate, `emotion` is what a residual on the emotion label is given."""
+    dataset face rate, `emotion` is what a residual on the emotion label is given.
+    AudioError (audio_too_short) for audio shorter than one frame."""
+    from unitaf_data.audio import AudioError
+
     fps = fps or run.info.face_fps
     frames = round(len(audio) / SAMPLE_RATE * fps)
+    if frames < 1:
+        raise AudioError("audio_too_short", f"{len(audio)} samples at {SAMPLE_RATE} Hz: "
+                         f"shorter than one face frame at {fps} fps")
     return face_on_grid(run, front_end.features(audio), speaker, fps, frames, emotion)
 
 

@@ -114,49 +114,62 @@ def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Pa
     """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives. With
     `livelink` (HOST:PORT) the face goes there in real time: each segment's frames as soon as
     it is ready with `stream`, else the whole face once synthesised."""
-    from contextlib import nullcontext
-
-    from unitaf_model.outputs.livelink import LiveLinkStream
     from unitaf_model.synthesis.indextts2 import SAMPLE_RATE
 
     fps = fps or run.info.face_fps
-    channels = run.info.model.channels
-    chunks = []
-    live = LiveLinkStream(livelink, channels, fps, subject) if livelink else nullcontext()
+    chunks = collect_chunks(
+        stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation), run, fps,
+        on_chunk, livelink, subject, stream)
+    return write_outputs(run, out, name, np.concatenate([c.wav for c in chunks]),
+                         SAMPLE_RATE, np.concatenate([c.face for c in chunks]), fps, video)
+
+
+def collect_chunks(chunks, run: LoadedRun, fps: float, on_chunk: Callable | None,
+                   livelink: str | None, subject: str, stream: bool) -> list:
+    """The chunks of a synthesis stream, each shown to `on_chunk` as it arrives. With
+    `livelink` (HOST:PORT) the face goes there in real time: each chunk's frames as soon as
+    it is ready with `stream`, else the whole face once synthesised."""
+    from contextlib import nullcontext
+
+    from unitaf_model.outputs.livelink import LiveLinkStream
+
+    found = []
+    live = LiveLinkStream(livelink, run.info.model.channels, fps, subject) if livelink \
+        else nullcontext()
     with live:
-        for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation):
-            chunks.append(chunk)
+        for chunk in chunks:
+            found.append(chunk)
             if on_chunk is not None:
                 on_chunk(chunk)
             if livelink and stream:
                 live.put(chunk.face)
         if livelink and not stream:
-            live.put(np.concatenate([c.face for c in chunks]))
-    return write_outputs(run, out, name, np.concatenate([c.wav for c in chunks]),
-                         SAMPLE_RATE, np.concatenate([c.face for c in chunks]), fps, video)
+            live.put(np.concatenate([c.face for c in found]))
+    return found
 
 
 def infer_piper(run: LoadedRun, text: str, out: Path, name: str, seed: int = 0,
                 fps: float | None = None, video: bool = False,
-                on_chunk: Callable | None = None) -> tuple[dict[str, Path], dict[str, float]]:
-    """The joint path with Piper, streamed; `on_chunk(chunk)` sees each sentence as it
-    arrives. Returns the files written and the timings: seconds of speech, the stream's
-    real-time factor (speech + face time / speech seconds) and the first chunk's latency."""
+                on_chunk: Callable | None = None, livelink: str | None = None,
+                subject: str = "unitaf", stream: bool = False
+                ) -> tuple[dict[str, Path], dict[str, float]]:
+    """The joint path with Piper, streamed by sentence (`on_chunk` and `livelink` as for
+    `infer_indextts2`). Returns the files written and the timings: seconds of speech, the
+    stream's real-time factor (speech + face time / speech seconds), the face's cost per
+    second of speech and the first chunk's latency."""
     from unitaf_data.piper import load_voice
-    from unitaf_model.synthesis.piper import feature_of, stream
+    from unitaf_model.synthesis.piper import feature_of
+    from unitaf_model.synthesis.piper import stream as stream_piper
 
     feature_of(run)  # refuse a run of other features before loading the voice
     voice = load_voice()
-    chunks = []
-    for chunk in stream(voice, run, text, seed, fps):
-        chunks.append(chunk)
-        if on_chunk is not None:
-            on_chunk(chunk)
+    fps = fps or run.info.face_fps
+    chunks = collect_chunks(stream_piper(voice, run, text, seed, fps), run, fps, on_chunk,
+                            livelink, subject, stream)
     wav = np.concatenate([c.wav for c in chunks])
     seconds = len(wav) / voice.sample_rate
     timing = {"speech_s": seconds, "first_chunk_s": chunks[0].ready_s,
               "rtf": sum(c.speech_s + c.face_s for c in chunks) / seconds,
               "face_per_speech_s": sum(c.face_s for c in chunks) / seconds}
     return write_outputs(run, out, name, wav, voice.sample_rate,
-                         np.concatenate([c.face for c in chunks]), fps or run.info.face_fps,
-                         video), timing
+                         np.concatenate([c.face for c in chunks]), fps, video), timing

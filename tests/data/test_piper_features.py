@@ -81,3 +81,22 @@ def test_clips_not_spoken_by_this_voice_are_refused(backend, recording):
         clip(script, speech, 0, 30, {"voice": "piper", "piper": {"sentences": "x"}})])
     assert [r.split(":")[0] for r in results] == ["not_piper", "other_piper_voice",
                                                   "bad_piper_script"]
+
+
+def test_a_piper_folder_corpus_carries_its_script_and_splits_into_every_clip(tmp_path, backend):
+    from unitaf_data.sources import SourceOptions, folder
+    from unitaf_data.testing import write_piper_corpus
+
+    root = write_piper_corpus(tmp_path / "corpus", {"train": ["Bob made a map."],
+                                                    "test": ["Pam bought a pump."]},
+                              per_recording=1, voice=backend.voice)
+    refs = folder.discover(root, SourceOptions(face_fps=30.0, channel_names=str(
+        root / "channels.txt"), split_pattern=r"^(?P<split>train|val|test)/"))
+    by_split = {r.split: r for r in refs}
+    assert sorted(by_split) == ["test", "train"] and {r.speaker for r in refs} == {"joe"}
+    recording = folder.load(by_split["test"])
+    script = piper.PiperScript.from_dict(recording.custom["piper"])
+    assert recording.custom["voice"] == "piper" and script.sentences == ("Pam bought a pump.",)
+    assert abs(recording.duration - piper.speak_script(backend.voice, script).duration) < 0.01
+    with pytest.raises(ValueError, match="split"):
+        folder.discover(root, SourceOptions(split_pattern=r"^(?P<split>val)/"))
