@@ -88,7 +88,7 @@ def evaluate(runs: dict[str, Path], data: Path, split: str) -> dict[str, dict[st
     rig, channels = first.rig, first.info.model.channels
     jaw = channel_index(channels, "JawOpen")
     template = first.model.template.numpy()
-    dataset = Dataset.open(data)
+    dataset = Dataset.open_folder(data)
     fps = dataset.info.fps
     pooled: dict[str, dict[str, list]] = {}
 

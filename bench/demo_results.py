@@ -244,7 +244,7 @@ def write_readme(readme: Path, block: str) -> None:
 def held_out_splits(data: Path) -> tuple[list[str], dict[str, int]]:
     from unitaf_data.dataset import Dataset
 
-    rows = Dataset.open(data).manifest()
+    rows = Dataset.open_folder(data).manifest()
     clips: dict[str, int] = {}
     for row in rows:
         clips[row["split"]] = clips.get(row["split"], 0) + 1
