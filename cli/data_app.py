@@ -14,6 +14,7 @@ from rich.table import Table
 
 from unitaf_cli.common import Private, Verbose, console, field_defaults, make_app, say
 from unitaf_data.asr import AsrSettings
+from unitaf_data.dataset import is_url
 from unitaf_data.extract import fit_units as fit
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
 from unitaf_data.quality import QualityRules
@@ -45,10 +46,11 @@ def build(
     source: Annotated[str, typer.Option(
         metavar="NAME", rich_help_panel=INPUT,
         help=f"Corpus layout: {', '.join(SOURCE_NAMES)}.")] = "demo",
-    input: Annotated[Path | None, typer.Option(
-        metavar="DIR", rich_help_panel=INPUT,
-        help="Corpus folder (`beat2`: also a Hub dataset id). `demo`: where its synthetic "
-             "corpus goes (default OUT/.build/demo-corpus).")] = BUILD.input_dir,
+    input: Annotated[str | None, typer.Option(
+        metavar="DIR|URL", rich_help_panel=INPUT,
+        help="Corpus folder or storage URL (s3://bucket/corpus, gs://...; `beat2`: also a "
+             "Hub dataset id). `demo`: where its synthetic corpus goes (default "
+             "OUT/.build/demo-corpus).")] = BUILD.input_dir,
     demo_minutes: Annotated[float, typer.Option(
         metavar="MIN", rich_help_panel=INPUT, help="`demo`: minutes of speech.")
     ] = BUILD.demo_minutes,
@@ -67,11 +69,11 @@ def build(
         metavar="REGEX", rich_help_panel=CORPUS,
         help="`folder`: regex with a `(?P<speaker>...)` group, on the relative path "
              "(default: the parent folder).")] = SOURCE.speaker_pattern,
-    flame_to_arkit: Annotated[Path | None, typer.Option(
+    flame_to_arkit: Annotated[str | None, typer.Option(
         metavar="NPY", rich_help_panel=CORPUS,
         help="`beat2`: 51×103 matrix (flame103 = arkit51 @ M, e.g. mat_final.npy) to "
              "store ARKit-51 instead of FLAME-103.")] = SOURCE.flame_to_arkit,
-    arkit_names: Annotated[Path | None, typer.Option(
+    arkit_names: Annotated[str | None, typer.Option(
         metavar="FILE", rich_help_panel=CORPUS,
         help="`beat2`: row order of that matrix, one name per line (default: UniTalker's "
              "ARKit order).")] = SOURCE.arkit_names,
@@ -139,9 +141,10 @@ def build(
         metavar="WER", rich_help_panel=QUALITY_PANEL,
         help="Reject clips whose ASR text is this far from the transcript.")
     ] = QUALITY.max_wer,
-    out: Annotated[Path, typer.Option(
-        metavar="DIR", rich_help_panel=OUTPUT,
-        help="Dataset folder to write; rerun the same command to resume it.")],
+    out: Annotated[str, typer.Option(
+        metavar="DIR|URL", rich_help_panel=OUTPUT,
+        help="Dataset folder or storage URL (s3://bucket/prefix, gs://...) to write; rerun "
+             "the same command to resume it.")],
     shard_size_mb: Annotated[float, typer.Option(metavar="MB", rich_help_panel=OUTPUT,
                                                  help="Target shard size.")
                              ] = BUILD.shard_size_mb,
@@ -157,6 +160,10 @@ def build(
         metavar="ADDRESS", rich_help_panel=RAY,
         help="Join this Ray cluster (e.g. ray://head:10001) instead of starting a local "
              "one.")] = BUILD.ray_address,
+    stall_timeout: Annotated[float, typer.Option(
+        metavar="S", rich_help_panel=RAY,
+        help="Fail, naming what is missing on which node, when a stage gets no result for "
+             "this long.")] = BUILD.stall_timeout_s,
     verbose: Verbose = False,
 ) -> None:
     """Build a dataset from a corpus: ASR, clips cut at pauses, quality checks, shards.
@@ -169,13 +176,14 @@ def build(
     from unitaf_pipelines.build import NothingSurvived, run_build
 
     config = BuildConfig(
-        source=source, out_dir=out, input_dir=input, demo_minutes=demo_minutes, seed=seed,
+        source=source, out_dir=_location(out), input_dir=_location(input),
+        demo_minutes=demo_minutes, seed=seed,
         source_options=SourceOptions(
             face_fps=face_fps, face_fps_out=face_fps_out,
             channel_names=str(channel_names) if channel_names else None,
             speaker_pattern=speaker_pattern,
-            flame_to_arkit=str(flame_to_arkit.resolve()) if flame_to_arkit else None,
-            arkit_names=str(arkit_names.resolve()) if arkit_names else None,
+            flame_to_arkit=_option_file(flame_to_arkit),
+            arkit_names=_option_file(arkit_names),
             include_additional=include_additional, language_folder=beat2_language),
         asr=AsrSettings(model=asr_model, device=device, compute_type=compute_type,
                         language=None if language == "auto" else language,
@@ -187,7 +195,8 @@ def build(
                              min_avg_logprob=min_avg_logprob,
                              max_compression_ratio=max_compression_ratio, max_wer=max_wer),
         text_source=text, shard_size_mb=shard_size_mb, shard_max_clips=shard_max_clips,
-        ray_address=ray_address, overwrite=overwrite, strict=strict,
+        ray_address=ray_address, stall_timeout_s=stall_timeout, overwrite=overwrite,
+        strict=strict,
     )
     try:
         summary = run_build(config)
@@ -212,7 +221,20 @@ def _print_build_summary(summary) -> None:
     for stage, seconds in summary.stage_seconds.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     table.add_row("time: total", f"{sum(summary.stage_seconds.values()):.1f} s")
+    for node, work in sorted(summary.per_node.items()):
+        table.add_row(f"node {node}", f"{work.get('recordings', 0):.0f} recordings, "
+                      f"{work.get('audio hours', 0):.3f} h audio, "
+                      f"{work.get('shards', 0):.0f} shards (this run)")
     console.print(table)
+
+
+def _location(value: str | None) -> Path | str | None:
+    """A storage URL as typed (its protocol is the user's), anything else as a path."""
+    return value if value is None or is_url(value) else Path(value)
+
+
+def _option_file(value: str | None) -> str | None:
+    return value if value is None or is_url(value) else str(Path(value).resolve())
 
 
 def print_rejections(rejections: RejectionSummary) -> None:

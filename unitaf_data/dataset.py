@@ -57,6 +57,7 @@ from unitaf_data.storage import Location as Location  # re-exported: the storage
 from unitaf_data.storage import ObjectRecord as ObjectRecord  # belongs to this module
 from unitaf_data.storage import Storage as Storage
 from unitaf_data.storage import StorageError as StorageError
+from unitaf_data.storage import check_key as check_key
 from unitaf_data.storage import is_url as is_url
 
 SPLITS = ("train", "val", "test")  # in this order everywhere

@@ -5,7 +5,7 @@ Used only by the dataset contract (`unitaf_data.dataset`, which re-exports what 
 and its resolvers (corpus sources, the Hub). A `Storage` is made from the URL or path the
 user typed, and only from it: the protocol comes from that string. Everything below the root
 is a key (`data/train/train-000000.tar`): keys are checked (relative, `/`-separated segments
-of letters, digits, `.`, `_`, `-`, never `.` or `..`) and joined, never parsed as URLs, so a
+of letters, digits, `.`, `_`, `-`, `=`, `+`, never only dots) and joined, never parsed as URLs, so a
 name read from a record cannot reach outside the root or change the protocol.
 
 Writes are whole objects: on a local disk written under a temporary name and renamed; on an
@@ -37,7 +37,7 @@ from typing import IO, Any
 PROTOCOLS = {"s3": "s3fs", "gs": "gcsfs"}  # protocol → the optional package that serves it
 _URL = re.compile(r"(?P<protocol>[a-z0-9]+)://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220})"
                   r"(?P<prefix>(/[A-Za-z0-9._=+-]+)*)/?")
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+-]{0,254}")
+_SEGMENT = re.compile(r"[A-Za-z0-9._=+-]{1,255}")
 _BLOCK = 1 << 20
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 120
