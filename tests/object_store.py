@@ -79,3 +79,37 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def upload_tree(server: S3Server, folder, bucket: str, prefix: str) -> None:
+    """Every file under a local folder to `s3://bucket/prefix/...` (same relative keys)."""
+    from pathlib import Path
+
+    client = server.client()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+
+
+def s3_bytes(server: S3Server, bucket: str, key: str) -> bytes:
+    return server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+@contextlib.contextmanager
+def s3_server_with_auth() -> Iterator[S3Server]:
+    """moto checking signatures: one IAM user whose key is in `env` (made by the first
+    requests, which moto lets through unauthenticated)."""
+    import boto3
+
+    with s3_server({"INITIAL_NO_AUTH_ACTION_COUNT": "4"}) as server:
+        iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="unitaf")
+        policy = iam.create_policy(PolicyName="all", PolicyDocument=(
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", '
+            '"Resource": "*"}]}'))
+        iam.attach_user_policy(UserName="unitaf", PolicyArn=policy["Policy"]["Arn"])
+        key = iam.create_access_key(UserName="unitaf")["AccessKey"]
+        yield S3Server(server.endpoint, {**server.env, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                                         "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]},
+                       key["SecretAccessKey"])

@@ -258,10 +258,13 @@ class Storage:
         if self.is_local:
             return
         fs = self.fs
-        if self.protocol == "s3":
-            self._call(lambda: fs.call_s3("head_bucket", Bucket=self.bucket), "")
-        else:
-            self._call(lambda: fs.info(self.bucket), "")
+        try:
+            if self.protocol == "s3":
+                fs.call_s3("head_bucket", Bucket=self.bucket)
+            else:
+                fs.info(self.bucket)
+        except Exception as error:  # the client's own types, by store and version
+            raise StorageError(self._explain(error, "")) from None
 
     def _call(self, action: Callable[[], Any], key: str) -> Any:
         try:
