@@ -36,8 +36,9 @@ FIT = {name: p.default for name, p in signature.signature(fit).parameters.items(
 
 INPUT, CORPUS, ASR_PANEL = "Input", "Corpus files (folder, beat2)", "Speech recognition"
 SEGMENTS, QUALITY_PANEL, OUTPUT, RAY = "Cutting into clips", "Quality checks", "Output", "Ray"
-Dataset = Annotated[Path, typer.Argument(metavar="DATASET",
-                                         help="A folder written by `unitaf-data build`.")]
+Dataset = Annotated[str, typer.Argument(
+    metavar="DATASET", help="A dataset written by `unitaf-data build`: its folder, or its "
+                            "storage URL (s3://bucket/prefix, gs://...).")]
 
 
 @app.command()
@@ -277,7 +278,7 @@ def fit_units(
     K-means over Whisper encoder states of a seeded sample of the train split, saved in
     DATASET/features/units/. A rerun with the same k, seed and sample size does nothing.
     """
-    info = fit(dataset, k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
+    info = fit(_location(dataset), k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
     say(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips in "
         f"{dataset / 'features' / 'units'}")
 
@@ -336,7 +337,7 @@ def extract_features(
     from unitaf_pipelines.extract import run_extract
 
     sets = tuple(name.strip() for name in features.split(",") if name.strip())
-    config = ExtractConfig(dataset_dir=dataset, feature_sets=sets, workers=workers,
+    config = ExtractConfig(dataset_dir=_location(dataset), feature_sets=sets, workers=workers,
                            gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
                            unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir,
                            w2v_bert=w2v_bert, semantic_codec=semantic_codec,
@@ -423,7 +424,7 @@ def push(
     from unitaf_data.hub import HubLimits, push_dataset
 
     names = [n.strip() for n in include_features.split(",") if n.strip()]
-    result = push_dataset(dataset, repo_id, private=private, revision=revision,
+    result = push_dataset(_location(dataset), repo_id, private=private, revision=revision,
                           include_features=names, dry_run=dry_run)
     plan, checked = result.plan, result.verification
     table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"
