@@ -307,6 +307,10 @@ class Dataset:
         """A file of the dataset wherever it is (downloaded first for a Hub dataset)."""
         return Location.of(self._fetch(relative)) if self._fetch else self.store / relative
 
+    def file_sha256(self, relative: str) -> str:
+        """sha256 of one of the dataset's (small) record files, wherever it is."""
+        return hashlib.sha256(self.location(relative).read_bytes()).hexdigest()
+
     # --- records ---------------------------------------------------------------------------
 
     @property

@@ -13,7 +13,6 @@ from typing import Any
 from unitaf_data.card import Terms, feature_terms, licence_metadata, licence_table, source_terms
 from unitaf_data.dataset import Dataset, read_json_file
 from unitaf_data.hub import hub_call, is_hub_id
-from unitaf_data.reader import sha256_of
 from unitaf_model.run import RunInfo, latest_checkpoint, read_run_info
 
 # What a published run holds: records, the rig or front end it needs, the best weights and
@@ -93,7 +92,7 @@ def _trained_on(info: RunInfo, data: str | None) -> Dataset:
     except (FileNotFoundError, KeyError) as error:
         raise FileNotFoundError(f"cannot open the dataset the run was trained on "
                                 f"({recorded}): pass --data FOLDER_OR_HUB_ID ({error})") from None
-    if sha256_of(dataset.layout.info) != recorded.get("info_sha256"):
+    if dataset.file_sha256(dataset.layout.INFO_KEY) != recorded.get("info_sha256"):
         raise ValueError(f"{dataset.origin} is not the dataset the run was trained on (its "
                          "unitaf.json differs): pass --data with that dataset")
     return dataset

@@ -14,11 +14,17 @@
 Nothing here is pickled: weights and optimiser tensors are safetensors, the rest JSON, so
 a run from elsewhere (the Hub) can be loaded without running its code. Loading a run reads
 it and writes nothing into it.
+
+A run may live at a storage URL (`--out s3://bucket/runs/stage1`): training then works in a
+local staging folder (`$UNITAF_RUN_CACHE`, default `~/.cache/unitaf/runs/PROTOCOL/BUCKET/
+PREFIX`), pulled from the URL first (so an interrupted run resumes) and pushed back to it
+when training ends, however it ends; `load_run` pulls a URL run the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import zipfile
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import Dataset, read_json_file, write_json
+from unitaf_data.dataset import Dataset, Storage, is_url, read_json_file, write_json
 from unitaf_data.schema import RecordError, _keys, _positive, _typed
 from unitaf_model.model.expression import ExpressionArgs
 
@@ -280,6 +286,8 @@ class LoadedRun:
         origin = self.info.dataset
         if origin.get("path") and Path(origin["path"]).exists():
             return Dataset.open(origin["path"])
+        if origin.get("url"):
+            return Dataset.open(origin["url"])
         if origin.get("hub"):
             return Dataset.open(origin["hub"], origin.get("revision"))
         raise FileNotFoundError(f"the dataset {self.path} was trained on is gone "
@@ -337,7 +345,7 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
     """A run folder (or a Hub model repo id) with the weights of `checkpoint`, read-only."""
     from unitaf_model.model.unitaf import UniTAF
 
-    run = Path(reference)
+    run = pull_run(str(reference)) if is_url(reference) else Path(reference)
     if not run.exists():
         from unitaf_data.hub import is_hub_id
 
@@ -403,3 +411,54 @@ def _front_end(run: Path) -> dict[str, np.ndarray]:
         return load_file(path)
     except SafetensorError as error:
         raise RecordError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+# --- runs at a storage URL: a local staging folder, pulled and pushed ----------------------
+
+RUN_CACHE_ENV = "UNITAF_RUN_CACHE"
+_IMMUTABLE = re.compile(r"step_\d{6}/")  # a checkpoint folder never changes once written
+
+
+def run_staging(url: str) -> Path:
+    """The local staging folder of a run at `url` (its checked bucket and prefix as path)."""
+    storage = Storage.of(url)
+    base = Path(os.environ.get(RUN_CACHE_ENV) or Path.home() / ".cache" / "unitaf" / "runs")
+    return base / storage.protocol / storage.root.split("://", 1)[1]
+
+
+def pull_run(url: str) -> Path:
+    """Mirror the run at `url` into its staging folder (files there that the URL lacks are
+    removed; checkpoints already staged are not fetched again); returns the folder."""
+    storage, staging = Storage.of(url), run_staging(url)
+    keys = storage.list()
+    for key in keys:
+        target = staging / key
+        if _IMMUTABLE.match(key) and target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(storage.read_bytes(key))
+        partial.replace(target)
+    wanted = set(keys)
+    if staging.exists():
+        for path in sorted(staging.rglob("*"), reverse=True):
+            if path.is_file() and path.relative_to(staging).as_posix() not in wanted:
+                path.unlink()
+    return staging
+
+
+def push_run(staging: Path, url: str, prefix: str = "") -> None:
+    """Make the run at `url` (or its `prefix` folder) equal the staging folder: checkpoints
+    first, then the records; objects the folder no longer holds (pruned checkpoints) are
+    deleted last."""
+    storage = Storage.of(url)
+    remote = set(storage.list(prefix))
+    folder = staging / prefix if prefix else staging
+    local = sorted((p.relative_to(staging).as_posix(), p) for p in folder.rglob("*")
+                   if p.is_file() and not p.name.endswith((".tmp", ".part")))
+    local.sort(key=lambda item: not _IMMUTABLE.match(item[0]))  # checkpoints first
+    for key, path in local:
+        if not (_IMMUTABLE.match(key) and key in remote):
+            storage.upload(key, path)
+    for key in sorted(remote - {key for key, _ in local}):
+        storage.remove(key)

@@ -167,11 +167,9 @@ class Recipe:
                                    expression=expression, dataset=self._dataset_identity())
 
     def _dataset_identity(self) -> dict[str, Any]:
-        from unitaf_data.reader import sha256_of
-
-        layout = self.dataset.layout
-        return {**self.dataset.origin, "info_sha256": sha256_of(layout.info),
-                "feature_sets": {name: sha256_of(layout.feature_info(name))
+        dataset = self.dataset
+        return {**dataset.origin, "info_sha256": dataset.file_sha256(dataset.layout.INFO_KEY),
+                "feature_sets": {name: dataset.file_sha256(dataset.layout.feature_info_key(name))
                                  for name in sorted(self.spec.sidecars)}}
 
     def _store_rig(self) -> str | None:
