@@ -72,18 +72,26 @@ def cluster(s3, tmp_path_factory):
         yield running
 
 
-def build_command(cluster, prefix: str) -> list[str]:
+def build_command(cluster, prefix: str, stall_timeout: int = 240) -> list[str]:
     return [sys.executable, "-c", "from unitaf_cli.data_app import app; app()", "build",
             "--source", "beat2", "--input", "s3://corpus/beat2", "--out",
             f"s3://datasets/{prefix}", "--flame-to-arkit", "s3://corpus/mat_final.npy",
-            "--ray-address", cluster.address, "--stall-timeout", "240"]
+            "--ray-address", cluster.address, "--stall-timeout", str(stall_timeout)]
+
+
+def run_command(cluster, command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, env=cluster.env, text=True, capture_output=True,
+                            timeout=BUILD_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def run_build_command(cluster, prefix: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(build_command(cluster, prefix), env=cluster.env, text=True,
-                            capture_output=True, timeout=BUILD_TIMEOUT_S)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_command(cluster, build_command(cluster, prefix))
+
+
+def unitaf(app: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", f"from unitaf_cli.{app} import app; app()", *args]
 
 
 def assert_same_shards(s3, prefix: str, local: Path) -> None:
@@ -129,6 +137,37 @@ def test_cluster_build_from_s3_equals_a_local_build_and_uses_both_nodes(
     assert s3.secret not in result.stdout + result.stderr + again.stdout + again.stderr
 
 
+def test_extract_train_and_eval_run_from_s3(s3, cluster, tmp_path):
+    """After the cluster build: features extracted on the cluster into the dataset's
+    storage, stages I and II trained from the URL into runs at a URL, evaluated from it."""
+    if not markers(s3, "beat2"):
+        pytest.skip("needs the cluster build of the first test")
+    env_cache = {"UNITAF_RUN_CACHE": str(tmp_path / "run-cache")}
+    cluster.env.update(env_cache)
+    run_command(cluster, unitaf("data_app", "extract-features", "s3://datasets/beat2",
+                                "--features", "whisper", "--ray-address", cluster.address))
+    fast = ["steps=4", "val_every=2", "checkpoint_every=4", "warmup_steps=2", "batch_size=2",
+            "shuffle_buffer=4"]
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    run_command(cluster, unitaf("main_app", "train", "--data", "s3://datasets/beat2", "--out",
+                                "s3://datasets/runs/stage1", "--config",
+                                str(configs / "demo_stage1.yaml"), *fast))
+    run_command(cluster, unitaf("main_app", "train", "--data", "s3://datasets/beat2", "--out",
+                                "s3://datasets/runs/stage2", "--init",
+                                "s3://datasets/runs/stage1", "--config",
+                                str(configs / "demo_stage2.yaml"), *fast))
+    env_cache["UNITAF_RUN_CACHE"] = str(tmp_path / "fresh-cache")  # nothing staged: from S3
+    cluster.env.update(env_cache)
+    result = run_command(cluster, unitaf("main_app", "eval", "s3://datasets/runs/stage2",
+                                         "--split", "val"))
+    assert "lve" in result.stdout
+    listed = s3.client().list_objects_v2(Bucket="datasets", Prefix="runs/stage2/")
+    keys = {item["Key"] for item in listed["Contents"]}
+    assert {"runs/stage2/model.json", "runs/stage2/best/model.safetensors",
+            "runs/stage2/eval/val/eval.json"} <= keys
+    assert "runs/stage2/step_000004/model.safetensors" in keys
+
+
 def test_killing_the_driver_mid_build_then_rerunning_loses_nothing(s3, cluster, local_build):
     process = subprocess.Popen(build_command(cluster, "killed-driver"), env=cluster.env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -142,15 +181,20 @@ def test_killing_the_driver_mid_build_then_rerunning_loses_nothing(s3, cluster, 
 def test_losing_the_second_node_mid_build_then_rerunning_loses_nothing(
         s3, cluster, local_build):
     """Last in this module: the cluster keeps one node afterwards."""
-    process = subprocess.Popen(build_command(cluster, "killed-node"), env=cluster.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(build_command(cluster, "killed-node", stall_timeout=60),
+                               env=cluster.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     wait_for_marker(s3, "killed-node", process)
     cluster.kill_node("second")
-    try:
-        process.communicate(timeout=BUILD_TIMEOUT_S)  # finishes on the head, or fails
+    try:  # finishes on the head, or fails naming what it waited for
+        output, _ = process.communicate(timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         kill_everything(process)
         pytest.fail("the build hung after the second node was lost")
+    if process.returncode != 0:
+        said = " ".join(output.split())  # the error line, however the console wrapped it
+        assert "nothing finished in 60 s; still waiting for" in said, output[-3000:]
+        assert "nodes:" in said, output[-3000:]
     run_build_command(cluster, "killed-node")
     assert_same_shards(s3, "killed-node", local_build)
 

@@ -181,3 +181,17 @@ def test_refused_credentials_are_one_clear_error_before_ray_without_the_secret()
             storage._filesystem.cache_clear()
     _assert_refused_before_ray(result, wrong, "access refused: check the credentials")
     assert server.secret not in result.output
+
+
+@server_test
+def test_push_from_a_url_dataset_plans_what_the_folder_would(s3, s3_dataset):
+    from unitaf_data.hub import push_dataset
+
+    upload_tree(s3, s3_dataset, "datasets", "to-push")
+    s3.client().put_object(Bucket="datasets", Key="to-push/.build/settings.json", Body=b"{}")
+    local = push_dataset(s3_dataset, "me/dummy", include_features=["all"], dry_run=True)
+    remote = push_dataset("s3://datasets/to-push", "me/dummy", include_features=["all"],
+                          dry_run=True)
+    assert [(f.path, f.bytes) for f in remote.plan.files] == [
+        (f.path, f.bytes) for f in local.plan.files]
+    assert not any(f.path.startswith(".build") for f in remote.plan.files)

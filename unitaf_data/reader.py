@@ -1,8 +1,10 @@
 """The one safe reader of shards: every member of every tar is checked before it is used.
 
 A shard may come from anywhere (a Hub download, a folder someone sent), so nothing in it is
-trusted. The file is opened here, by path, never handed to a library that reads a string as
-a URL (webdataset expands `::`, braces and `pipe:` into shell commands); its sha256, size and
+trusted. The file is opened here, by path (or, for a dataset in object storage, as a file
+object of the storage layer, streamed once into a spooled temporary file while hashed),
+never handed to a library that reads a string as a URL (webdataset expands `::`, braces and
+`pipe:` into shell commands); its sha256, size and
 sample count must match what the dataset recorded when it was written, so a truncated or
 altered tar is refused before any sample is used. Then, member by member: only regular
 files, named `{key}.{field}` with a key of letters, digits, `_` and `-` and a field from an
