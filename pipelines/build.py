@@ -55,6 +55,7 @@ from unitaf_pipelines.runtime import (
 log = logging.getLogger(__name__)
 
 TEXT_SOURCES = ("auto", "asr", "reference")
+URL_SOURCES = ("beat2", "demo")  # sources whose corpus may be at a storage URL
 FIRST_REJECTIONS = 5  # rejected items a summary shows with their reasons
 
 
@@ -173,6 +174,9 @@ def _check_input(config: BuildConfig) -> None:
     from unitaf_data.hub import is_hub_id
 
     if is_url(config.input_dir):
+        if config.source not in URL_SOURCES:
+            raise ValueError(f"--input {config.input_dir}: --source {config.source} reads a "
+                             f"local folder; a storage URL works with {', '.join(URL_SOURCES)}")
         return
     config = dataclasses.replace(config, input_dir=Path(config.input_dir))
     if config.input_dir.exists() or (config.source == "beat2"

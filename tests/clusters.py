@@ -43,6 +43,7 @@ class Cluster:
     address: str
     env: dict[str, str]  # what a driver needs (Ray's, the storage's)
     hidden: Path  # the folder the second node cannot see
+    head_dir: Path  # the head's Ray folder (its session logs, the workers' output)
     groups: dict[str, int] = field(default_factory=dict)  # node → process group id
 
     def kill_node(self, name: str) -> None:
@@ -92,7 +93,7 @@ def two_node_cluster(hidden: Path, extra_env: dict[str, str]) -> Iterator[Cluste
     head_dir = Path(tempfile.mkdtemp(prefix="uh-"))  # short: Ray's socket paths are capped
     private = Path(tempfile.mkdtemp(prefix="un-"))
     logs = [head_dir / "head.log", private.with_name(private.name + ".log")]
-    cluster = Cluster(f"127.0.0.1:{port}", env, hidden)
+    cluster = Cluster(f"127.0.0.1:{port}", env, hidden, head_dir)
     processes = []
     try:
         processes.append(_start(

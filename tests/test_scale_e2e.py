@@ -135,6 +135,10 @@ def test_cluster_build_from_s3_equals_a_local_build_and_uses_both_nodes(
     for item in objects:  # records, markers, shards, card: no credential anywhere
         assert s3.secret.encode() not in s3_bytes(s3, "datasets", item["Key"]), item["Key"]
     assert s3.secret not in result.stdout + result.stderr + again.stdout + again.stderr
+    worker_logs = [path for path in cluster.head_dir.rglob("worker-*") if path.is_file()]
+    assert worker_logs  # what the tasks and actors on the head logged
+    for path in worker_logs:
+        assert s3.secret.encode() not in path.read_bytes(), path
 
 
 def test_extract_train_and_eval_run_from_s3(s3, cluster, tmp_path):
@@ -142,25 +146,27 @@ def test_extract_train_and_eval_run_from_s3(s3, cluster, tmp_path):
     storage, stages I and II trained from the URL into runs at a URL, evaluated from it."""
     if not markers(s3, "beat2"):
         pytest.skip("needs the cluster build of the first test")
-    env_cache = {"UNITAF_RUN_CACHE": str(tmp_path / "run-cache")}
-    cluster.env.update(env_cache)
     run_command(cluster, unitaf("data_app", "extract-features", "s3://datasets/beat2",
                                 "--features", "whisper", "--ray-address", cluster.address))
+    from typer.testing import CliRunner
+
+    from unitaf_cli.main_app import app
+
     fast = ["steps=4", "val_every=2", "checkpoint_every=4", "warmup_steps=2", "batch_size=2",
             "shuffle_buffer=4"]
     configs = Path(__file__).resolve().parents[1] / "configs"
-    run_command(cluster, unitaf("main_app", "train", "--data", "s3://datasets/beat2", "--out",
-                                "s3://datasets/runs/stage1", "--config",
-                                str(configs / "demo_stage1.yaml"), *fast))
-    run_command(cluster, unitaf("main_app", "train", "--data", "s3://datasets/beat2", "--out",
-                                "s3://datasets/runs/stage2", "--init",
-                                "s3://datasets/runs/stage1", "--config",
-                                str(configs / "demo_stage2.yaml"), *fast))
-    env_cache["UNITAF_RUN_CACHE"] = str(tmp_path / "fresh-cache")  # nothing staged: from S3
-    cluster.env.update(env_cache)
-    result = run_command(cluster, unitaf("main_app", "eval", "s3://datasets/runs/stage2",
-                                         "--split", "val"))
-    assert "lve" in result.stdout
+    runner = CliRunner()
+    with environment({"UNITAF_RUN_CACHE": str(tmp_path / "run-cache")}):
+        for stage, init in (("1", []), ("2", ["--init", "s3://datasets/runs/stage1"])):
+            trained = runner.invoke(app, [
+                "train", "--data", "s3://datasets/beat2", "--out",
+                f"s3://datasets/runs/stage{stage}", *init, "--config",
+                str(configs / f"demo_stage{stage}.yaml"), *fast])
+            assert trained.exit_code == 0, trained.output
+    with environment({"UNITAF_RUN_CACHE": str(tmp_path / "fresh-cache")}):  # from S3 only
+        result = runner.invoke(app, ["eval", "s3://datasets/runs/stage2", "--split", "val"])
+    assert result.exit_code == 0, result.output
+    assert "lve" in result.output
     listed = s3.client().list_objects_v2(Bucket="datasets", Prefix="runs/stage2/")
     keys = {item["Key"] for item in listed["Contents"]}
     assert {"runs/stage2/model.json", "runs/stage2/best/model.safetensors",

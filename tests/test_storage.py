@@ -152,33 +152,20 @@ def test_a_missing_bucket_is_one_clear_error_before_ray(s3):
 @server_test
 def test_an_unreachable_endpoint_is_one_clear_error_before_ray(s3):
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    from unitaf_data import storage
-
-    storage._filesystem.cache_clear()
-    try:
-        with environment({"AWS_ENDPOINT_URL": endpoint}):
-            result = _build("s3://datasets/demo")
-    finally:
-        storage._filesystem.cache_clear()
+    with environment({"AWS_ENDPOINT_URL": endpoint}):
+        result = _build("s3://datasets/demo")
     _assert_refused_before_ray(result, s3.secret, f"cannot be reached at {endpoint}")
 
 
 @server_test
 def test_refused_credentials_are_one_clear_error_before_ray_without_the_secret():
     pytest.importorskip("moto")
-    from unitaf_data import storage
-
     with s3_server_with_auth() as server, environment(server.env):
-        storage._filesystem.cache_clear()
-        try:
-            server.make_bucket("datasets")
-            Storage.of("s3://datasets/x").check_access()  # the right key is accepted
-            wrong = "WRONG-" + server.secret[::-1]
-            with environment({"AWS_SECRET_ACCESS_KEY": wrong}):
-                storage._filesystem.cache_clear()
-                result = _build("s3://datasets/demo", "-v")
-        finally:
-            storage._filesystem.cache_clear()
+        server.make_bucket("datasets")
+        Storage.of("s3://datasets/x").check_access()  # the right key is accepted
+        wrong = "WRONG-" + server.secret[::-1]
+        with environment({"AWS_SECRET_ACCESS_KEY": wrong}):
+            result = _build("s3://datasets/demo", "-v")
     _assert_refused_before_ray(result, wrong, "access refused: check the credentials")
     assert server.secret not in result.output
 

@@ -136,7 +136,7 @@ class Storage:
 
     @property
     def fs(self):
-        return _filesystem(self.protocol)
+        return _filesystem(self.protocol, _client_environment())
 
     # --- reading --------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class Storage:
             else:
                 target.unlink(missing_ok=True)
             return
-        keys = [k for k in self.list(prefix)] if prefix else self.list()
+        keys = self.list(prefix)
         if prefix and self.exists(prefix):
             keys.append(prefix)
         if keys:
@@ -321,11 +321,24 @@ def _record_of(path: Path) -> ObjectRecord:
     return ObjectRecord(path.stat().st_size, digest.hexdigest())
 
 
+_CLIENT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+                     "AWS_DEFAULT_REGION", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def _client_environment() -> str:
+    """A digest of the variables the clients read: a changed endpoint or key gets a new
+    client (the digest keeps no value in memory that could be shown)."""
+    values = "\0".join(os.environ.get(name, "") for name in _CLIENT_VARIABLES)
+    return hashlib.sha256(values.encode()).hexdigest()
+
+
 @cache
-def _filesystem(protocol: str):
-    """One fsspec filesystem per protocol and process, configured with short connect
-    timeouts and few retries (an unreachable store fails in seconds, not minutes); the
-    credentials and endpoint come from the client's own chain."""
+def _filesystem(protocol: str, environment: str):
+    """One fsspec filesystem per protocol, process and client environment (`environment`:
+    its digest), configured with short connect timeouts and few retries (an unreachable
+    store fails in seconds, not minutes); the credentials and endpoint come from the
+    client's own chain."""
     import importlib
 
     package = PROTOCOLS[protocol]
