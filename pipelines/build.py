@@ -16,7 +16,6 @@ and ends with the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import shutil
@@ -33,8 +32,9 @@ from unitaf_data.dataset import (
     DatasetLayout,
     Storage,
     is_url,
-    json_text,
+    read_json_file,
     split_order,
+    write_json,
 )
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import ClipMeta, RecordingRef, Rejection, ShardInfo
@@ -296,14 +296,6 @@ def _finished_work(store: Storage) -> bool:
                for key in store.list(f"{WORK}/{kind}"))
 
 
-def _read_json(store: Storage, key: str) -> Any:
-    return json.loads(store.read_bytes(key))
-
-
-def _write_json(store: Storage, key: str, data: Any) -> None:
-    store.write_text(key, json_text(data))
-
-
 def _timed(summary: BuildSummary, stage: str, run):
     clock = time.perf_counter()
     result = run()
@@ -317,7 +309,7 @@ def _prepare_out_dir(config: BuildConfig, store: Storage) -> None:
         store.remove()
     settings_key = f"{WORK}/settings.json"
     settings = config.output_settings()
-    if store.exists(settings_key) and _read_json(store, settings_key) != settings:
+    if store.exists(settings_key) and read_json_file(store / settings_key) != settings:
         if _finished_work(store):
             raise ValueError(
                 f"{config.out_dir} was built with other settings (see "
@@ -330,7 +322,7 @@ def _prepare_out_dir(config: BuildConfig, store: Storage) -> None:
     elif not store.is_empty():
         raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
                               "choose a new --out or pass --overwrite")
-    _write_json(store, settings_key, settings)
+    write_json(store / settings_key, settings)
 
 
 # --- stage 1: the demo corpus ---------------------------------------------------------------
@@ -417,7 +409,7 @@ def _transcribe_all(config: BuildConfig, refs: list[RecordingRef], store: Storag
         _run_asr_pool(config, todo, store, marker, progress, task, summary)
     results = []
     for ref in refs:
-        saved = _read_json(store, marker(ref))
+        saved = read_json_file(store / marker(ref))
         if "rejection" in saved:
             results.append(Rejection(**saved["rejection"]))
             continue
@@ -448,7 +440,7 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], store: Storage,
     def done(ref: RecordingRef, result: dict) -> None:
         nonlocal hours
         node = result.pop("node", None)
-        _write_json(store, marker(ref), result)
+        write_json(store / marker(ref), result)
         duration = result.get("plan", {}).get("duration", 0.0)
         if node:
             summary.count(node, "recordings", 1)
@@ -505,11 +497,11 @@ def _write_all(config: BuildConfig, plans: list, store: Storage, progress,
                         lambda refs: ", ".join(f"shard {pending[r].ref.id}" for r in refs[:5]))
         shard = pending.pop(done)
         rows, record, node = ray.get(done)
-        _write_json(store, marker(shard), {"rows": rows, "record": record.to_dict()})
+        write_json(store / marker(shard), {"rows": rows, "record": record.to_dict()})
         summary.count(node, "shards", 1)
         hours += sum(row["duration"] for row in rows) / 3600
         progress.update(task, advance=1, hours=hours)
-    saved = {s.ref.id: _read_json(store, marker(s)) for s in shard_plans}
+    saved = {s.ref.id: read_json_file(store / marker(s)) for s in shard_plans}
     return ([row for done in saved.values() for row in done["rows"]],
             {shard: ShardInfo.from_dict(done["record"]) for shard, done in saved.items()})
 

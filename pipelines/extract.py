@@ -40,6 +40,7 @@ from unitaf_pipelines.runtime import (
     node_label,
     run_on_actors,
     stage_progress,
+    wait_one,
 )
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,9 @@ def _run_backend(config: ExtractConfig, dataset: Dataset, shards: list[ShardRef]
     import ray
 
     with actor_pool(_extractor_class(), count, options, backend, sets, plan.settings) as actors:
-        declared = ray.get(actors[0].describe.remote())
+        declared = ray.get(wait_one([actors[0].describe.remote()], config.stall_timeout_s,
+                                    f"start {backend} actors",
+                                    lambda refs: "the first actor's model description"))
         settings = {name: _settings(config, declared[name]) for name in sets}
         for name in sets:
             _begin(layout, name, settings[name], dataset.root)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from rich.progress import (
@@ -195,10 +193,6 @@ def actor_pool(actor_class, count: int, options: dict[str, Any], *args):
     finally:
         for actor in actors:
             ray.kill(actor)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 @contextmanager
