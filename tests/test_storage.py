@@ -129,36 +129,46 @@ def test_names_in_records_cannot_leave_the_dataset_prefix(s3, s3_dataset):
         Dataset.open("s3://datasets/hostile").store.open("../outside/unitaf.json")
 
 
+@pytest.fixture
+def ray_starts(monkeypatch) -> list[str]:
+    """Addresses the build asked Ray to start or join (it must not get that far)."""
+    from unitaf_pipelines import build
+
+    calls: list[str] = []
+    monkeypatch.setattr(build, "init_ray", lambda address=None: calls.append(str(address)))
+    return calls
+
+
 def _build(out: str, *extra: str):
     return runner.invoke(data_app, ["build", "--source", "demo", "--demo-minutes", "0.2",
                                     "--out", out, *extra])
 
 
-def _assert_refused_before_ray(result, secret: str, phrase: str) -> None:
-    import ray
-
+def _assert_refused_before_ray(result, secret: str, phrase: str, ray_starts: list) -> None:
     assert result.exit_code == 2, result.output
     assert phrase in result.output, result.output
     assert secret not in result.output
-    assert not ray.is_initialized()
+    assert ray_starts == []
 
 
 @server_test
-def test_a_missing_bucket_is_one_clear_error_before_ray(s3):
+def test_a_missing_bucket_is_one_clear_error_before_ray(s3, ray_starts):
     result = _build("s3://no-such-bucket/demo")
-    _assert_refused_before_ray(result, s3.secret, "the bucket 'no-such-bucket' does not exist")
+    _assert_refused_before_ray(result, s3.secret, "the bucket 'no-such-bucket' does not exist",
+                               ray_starts)
 
 
 @server_test
-def test_an_unreachable_endpoint_is_one_clear_error_before_ray(s3):
+def test_an_unreachable_endpoint_is_one_clear_error_before_ray(s3, ray_starts):
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with environment({"AWS_ENDPOINT_URL": endpoint}):
         result = _build("s3://datasets/demo")
-    _assert_refused_before_ray(result, s3.secret, f"cannot be reached at {endpoint}")
+    _assert_refused_before_ray(result, s3.secret, f"cannot be reached at {endpoint}",
+                               ray_starts)
 
 
 @server_test
-def test_refused_credentials_are_one_clear_error_before_ray_without_the_secret():
+def test_refused_credentials_are_one_clear_error_before_ray_without_the_secret(ray_starts):
     pytest.importorskip("moto")
     with s3_server_with_auth() as server, environment(server.env):
         server.make_bucket("datasets")
@@ -166,7 +176,8 @@ def test_refused_credentials_are_one_clear_error_before_ray_without_the_secret()
         wrong = "WRONG-" + server.secret[::-1]
         with environment({"AWS_SECRET_ACCESS_KEY": wrong}):
             result = _build("s3://datasets/demo", "-v")
-    _assert_refused_before_ray(result, wrong, "access refused: check the credentials")
+    _assert_refused_before_ray(result, wrong, "access refused: check the credentials",
+                               ray_starts)
     assert server.secret not in result.output
 
 
