@@ -4,9 +4,10 @@ Each variant is a pair of `key=value` override lists on top of the shipped confi
 stage I (`configs/demo_stage1.yaml`) and one for stage II (`configs/demo_stage2.yaml`).
 Both stages are trained on one dataset (stage-I runs are shared by the variants that ask for
 the same stage-I overrides), and the checkpoint `unitaf eval` would pick is scored by
-`unitaf_model.evaluation.evaluate` on a split. One markdown row per variant: LVE and blendshape mouth
-error as ratios to the train-mean face, BCS, JawOpen r, mouth jitter over ground truth's,
-AV-offset agreement, closed / wide-open shares, expression error, training seconds.
+`unitaf_model.evaluation.evaluate` on a split. One markdown row per variant: LVE and
+blendshape mouth error as ratios to the train-mean face, BCS, JawOpen r, mouth jitter over
+ground truth's, AV-offset agreement, closed / wide-open shares, expression error, training
+seconds.
 Results are appended to OUT/results.jsonl, so a rerun only trains what is missing.
 
     python bench/mouth_ablation.py --data DEMO --out runs/ablation --split val \
@@ -99,12 +100,12 @@ def scores(runs: list[Path], data: Path, split: str, checkpoint: str = "best"
            ) -> dict[str, dict[str, float]]:
     """Every run (and the train-mean face) scored together, as `unitaf eval --compare`
     does: metric values by system name, plus the ratios to the train-mean face."""
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
     from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
     from unitaf_model.run import load_run
 
     loaded = [load_run(run, checkpoint) for run in runs]
-    evaluation = evaluate(loaded, Dataset.open(data), split)
+    evaluation = evaluate(loaded, open_dataset(data), split)
     mean = evaluation.scores[MEAN_FACE]
     found = {}
     for name, results in evaluation.scores.items():

@@ -5,7 +5,7 @@ and `-v` are handled once, by `unitaf_cli.common.Command`."""
 
 from __future__ import annotations
 
-import inspect as signature
+from inspect import signature
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +13,9 @@ import typer
 from rich.table import Table
 
 from unitaf_cli.common import Private, Verbose, console, field_defaults, make_app, say
+from unitaf_data import extract
 from unitaf_data.asr import AsrSettings
 from unitaf_data.dataset import is_url
-from unitaf_data.extract import fit_units as fit
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import Rejection
@@ -32,7 +32,7 @@ app = make_app(
 BUILD, ASR = field_defaults(BuildConfig), AsrSettings()
 SEGMENT, QUALITY, SOURCE = SegmentSettings(), QualityRules(), SourceOptions()
 EXTRACT = field_defaults(ExtractConfig)
-FIT = {name: p.default for name, p in signature.signature(fit).parameters.items()}
+FIT = {name: p.default for name, p in signature(extract.fit_units).parameters.items()}
 
 INPUT, CORPUS, ASR_PANEL = "Input", "Corpus files (folder, beat2)", "Speech recognition"
 SEGMENTS, QUALITY_PANEL, OUTPUT, RAY = "Cutting into clips", "Quality checks", "Output", "Ray"
@@ -278,7 +278,8 @@ def fit_units(
     K-means over Whisper encoder states of a seeded sample of the train split, saved in
     DATASET/features/units/. A rerun with the same k, seed and sample size does nothing.
     """
-    info = fit(_location(dataset), k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
+    info = extract.fit_units(_location(dataset), k=k, seed=seed, max_clips=max_clips,
+                             overwrite=overwrite)
     say(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips in "
         f"{dataset / 'features' / 'units'}")
 

@@ -91,9 +91,9 @@ def train(
     written to OUT/config.json.
     """
     from unitaf_model.run import pull_run, push_run
+    from unitaf_model.training import launcher
     from unitaf_model.training.config import load_config
-    from unitaf_model.training.launcher import prepare_run
-    from unitaf_model.training.launcher import train as run_training
+    from unitaf_pipelines.runtime import init_ray
 
     folder = pull_run(out) if is_url(out) else Path(out)
     if init and is_url(init):
@@ -102,11 +102,13 @@ def train(
                       init=str(Path(init)) if init else None, rig=rig,
                       num_workers=num_workers, use_gpu=use_gpu)
     try:
-        if prepare_run(cfg, overwrite) == "finished":
+        if launcher.prepare_run(cfg, overwrite) == "finished":
             say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
         else:
+            if launcher.uses_ray_train(cfg):
+                init_ray(ray_address)
             with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
-                run_training(cfg, ray_address, progress)
+                launcher.train(cfg, progress)
     finally:
         if is_url(out) and folder.exists():
             push_run(folder, out)
@@ -213,24 +215,23 @@ def evaluate(
     LVE/LVD, blendshape mouth L2 and MVE, FDD, jitter, bilabial closure, AV offset,
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
-    from unitaf_data.dataset import Dataset
-    from unitaf_model.evaluation.evaluate import evaluate as run_evaluation
-    from unitaf_model.evaluation.evaluate import markdown_table, report_dict, write_report, write_videos
-    from unitaf_model.run import load_run
+    from unitaf_data.hub import open_dataset
+    from unitaf_model.evaluation import evaluate
+    from unitaf_model.hub import open_run, trained_on
 
-    runs = [load_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    dataset = Dataset.open(data) if data else runs[0].open_dataset()
-    evaluation = run_evaluation(runs, dataset, split, skip_bad)
+    runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
+    dataset = open_dataset(data) if data else trained_on(runs[0])
+    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists() or is_url(run)
                      else Path("eval") / runs[0].path.name / split)
-    paths = write_report(evaluation, folder)
-    videos = write_videos(evaluation, folder, video) if video else []
+    paths = evaluate.write_report(evaluation, folder)
+    videos = evaluate.write_videos(evaluation, folder, video) if video else []
     if is_url(run) and out is None:  # the report goes into the run at its URL
         from unitaf_model.run import push_run
 
         push_run(runs[0].path, run, prefix=f"eval/{split}")
         say(f"report pushed to {run}/eval/{split}")
-    console.print(markdown_table(report_dict(evaluation)))
+    console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
 
@@ -260,10 +261,10 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
-    from unitaf_model.run import load_run
 
-    loaded = load_run(run, checkpoint)
+    loaded = open_run(run, checkpoint)
     front_end = AudioFrontEnd(loaded)
     inputs = audio_inputs(audio)
     with _progress() as progress:
@@ -350,15 +351,15 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
+    from unitaf_model.hub import open_run
     from unitaf_model.synthesis import speak
-    from unitaf_model.run import load_run
 
     if tts not in ("espeak", "indextts2"):
         raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
     if (text is None) == (text_file is None):
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
-    loaded = load_run(run)
+    loaded = open_run(run)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
                                          emotion or "neutral", fps, video)
@@ -444,9 +445,9 @@ def push_run(
 
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
     validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
-    and their licences. `load_run(REPO_ID)` reads it.
+    and their licences. `open_run(REPO_ID)` reads it.
     """
-    from unitaf_model.hub import push_run as publish
+    from unitaf_model import hub
 
-    pushed = publish(run, repo_id, private=private, data=data)
+    pushed = hub.push_run(run, repo_id, private=private, data=data)
     say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")

@@ -48,6 +48,7 @@ from unitaf_pipelines.runtime import (
     init_ray,
     node_label,
     run_on_actors,
+    run_tasks,
     stage_progress,
     wait_one,
 )
@@ -485,22 +486,24 @@ def _write_all(config: BuildConfig, plans: list, store: Storage, progress,
     task = progress.add_task("write shards", total=len(shard_plans),
                              completed=len(shard_plans) - len(todo), hours=0.0)
     write = ray.remote(num_cpus=0.5, max_retries=3)(_write_shard)
-    pending = {
-        write.remote(s.ref, [clips[k] for k in s.keys],
-                     store / DatasetLayout.shard_relative(s.ref),
-                     config.source_options.face_fps_out): s
-        for s in todo
-    }
     hours = 0.0
-    while pending:
-        done = wait_one(list(pending), config.stall_timeout_s, "write shards",
-                        lambda refs: ", ".join(f"shard {pending[r].ref.id}" for r in refs[:5]))
-        shard = pending.pop(done)
-        rows, record, node = ray.get(done)
+
+    def submit(shard: shards.ShardPlan):
+        return write.remote(shard.ref, [clips[k] for k in shard.keys],
+                            store / DatasetLayout.shard_relative(shard.ref),
+                            config.source_options.face_fps_out)
+
+    def written(shard: shards.ShardPlan, result: tuple[list[dict[str, Any]], ShardInfo, str]
+                ) -> None:
+        nonlocal hours
+        rows, record, node = result
         write_json(store / marker(shard), {"rows": rows, "record": record.to_dict()})
         summary.count(node, "shards", 1)
         hours += sum(row["duration"] for row in rows) / 3600
         progress.update(task, advance=1, hours=hours)
+
+    run_tasks(todo, submit, written, config.stall_timeout_s, "write shards",
+              name=lambda shard: f"shard {shard.ref.id}")
     saved = {s.ref.id: read_json_file(store / marker(s)) for s in shard_plans}
     return ([row for done in saved.values() for row in done["rows"]],
             {shard: ShardInfo.from_dict(done["record"]) for shard, done in saved.items()})

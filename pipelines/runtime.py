@@ -147,28 +147,56 @@ def run_on_actors(actors: list, items: list, submit, on_done, per_actor: int = 2
     completion order (the caller writes markers, so the order does not matter). No result
     for `timeout` seconds raises StageStalled naming the items (`name(item)`) and the
     nodes of their actors (`where`)."""
+    busy = [0] * len(actors)
+
+    def start(item: Any) -> tuple[Any, int]:
+        index = busy.index(min(busy))
+        busy[index] += 1
+        return submit(actors[index], item), index
+
+    def finish(item: Any, index: int, result: Any) -> None:
+        busy[index] -= 1
+        on_done(item, result)
+
+    def describe(item: Any, index: int) -> str:
+        return f"{name(item)} (actor {index}" + (f" on {where[index]}" if where else "") + ")"
+
+    _feed(items, start, finish, len(actors) * per_actor, timeout, stage, describe)
+
+
+def run_tasks(items: list, submit, on_done, timeout: float = DEFAULT_STALL_TIMEOUT_S,
+              stage: str = "stage", name=str) -> None:
+    """Ray tasks for all `items` at once: `submit(item)` returns the ObjectRef of the item's
+    result, `on_done(item, result)` takes it in completion order; no result for `timeout`
+    seconds raises StageStalled naming the items still missing."""
+    _feed(items, lambda item: (submit(item), None),
+          lambda item, _, result: on_done(item, result), max(len(items), 1), timeout, stage,
+          lambda item, _: name(item))
+
+
+def _feed(items: list, start, finish, limit: int, timeout: float, stage: str,
+          describe) -> None:
+    """The one loop that keeps up to `limit` items in flight: `start(item)` -> (ObjectRef,
+    slot), `finish(item, slot, result)` as each completes; every wait bounded by
+    `timeout` (`describe(item, slot)` names what is missing)."""
     import ray
 
-    in_flight: dict[Any, tuple[Any, int]] = {}
-    busy = [0] * len(actors)
+    in_flight: dict[Any, tuple[Any, Any]] = {}
     queue = list(reversed(items))
 
-    def describe(pending: list) -> str:
-        waiting = [in_flight[ref] for ref in pending]
-        return ", ".join(f"{name(item)} (actor {index}"
-                         + (f" on {where[index]}" if where else "") + ")"
-                         for item, index in waiting[:5]) + (" ..." if len(waiting) > 5 else "")
+    def waiting(pending: list) -> str:
+        entries = [in_flight[ref] for ref in pending]
+        return ", ".join(describe(item, slot) for item, slot in entries[:5]) + (
+            " ..." if len(entries) > 5 else "")
 
     while queue or in_flight:
-        while queue and min(busy) < per_actor:
-            index = busy.index(min(busy))
+        while queue and len(in_flight) < limit:
             item = queue.pop()
-            in_flight[submit(actors[index], item)] = (item, index)
-            busy[index] += 1
-        done = wait_one(list(in_flight), timeout, stage, describe)
-        item, index = in_flight.pop(done)
-        busy[index] -= 1
-        on_done(item, ray.get(done))
+            ref, slot = start(item)
+            in_flight[ref] = (item, slot)
+        done = wait_one(list(in_flight), timeout, stage, waiting)
+        item, slot = in_flight.pop(done)
+        finish(item, slot, ray.get(done))
 
 
 def actor_nodes(actors: list, timeout: float) -> list[str]:

@@ -631,7 +631,7 @@ def _alarm(signum, frame):
 
 
 def _read_samples(root: Path, skips: Skips | None) -> str:
-    dataset = Dataset.open(root)
+    dataset = Dataset.open_folder(root)
     count = 0
     for sample in dataset.samples(dataset.shards(), SETS, skips):
         try:
@@ -645,13 +645,13 @@ def _read_samples(root: Path, skips: Skips | None) -> str:
 
 
 def _check_sidecars(root: Path) -> str:
-    dataset = Dataset.open(root)
+    dataset = Dataset.open_folder(root)
     dataset.check_sidecars(SETS, dataset.splits)
     return "ok"
 
 
 def _sample_by_key(root: Path) -> str:
-    dataset = Dataset.open(root)
+    dataset = Dataset.open_folder(root)
     rows = dataset.manifest()
     if rows:
         dataset.sample(rows[0]["key"])
@@ -666,9 +666,10 @@ def _load_run(root: Path) -> str:
 
 
 READERS: dict[str, tuple[str, Callable[[Path], str], tuple[type[BaseException], ...]]] = {
-    "Dataset.open": ("dataset", lambda root: (Dataset.open(root).feature_sets(), "ok")[1],
-                     (RecordError, FileNotFoundError)),
-    "manifest()": ("dataset", lambda root: (Dataset.open(root).manifest(), "ok")[1],
+    "Dataset.open_folder": ("dataset",
+                            lambda root: (Dataset.open_folder(root).feature_sets(), "ok")[1],
+                            (RecordError, FileNotFoundError)),
+    "manifest()": ("dataset", lambda root: (Dataset.open_folder(root).manifest(), "ok")[1],
                    (RecordError, FileNotFoundError)),
     "check_sidecars": ("dataset", _check_sidecars, (ValueError, FileNotFoundError)),
     "samples": ("dataset", lambda root: _read_samples(root, None),
@@ -775,7 +776,7 @@ def test_damage_that_cannot_be_seen_without_the_records_is_still_caught(tmp_path
         root = tmp_path / what.replace(" ", "_")
         shutil.copytree(tmp_path / "d", root)
         damage(root)
-        dataset = Dataset.open(root)
+        dataset = Dataset.open_folder(root)
         with pytest.raises(ShardError, match=f"^{shard}") as raised:
             list(dataset.samples(dataset.shards("train"), SETS))
         skips = Skips()
@@ -794,7 +795,7 @@ def test_extract_features_skip_bad_refuses_a_bad_clip_and_keeps_the_sidecar_in_s
     shard = "train/train-000000"
     bad = _keys(shard)[1]
     _with_member(root, shard, lambda m: _json_edit(m, bad, fps=0))
-    dataset = Dataset.open(root)
+    dataset = Dataset.open_folder(root)
     ref = dataset.shards("train")[0]
     backend = make_backend("offline", ["whisper"], ExtractSettings(dataset_dir=root))
     with pytest.raises(ShardError, match=f"key {bad}, field json"):

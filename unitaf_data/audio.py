@@ -10,6 +10,8 @@ import soundfile as sf
 
 from unitaf_data.schema import SAMPLE_RATE
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what a folder of audio files may hold
+
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling (libsoxr, high quality); a no-op when the rates agree."""

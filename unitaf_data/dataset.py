@@ -12,13 +12,16 @@
                                                   (markers, settings): never published
 
 `DatasetLayout` knows these paths (nothing else in the project spells them out);
-`Dataset.open` opens a folder, an object-store URL (`s3://`, `gs://`) or a Hub id once and
-reads it: the typed records, the shards of a split, a shard's sidecar, the manifest, and
-samples joined with their sidecars through the safe reader (`unitaf_data.reader`).
+`Dataset.open_folder` opens a dataset once, a folder or an object-store URL (`s3://`,
+`gs://`), and reads it: the typed records, the shards of a split, a shard's sidecar, the
+manifest, and samples joined with their sidecars through the safe reader
+(`unitaf_data.reader`). Nothing here downloads: `unitaf_data.hub.open_dataset` resolves a
+folder, a URL or a Hub id and then calls `open_folder`.
 
 Where the files live is this module's storage layer (`unitaf_data.storage`, re-exported
 here): a dataset's root is a `Storage` made from the user's path or URL, and every file is
-a checked key below it. Nothing else in the project opens a dataset file by a string.
+a checked key below it, read as a stream. Nothing else in the project opens a dataset file
+by a string.
 """
 
 from __future__ import annotations
@@ -262,25 +265,10 @@ class Dataset:
         self._feature_sets: dict[str, FeatureSetInfo] = {}
 
     @staticmethod
-    def open(reference: str | Path, revision: str | None = None) -> Dataset:
-        """A dataset folder, an object-store URL, or a Hugging Face Hub dataset id (at
-        `revision`)."""
-        if is_url(reference):
-            if revision:
-                raise ValueError(f"--revision applies to Hub datasets, not {reference}")
-            return Dataset.open_folder(str(reference))
-        path = Path(reference)
-        if path.exists():
-            if revision:
-                raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
-            return Dataset.open_folder(path)
-        from unitaf_data.hub import open_hub_dataset
-
-        return open_hub_dataset(str(reference), revision)
-
-    @staticmethod
     def open_folder(root: str | Path, fetch: Callable[[str], Path] | None = None,
                     origin: dict[str, Any] | None = None) -> Dataset:
+        """A dataset folder (`fetch`: how its files are reached when they are not in it yet;
+        a Hub dataset is opened by `unitaf_data.hub.open_dataset`)."""
         layout = DatasetLayout(root)
         where = layout.store / layout.INFO_KEY
         if not where.exists():

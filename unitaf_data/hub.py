@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.card import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef, Storage, is_url
+from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.reader import ShardError, Skips, verify_file
 from unitaf_data.schema import ShardInfo
 
@@ -369,6 +369,21 @@ class HubFiles:
         return Path(hub_call(f"fetch {relative} of {self.repo_id}@{self.commit[:10]}",
                              hf_hub_download, self.repo_id, relative, repo_type="dataset",
                              revision=self.commit))
+
+
+def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
+    """A dataset folder, its storage URL (`s3://`, `gs://`), or a Hugging Face Hub dataset
+    id (at `revision`)."""
+    if is_url(reference):
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, not {reference}")
+        return Dataset.open_folder(str(reference))
+    path = Path(reference)
+    if path.exists():
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, and {path} is a folder")
+        return Dataset.open_folder(path)
+    return open_hub_dataset(str(reference), revision)
 
 
 def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:

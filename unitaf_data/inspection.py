@@ -10,6 +10,7 @@ import numpy as np
 
 from unitaf_data.dataset import Dataset
 from unitaf_data.face import channel_index
+from unitaf_data.hub import open_dataset
 from unitaf_data.schema import DatasetInfo
 
 
@@ -50,7 +51,7 @@ class DatasetSummary:
 
 
 def load_summary(reference: str | Path) -> DatasetSummary:
-    dataset = Dataset.open(reference)
+    dataset = open_dataset(reference)
     return DatasetSummary(dataset, dataset.manifest(), dataset.rejected())
 
 

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unitaf_data.schema import ClipSpan, Phone, Word
 
 log = logging.getLogger(__name__)
@@ -180,3 +182,15 @@ def lexicon_available() -> bool:
                     "`unitaf eval` reports no bilabial closure for them", error)
         return False
     return True
+
+
+def phone_frames(start: float, end: float, fps: float, frames: int) -> np.ndarray:
+    """The frames of a clip of `frames` frames that a phone [start, end) seconds holds: face
+    frame i covers [i/fps, (i+1)/fps), and a phone holds the frames whose centre
+    (i + 0.5)/fps lies inside it; a phone that covers no frame centre holds the one frame
+    that contains its midpoint. Empty where it lies outside the clip."""
+    first, stop = int(np.ceil(start * fps - 0.5)), int(np.ceil(end * fps - 0.5))
+    if stop <= first:
+        first = int(np.floor((start + end) / 2 * fps))
+        stop = first + 1
+    return np.arange(max(first, 0), min(stop, frames))

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from unitaf_data.records import RecordError, positive, record_keys, seconds, typed
+
 SCHEMA_VERSION = 2  # 2: phones in the clip json; per-shard sample counts and sha256
 SAMPLE_RATE = 16_000
 _KEY_PART = re.compile(r"[^A-Za-z0-9_]+")
@@ -168,68 +170,18 @@ def validate_clip(audio: np.ndarray, face: np.ndarray, meta: ClipMeta, channels:
 # --- records written to disk ----------------------------------------------------------------
 
 
-class RecordError(ValueError):
-    """A record on disk that this version cannot read exactly: the message names the key."""
-
-
-def _keys(data: Any, what: str, required: set[str], optional: set[str] = frozenset()
-          ) -> dict[str, Any]:
-    """`data` as a dict with exactly the `required` keys plus any of the `optional` ones."""
-    if not isinstance(data, dict):
-        raise RecordError(f"{what}: expected an object, got {type(data).__name__}")
-    unknown = sorted(set(data) - required - set(optional))
-    if unknown:
-        raise RecordError(f"{what}: unknown key(s) {', '.join(map(str, unknown))}")
-    missing = sorted(required - set(data))
-    if missing:
-        raise RecordError(f"{what}: missing key(s) {', '.join(missing)}")
-    return data
-
-
-def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    """`value` when it is of `kind` (an int is a float too; a bool is never a number)."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > 2**1023:  # beyond what a float holds
-            raise RecordError(f"{what}: {value} is too large")
-        return float(value)
-    if isinstance(value, bool) and bool not in kinds:
-        raise RecordError(f"{what}: expected {_names(kinds)}, got a boolean")
-    if not isinstance(value, kinds):
-        raise RecordError(f"{what}: expected {_names(kinds)}, got {type(value).__name__}")
-    return value
-
-
-def _names(kinds: tuple[type, ...]) -> str:
-    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-
-
-def _seconds(value: Any, what: str) -> float:
-    number = _typed(value, float, what)
-    if not np.isfinite(number) or number < 0:
-        raise RecordError(f"{what}: {number} is not a time in seconds")
-    return number
-
-
-def _positive(value: Any, what: str, kind: type = float) -> Any:
-    number = _typed(value, kind, what)
-    if not np.isfinite(number) or number <= 0:
-        raise RecordError(f"{what}: {number} must be positive")
-    return number
-
-
 def _timed(item: Any, what: str, label: str) -> tuple[str, float, float]:
     """(label, start, end) of a `{label, start, end}` record with 0 <= start <= end."""
-    start, end = _seconds(item["start"], f"{what}.start"), _seconds(item["end"], f"{what}.end")
+    start, end = seconds(item["start"], f"{what}.start"), seconds(item["end"], f"{what}.end")
     if end < start:
         raise RecordError(f"{what}: ends ({end}) before it starts ({start})")
-    return _typed(item[label], str, f"{what}.{label}"), start, end
+    return typed(item[label], str, f"{what}.{label}"), start, end
 
 
 def word_from_dict(data: Any, what: str = "word") -> Word:
-    item = _keys(data, what, {"word", "start", "end"}, {"prob"})
+    item = record_keys(data, what, {"word", "start", "end"}, {"prob"})
     word, start, end = _timed(item, what, "word")
-    return Word(word, start, end, _typed(item.get("prob", 1.0), float, f"{what}.prob"))
+    return Word(word, start, end, typed(item.get("prob", 1.0), float, f"{what}.prob"))
 
 
 def word_to_dict(word: Word) -> dict[str, Any]:
@@ -250,7 +202,7 @@ class Phone:
 
     @staticmethod
     def from_dict(data: Any, what: str = "phone") -> Phone:
-        return Phone(*_timed(_keys(data, what, {"phone", "start", "end"}), what, "phone"))
+        return Phone(*_timed(record_keys(data, what, {"phone", "start", "end"}), what, "phone"))
 
 
 PHONE_SOURCES = ("corpus", "estimated")  # a corpus's own timing, or estimated from words
@@ -272,11 +224,11 @@ class AsrInfo:
 
     @staticmethod
     def from_dict(data: Any, what: str = "asr") -> AsrInfo:
-        item = _keys(data, what, {"model", "text", "avg_logprob", "no_speech_prob",
+        item = record_keys(data, what, {"model", "text", "avg_logprob", "no_speech_prob",
                                   "compression_ratio"})
         return AsrInfo(
-            _typed(item["model"], str, f"{what}.model"), _typed(item["text"], str, f"{what}.text"),
-            *(_typed(item[k], float, f"{what}.{k}")
+            typed(item["model"], str, f"{what}.model"), typed(item["text"], str, f"{what}.text"),
+            *(typed(item[k], float, f"{what}.{k}")
               for k in ("avg_logprob", "no_speech_prob", "compression_ratio")))
 
 
@@ -330,8 +282,8 @@ class ClipMeta:
     def from_dict(data: Any, what: str = "clip json") -> ClipMeta:
         names = {f.name for f in dataclasses.fields(ClipMeta)}
         optional = {"reference_text", "wer", "phones", "phones_source", "custom"}
-        item = _keys(data, what, names - optional, optional)
-        text = {k: _typed(item[k], str, f"{what}.{k}") for k in (
+        item = record_keys(data, what, names - optional, optional)
+        text = {k: typed(item[k], str, f"{what}.{k}") for k in (
             "key", "text", "text_source", "language", "speaker", "emotion", "split", "source",
             "recording", "face_type")}
         phones = item.get("phones")
@@ -342,23 +294,23 @@ class ClipMeta:
         meta = ClipMeta(
             **text,
             words=tuple(word_from_dict(w, f"{what}.words[{i}]")
-                        for i, w in enumerate(_typed(item["words"], list, f"{what}.words"))),
-            start=_seconds(item["start"], f"{what}.start"),
-            end=_seconds(item["end"], f"{what}.end"),
-            duration=_positive(item["duration"], f"{what}.duration"),
-            sample_rate=_positive(item["sample_rate"], f"{what}.sample_rate", int),
-            fps=_positive(item["fps"], f"{what}.fps"),
-            num_frames=_positive(item["num_frames"], f"{what}.num_frames", int),
-            rms_db=_typed(item["rms_db"], float, f"{what}.rms_db"),
+                        for i, w in enumerate(typed(item["words"], list, f"{what}.words"))),
+            start=seconds(item["start"], f"{what}.start"),
+            end=seconds(item["end"], f"{what}.end"),
+            duration=positive(item["duration"], f"{what}.duration"),
+            sample_rate=positive(item["sample_rate"], f"{what}.sample_rate", int),
+            fps=positive(item["fps"], f"{what}.fps"),
+            num_frames=positive(item["num_frames"], f"{what}.num_frames", int),
+            rms_db=typed(item["rms_db"], float, f"{what}.rms_db"),
             asr=AsrInfo.from_dict(item["asr"], f"{what}.asr"),
-            reference_text=_typed(item.get("reference_text"), (str, type(None)),
+            reference_text=typed(item.get("reference_text"), (str, type(None)),
                                   f"{what}.reference_text"),
-            wer=_typed(item.get("wer"), (float, type(None)), f"{what}.wer"),
+            wer=typed(item.get("wer"), (float, type(None)), f"{what}.wer"),
             phones=None if phones is None else tuple(
                 Phone.from_dict(p, f"{what}.phones[{i}]")
-                for i, p in enumerate(_typed(phones, list, f"{what}.phones"))),
+                for i, p in enumerate(typed(phones, list, f"{what}.phones"))),
             phones_source=source,
-            custom=_typed(item.get("custom", {}), dict, f"{what}.custom"),
+            custom=typed(item.get("custom", {}), dict, f"{what}.custom"),
         )
         if abs(meta.duration - meta.num_frames / meta.fps) > 1e-6:
             raise RecordError(f"{what}: duration {meta.duration} is not num_frames / fps")
@@ -379,11 +331,11 @@ class ShardInfo:
 
     @staticmethod
     def from_dict(data: Any, what: str = "shard") -> ShardInfo:
-        item = _keys(data, what, {"samples", "bytes", "sha256", "keys_sha256"})
-        info = ShardInfo(_typed(item["samples"], int, f"{what}.samples"),
-                         _typed(item["bytes"], int, f"{what}.bytes"),
-                         _typed(item["sha256"], str, f"{what}.sha256"),
-                         _typed(item["keys_sha256"], str, f"{what}.keys_sha256"))
+        item = record_keys(data, what, {"samples", "bytes", "sha256", "keys_sha256"})
+        info = ShardInfo(typed(item["samples"], int, f"{what}.samples"),
+                         typed(item["bytes"], int, f"{what}.bytes"),
+                         typed(item["sha256"], str, f"{what}.sha256"),
+                         typed(item["keys_sha256"], str, f"{what}.keys_sha256"))
         if info.samples < 1 or info.bytes < 1 or not all(
                 re.fullmatch(r"[0-9a-f]{64}", h) for h in (info.sha256, info.keys_sha256)):
             raise RecordError(f"{what}: not a valid shard record")
@@ -391,7 +343,7 @@ class ShardInfo:
 
 
 def _shard_table(data: Any, what: str) -> dict[str, ShardInfo]:
-    table = _typed(data, dict, what)
+    table = typed(data, dict, what)
     return {name: ShardInfo.from_dict(info, f"{what}[{name}]") for name, info in table.items()}
 
 
@@ -422,25 +374,25 @@ class DatasetInfo:
     @staticmethod
     def from_dict(data: Any, what: str = "unitaf.json") -> DatasetInfo:
         names = {f.name for f in dataclasses.fields(DatasetInfo)}
-        item = _keys(data, what, names)
-        version = _typed(item["schema_version"], int, f"{what}.schema_version")
+        item = record_keys(data, what, names)
+        version = typed(item["schema_version"], int, f"{what}.schema_version")
         if version != SCHEMA_VERSION:
             raise RecordError(f"{what}: schema version {version}; this unitaf reads version "
                               f"{SCHEMA_VERSION}: rebuild the dataset with this version")
-        channels = tuple(_typed(c, str, f"{what}.channels[]")
-                         for c in _typed(item["channels"], list, f"{what}.channels"))
+        channels = tuple(typed(c, str, f"{what}.channels[]")
+                         for c in typed(item["channels"], list, f"{what}.channels"))
         if not channels or len(set(channels)) != len(channels):
             raise RecordError(f"{what}: channels must be distinct names")
         return DatasetInfo(
-            source=_typed(item["source"], str, f"{what}.source"),
-            face_type=_typed(item["face_type"], str, f"{what}.face_type"),
-            channels=channels, fps=_positive(item["fps"], f"{what}.fps"),
-            sample_rate=_positive(item["sample_rate"], f"{what}.sample_rate", int),
-            build_settings=_typed(item["build_settings"], dict, f"{what}.build_settings"),
-            counts=_typed(item["counts"], dict, f"{what}.counts"),
+            source=typed(item["source"], str, f"{what}.source"),
+            face_type=typed(item["face_type"], str, f"{what}.face_type"),
+            channels=channels, fps=positive(item["fps"], f"{what}.fps"),
+            sample_rate=positive(item["sample_rate"], f"{what}.sample_rate", int),
+            build_settings=typed(item["build_settings"], dict, f"{what}.build_settings"),
+            counts=typed(item["counts"], dict, f"{what}.counts"),
             shards=_shard_table(item["shards"], f"{what}.shards"),
             schema_version=version,
-            tool_version=_typed(item["tool_version"], str, f"{what}.tool_version"))
+            tool_version=typed(item["tool_version"], str, f"{what}.tool_version"))
 
 
 _DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
@@ -462,9 +414,9 @@ class FieldSpec:
 
     @staticmethod
     def from_dict(data: Any, what: str = "field") -> FieldSpec:
-        item = _keys(data, what, {"dtype", "shape"})
-        dtype = _typed(item["dtype"], str, f"{what}.dtype")
-        shape = tuple(_typed(item["shape"], list, f"{what}.shape"))
+        item = record_keys(data, what, {"dtype", "shape"})
+        dtype = typed(item["dtype"], str, f"{what}.dtype")
+        shape = tuple(typed(item["shape"], list, f"{what}.shape"))
         if dtype not in _DTYPES:
             raise RecordError(f"{what}: dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         sizes = shape[1:] if shape[:1] == ("T",) else shape
@@ -492,19 +444,19 @@ class FeatureChecks:
 
     @staticmethod
     def from_dict(data: Any, what: str = "checks") -> FeatureChecks:
-        item = _keys(data, what, {"clips", "audio_hours", "refused", "problems", "examples"})
+        item = record_keys(data, what, {"clips", "audio_hours", "refused", "problems", "examples"})
         refused = []
-        for i, row in enumerate(_typed(item["refused"], list, f"{what}.refused")):
-            row = _keys(row, f"{what}.refused[{i}]", {"what", "where", "reason", "detail"})
-            refused.append(Rejection(**{k: _typed(v, str, f"{what}.refused[{i}].{k}")
+        for i, row in enumerate(typed(item["refused"], list, f"{what}.refused")):
+            row = record_keys(row, f"{what}.refused[{i}]", {"what", "where", "reason", "detail"})
+            refused.append(Rejection(**{k: typed(v, str, f"{what}.refused[{i}].{k}")
                                         for k, v in row.items()}))
         return FeatureChecks(
-            _typed(item["clips"], int, f"{what}.clips"),
-            _typed(item["audio_hours"], float, f"{what}.audio_hours"), tuple(refused),
-            {k: _typed(v, int, f"{what}.problems.{k}")
-             for k, v in _typed(item["problems"], dict, f"{what}.problems").items()},
-            tuple(_typed(e, str, f"{what}.examples[]")
-                  for e in _typed(item["examples"], list, f"{what}.examples")))
+            typed(item["clips"], int, f"{what}.clips"),
+            typed(item["audio_hours"], float, f"{what}.audio_hours"), tuple(refused),
+            {k: typed(v, int, f"{what}.problems.{k}")
+             for k, v in typed(item["problems"], dict, f"{what}.problems").items()},
+            tuple(typed(e, str, f"{what}.examples[]")
+                  for e in typed(item["examples"], list, f"{what}.examples")))
 
 
 @dataclass(frozen=True)
@@ -558,26 +510,26 @@ class FeatureSetInfo:
     @staticmethod
     def from_dict(data: Any, what: str = "feature.json") -> FeatureSetInfo:
         names = {f.name for f in dataclasses.fields(FeatureSetInfo)}
-        item = _keys(data, what, names)
-        fields = _typed(item["fields"], dict, f"{what}.fields")
+        item = record_keys(data, what, names)
+        fields = typed(item["fields"], dict, f"{what}.fields")
         if not fields:
             raise RecordError(f"{what}: no fields")
         return FeatureSetInfo(
-            name=_typed(item["name"], str, f"{what}.name"),
-            backend=_typed(item["backend"], str, f"{what}.backend"),
-            model=_typed(item["model"], dict, f"{what}.model"),
+            name=typed(item["name"], str, f"{what}.name"),
+            backend=typed(item["backend"], str, f"{what}.backend"),
+            model=typed(item["model"], dict, f"{what}.model"),
             fields={_member_name(k, f"{what}.fields"): FieldSpec.from_dict(v, f"{what}.{k}")
                     for k, v in fields.items()},
-            frame_rate=None if item["frame_rate"] is None else _positive(
+            frame_rate=None if item["frame_rate"] is None else positive(
                 item["frame_rate"], f"{what}.frame_rate"),
-            dims=None if item["dims"] is None else _positive(item["dims"], f"{what}.dims", int),
-            settings=_typed(item["settings"], dict, f"{what}.settings"),
+            dims=None if item["dims"] is None else positive(item["dims"], f"{what}.dims", int),
+            settings=typed(item["settings"], dict, f"{what}.settings"),
             checks=FeatureChecks.from_dict(item["checks"], f"{what}.checks"),
             shards=_shard_table(item["shards"], f"{what}.shards"),
-            licences={k: _typed(v, str, f"{what}.licences.{k}")
-                      for k, v in _typed(item["licences"], dict, f"{what}.licences").items()},
-            tool_version=_typed(item["tool_version"], str, f"{what}.tool_version"),
-            custom=_typed(item["custom"], dict, f"{what}.custom"))
+            licences={k: typed(v, str, f"{what}.licences.{k}")
+                      for k, v in typed(item["licences"], dict, f"{what}.licences").items()},
+            tool_version=typed(item["tool_version"], str, f"{what}.tool_version"),
+            custom=typed(item["custom"], dict, f"{what}.custom"))
 
 
 _MEMBER = re.compile(r"[a-z][a-z0-9_]*\.npy")

@@ -6,10 +6,15 @@ the audio's loudness), the records, manifest and card, and the offline-style fea
 `units` (codes) and `whisper` (teacher features) computed from the audio by a fixed rule, so
 that a model can learn something from them. Nothing here is a stand-in for a real backend:
 it is data in the dataset's format, produced deterministically from a seed.
+
+Also the checks the tests make of built data and nothing in the product uses: lip closures
+against bilabial phones (`lip_closed_frames`, `bilabial_closure_agreement`) and word errors
+pooled over clips (`word_errors`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +23,12 @@ from unitaf_data import card
 from unitaf_data.audio import flac_bytes
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef, write_json
 from unitaf_data.extract import SetReport, feature_info
-from unitaf_data.face import ARKIT51
+from unitaf_data.face import ARKIT51, lip_aperture
+from unitaf_data.phones import is_bilabial, phone_frames
 from unitaf_data.schema import SAMPLE_RATE, AsrInfo, ClipMeta, Phone, Word
 from unitaf_data.shards import json_bytes, npy_bytes, write_tar
 from unitaf_data.stages import manifest_row
+from unitaf_data.text import normalize_text, word_error_rate
 
 FPS = 30.0
 UNITS = 16
@@ -119,3 +126,51 @@ def _features(name: str, audio: np.ndarray) -> dict[str, bytes]:
         return {"units.npy": npy_bytes(np.minimum(level * UNITS, UNITS - 1).astype(np.int16))}
     basis = np.cos(np.outer(level, np.arange(1, TEACHER_DIM + 1)))
     return {"teacher.npy": npy_bytes(basis.astype(np.float16))}
+
+
+# --- checks the tests make of built data ----------------------------------------------
+
+# Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
+LIP_CLOSED_APERTURE = 0.06
+
+
+def lip_closed_frames(face: np.ndarray, channels: Sequence[str],
+                      threshold: float = LIP_CLOSED_APERTURE) -> np.ndarray:
+    """Boolean (T,): the frames of an ARKit track whose lip aperture shows closed lips."""
+    return lip_aperture(face, channels) < threshold
+
+
+def bilabial_closure_agreement(closed: np.ndarray, phones: Iterable[tuple[str, float, float]],
+                               fps: float, tolerance_frames: int = 1) -> tuple[float, float]:
+    """How well lip closures match the bilabials of a (label, start, end) timeline in the
+    track's time (seconds from its frame 0).
+
+    Returns (recall, precision): the share of bilabials fully inside the track with a closed
+    frame within ±tolerance of their frames, and the share of closed frames during speech
+    (phones other than pauses `_`) within ±tolerance of a bilabial.
+    """
+    frames = len(closed)
+    speech = np.zeros(frames, bool)
+    near_bilabial = np.zeros(frames, bool)
+    hits, total = 0, 0
+    for label, start, end in phones:
+        span = phone_frames(start, end, fps, frames)
+        if label.startswith("_") or not len(span):
+            continue
+        speech[span] = True
+        if is_bilabial(label):
+            near = slice(max(span[0] - tolerance_frames, 0), span[-1] + 1 + tolerance_frames)
+            near_bilabial[near] = True
+            if start >= 0 and end * fps <= frames:
+                total += 1
+                hits += bool(closed[near].any())
+    closed_in_speech = closed & speech
+    recall = hits / total if total else 1.0
+    precision = (closed_in_speech & near_bilabial).sum() / max(closed_in_speech.sum(), 1)
+    return recall, float(precision)
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit operations, reference words): to pool WER over many clips."""
+    ref = normalize_text(reference)
+    return round(word_error_rate(reference, hypothesis) * len(ref.split())), len(ref.split())

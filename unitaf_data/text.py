@@ -31,12 +31,6 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(ref, hyp)) if hyp else 1.0
 
 
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit operations, reference words): to pool WER over many clips."""
-    ref = normalize_text(reference)
-    return round(word_error_rate(reference, hypothesis) * len(ref.split())), len(ref.split())
-
-
 def align_reference(reference: str, asr_words: list[Word]) -> list[Word]:
     """Times for the words of an untimed transcript, borrowed from the ASR words they align
     to (edit-distance alignment); a reference word with no ASR partner takes the time of

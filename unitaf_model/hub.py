@@ -1,7 +1,8 @@
 """Runs on the Hugging Face Hub: `unitaf push-run` publishes a run (weights as safetensors,
 records as JSON, eval reports, a model card naming the dataset, the base checkpoints and
-their licences) in one commit; `download_run` fetches those files back so that `load_run`
-reads a Hub run like a folder. Nothing pickled is pushed or read.
+their licences) in one commit; `open_run` resolves a run folder or a Hub model repo id
+(`download_run` fetches the pushed files) and reads it with the folder opener `load_run`.
+Nothing pickled is pushed or read.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.card import Terms, feature_terms, licence_metadata, licence_table, source_terms
-from unitaf_data.dataset import Dataset, read_json_file
-from unitaf_data.hub import hub_call, is_hub_id
-from unitaf_model.run import RunInfo, latest_checkpoint, read_run_info
+from unitaf_data.dataset import Dataset, is_url, read_json_file
+from unitaf_data.hub import hub_call, is_hub_id, open_dataset
+from unitaf_data.licences import Terms, feature_terms, licence_metadata, licence_table, source_terms
+from unitaf_model.run import (
+    BEST,
+    LoadedRun,
+    RunInfo,
+    latest_checkpoint,
+    load_run,
+    pull_run,
+    read_run_info,
+)
 
 # What a published run holds: records, the rig or front end it needs, the best weights and
 # the last checkpoint's weights (no optimiser state), validation history and eval reports.
@@ -30,6 +39,32 @@ def download_run(repo_id: str, revision: str | None = None) -> Path:
 
     return Path(hub_call(f"download the run {repo_id}", snapshot_download, repo_id,
                          repo_type="model", revision=revision, allow_patterns=list(RUN_FILES)))
+
+
+def open_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """A run folder, a run at a storage URL (pulled into its staging folder first), or a
+    Hub model repo id (downloaded first), with the weights of `checkpoint`, read-only."""
+    run = pull_run(str(reference)) if is_url(reference) else Path(reference)
+    if not run.exists():
+        if not is_hub_id(str(reference)):
+            raise FileNotFoundError(f"no run at {reference}: pass a folder written by "
+                                    "`unitaf train`, or a Hub model repo id")
+        run = download_run(str(reference))
+    return load_run(run, checkpoint)
+
+
+def trained_on(loaded: LoadedRun) -> Dataset:
+    """The dataset a run was trained on: its folder where it still is, else its Hub repo at
+    the recorded commit."""
+    origin = loaded.info.dataset
+    if origin.get("path") and Path(origin["path"]).exists():
+        return open_dataset(origin["path"])
+    if origin.get("url"):
+        return open_dataset(origin["url"])
+    if origin.get("hub"):
+        return open_dataset(origin["hub"], origin.get("revision"))
+    raise FileNotFoundError(f"the dataset {loaded.path} was trained on is gone "
+                            f"({origin.get('path')}): pass --data")
 
 
 def run_files(run: Path) -> list[str]:
@@ -86,9 +121,9 @@ def _trained_on(info: RunInfo, data: str | None) -> Dataset:
     """The run's dataset, checked to be the one it recorded."""
     recorded = info.dataset
     try:
-        dataset = Dataset.open(data) if data else Dataset.open(
+        dataset = open_dataset(data) if data else open_dataset(
             recorded["hub"], recorded.get("revision")) if "hub" in recorded else \
-            Dataset.open(recorded["path"])
+            open_dataset(recorded["path"])
     except (FileNotFoundError, KeyError) as error:
         raise FileNotFoundError(f"cannot open the dataset the run was trained on "
                                 f"({recorded}): pass --data FOLDER_OR_HUB_ID ({error})") from None
@@ -157,8 +192,8 @@ Trained on {where} (`{dataset.info.source}` corpus, unitaf.json sha256
 ## Load
 
 ```python
-from unitaf_model.run import load_run
-run = load_run("{repo_id}")   # safetensors weights and JSON records, nothing pickled
+from unitaf_model.hub import open_run
+run = open_run("{repo_id}")   # safetensors weights and JSON records, nothing pickled
 face = run.predict(inputs)    # (T,) codes or (T, D) features at 50 Hz -> (ceil(T/2), C)
 ```
 

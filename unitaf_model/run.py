@@ -28,16 +28,22 @@ import os
 import re
 import shutil
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from unitaf_data.dataset import Dataset, Storage, is_url, read_json_file, write_json
-from unitaf_data.schema import RecordError, _keys, _positive, _typed
+from unitaf_data.dataset import Storage, read_json_file, write_json
+from unitaf_data.records import RecordError, positive, record_keys, typed
 from unitaf_model.model.expression import ExpressionArgs
+
+if TYPE_CHECKING:
+    from unitaf_data.dataset import Dataset
+    from unitaf_model.training.config import TrainConfig
+    from unitaf_model.training.data import DataSpec
 
 RUN_FORMAT = 1
 CHECKPOINT_GLOB = "step_??????"
@@ -50,7 +56,7 @@ MAX_RATE = 1000.0  # frames per second a run may declare for its input or its fa
 
 
 def _rate(value: Any, what: str) -> float:
-    rate = _positive(value, what)
+    rate = positive(value, what)
     if rate > MAX_RATE:
         raise RecordError(f"{what}: at most {MAX_RATE:g} frames per second")
     return rate
@@ -76,13 +82,13 @@ class ModelArgs:
     def from_dict(data: Any, what: str = "model") -> ModelArgs:
         """Checked: a model.json from elsewhere must not build a model of any size."""
         optional = {"input_rate", "decoder_dilation"}
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(ModelArgs)} - optional,
                      optional)
-        backbone = _typed(item["backbone"], str, f"{what}.backbone")
-        face_type = _typed(item["face_type"], str, f"{what}.face_type")
-        channels = tuple(_typed(c, str, f"{what}.channels[]")
-                         for c in _typed(item["channels"], list, f"{what}.channels"))
-        sizes = {k: _positive(item[k], f"{what}.{k}", int)
+        backbone = typed(item["backbone"], str, f"{what}.backbone")
+        face_type = typed(item["face_type"], str, f"{what}.face_type")
+        channels = tuple(typed(c, str, f"{what}.channels[]")
+                         for c in typed(item["channels"], list, f"{what}.channels"))
+        sizes = {k: positive(item[k], f"{what}.{k}", int)
                  for k in ("backbone_size", "teacher_dim", "identities")}
         if backbone not in ("units", "precomputed") or not re.fullmatch(r"[a-z][a-z0-9_]*",
                                                                         face_type):
@@ -91,7 +97,7 @@ class ModelArgs:
                 or max(sizes.values()) > MAX_SIZE:
             raise RecordError(f"{what}: channels must be distinct names, sizes at most "
                               f"{MAX_SIZE}")
-        dilation = _positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
+        dilation = positive(item.get("decoder_dilation", 1), f"{what}.decoder_dilation", int)
         if dilation > MAX_DILATION:
             raise RecordError(f"{what}.decoder_dilation: at most {MAX_DILATION}")
         return ModelArgs(backbone, sizes["backbone_size"], sizes["teacher_dim"], face_type,
@@ -127,36 +133,36 @@ class RunInfo:
     @staticmethod
     def from_dict(data: Any, what: str = "model.json") -> RunInfo:
         optional = {"expression", "format"}
-        item = _keys(data, what, {f.name for f in dataclasses.fields(RunInfo)} - optional,
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(RunInfo)} - optional,
                      optional)
-        version = _typed(item.get("format", RUN_FORMAT), int, f"{what}.format")
+        version = typed(item.get("format", RUN_FORMAT), int, f"{what}.format")
         if version != RUN_FORMAT:
             raise RecordError(f"{what}: run format {version}; this unitaf reads {RUN_FORMAT}")
         model = ModelArgs.from_dict(item["model"], f"{what}.model")
-        inputs = _keys(item["inputs"], f"{what}.inputs", set(INPUTS))
-        speakers = _typed(item["speakers"], dict, f"{what}.speakers")
-        interval = _typed(item["mouth_interval"], (dict, type(None)), f"{what}.mouth_interval")
-        rig = _typed(item["rig"], (str, type(None)), f"{what}.rig")
+        inputs = record_keys(item["inputs"], f"{what}.inputs", set(INPUTS))
+        speakers = typed(item["speakers"], dict, f"{what}.speakers")
+        interval = typed(item["mouth_interval"], (dict, type(None)), f"{what}.mouth_interval")
+        rig = typed(item["rig"], (str, type(None)), f"{what}.rig")
         if rig not in RIGS:
             raise RecordError(f"{what}.rig: {rig!r} is not one of {RIGS}")
         return RunInfo(
-            stage=_positive(item["stage"], f"{what}.stage", int), model=model,
-            inputs={k: _typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
+            stage=positive(item["stage"], f"{what}.stage", int), model=model,
+            inputs={k: typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
             fps=_rate(item["fps"], f"{what}.fps"),
             face_fps=_rate(item["face_fps"], f"{what}.face_fps"),
-            speakers={_typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
+            speakers={typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
                       for k, v in speakers.items()},
             rig=rig, mouth_interval=None if interval is None else {
-                k: _typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
-            front_end=_typed(item["front_end"], dict, f"{what}.front_end"),
-            dataset=_typed(item["dataset"], dict, f"{what}.dataset"),
+                k: typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
+            front_end=typed(item["front_end"], dict, f"{what}.front_end"),
+            dataset=typed(item["dataset"], dict, f"{what}.dataset"),
             expression=None if item.get("expression") is None else ExpressionArgs.from_dict(
                 item["expression"], model.channels, f"{what}.expression"),
             format=version)
 
 
 def _identity(value: Any, model: ModelArgs, what: str) -> int:
-    row = _typed(value, int, what)
+    row = typed(value, int, what)
     if not 0 <= row < model.identities:
         raise RecordError(f"{what}: identity row {row} outside [0, {model.identities})")
     return row
@@ -280,19 +286,6 @@ class LoadedRun:
     rig: Any = None  # unitaf_model.model.rig.Rig, or None
     front_end: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def open_dataset(self) -> Dataset:
-        """The dataset the run was trained on: its folder where it still is, else its Hub
-        repo at the recorded commit."""
-        origin = self.info.dataset
-        if origin.get("path") and Path(origin["path"]).exists():
-            return Dataset.open(origin["path"])
-        if origin.get("url"):
-            return Dataset.open(origin["url"])
-        if origin.get("hub"):
-            return Dataset.open(origin["hub"], origin.get("revision"))
-        raise FileNotFoundError(f"the dataset {self.path} was trained on is gone "
-                                f"({origin.get('path')}): pass --data")
-
     def identity(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.info.speakers.get(s, self.info.unknown_identity)
                              for s in speakers])
@@ -341,21 +334,12 @@ class LoadedRun:
         return face[0].float().cpu().numpy()
 
 
-def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
-    """A run folder (or a Hub model repo id) with the weights of `checkpoint`, read-only."""
+def load_run(folder: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """A run folder with the weights of `checkpoint`, read-only (a Hub model repo id is
+    resolved by `unitaf_model.hub.open_run`)."""
     from unitaf_model.model.unitaf import UniTAF
 
-    run = pull_run(str(reference)) if is_url(reference) else Path(reference)
-    if not run.exists():
-        from unitaf_data.hub import is_hub_id
-
-        if not is_hub_id(str(reference)):
-            raise FileNotFoundError(f"no run at {reference}: pass a folder written by "
-                                    "`unitaf train`, or a Hub model repo id")
-        from unitaf_model.hub import download_run
-
-        run = download_run(str(reference))
-    run = run.resolve()
+    run = Path(folder).resolve()
     info = read_run_info(run)
     folder = checkpoint_folder(run, checkpoint)
     args = info.model
@@ -372,7 +356,7 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
         raise RecordError(f"{weights}: not the weights of the model model.json describes "
                           f"({str(error)[:300]})") from None
     model.eval()
-    config = _typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
+    config = typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
     return LoadedRun(path=run, info=info, config=config,
                      model=model, checkpoint=folder.name, step=_step_of(folder),
                      rig=load_run_rig(run, info), front_end=_front_end(run))
@@ -381,7 +365,7 @@ def load_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
 def _step_of(folder: Path) -> int:
     if folder.name == BEST:
         path = folder / "best.json"
-        return _typed(_keys(read_json_file(path), str(path), {"step", "metric", "value"})
+        return typed(record_keys(read_json_file(path), str(path), {"step", "metric", "value"})
                       ["step"], int, f"{path}.step")
     return int(folder.name.removeprefix("step_"))
 
@@ -411,6 +395,102 @@ def _front_end(run: Path) -> dict[str, np.ndarray]:
         return load_file(path)
     except SafetensorError as error:
         raise RecordError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+# --- the record a run begins with ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a beginning run keeps the files its record names: the run folder, the rig the
+    config asks for (`demo`, an npz path, or None without a rig), and whether this process
+    writes them (one writer among data-parallel workers)."""
+
+    out: Path
+    rig: str | None
+    write: bool = True
+
+    def store_rig(self) -> str | None:
+        """The rig's name in the run: `demo`, or its arrays copied into the run."""
+        if self.rig is None:
+            return None
+        if self.rig == "demo":
+            return "demo"
+        if self.write:
+            shutil.copyfile(self.rig, self.out / "rig.npz")
+        return "rig.npz"
+
+    def store_front_end(self, dataset: Dataset, name: str, field_name: str) -> dict[str, Any]:
+        """How the run's input is computed from audio: the backbone set's backend and model
+        (and, for offline units, the centroids themselves, saved in the run)."""
+        backbone = dataset.feature_set(name)
+        if "centroids_sha256" in backbone.custom and self.write:
+            from safetensors.numpy import save_file
+
+            from unitaf_data.features.units import load_centroids
+
+            save_file({"centroids": load_centroids(dataset.root)},
+                      self.out / "front_end.safetensors")
+        return {"backend": backbone.backend, "set": name, "field": field_name,
+                "model": backbone.model, "frame_rate": backbone.frame_rate}
+
+
+def dataset_identity(dataset: Dataset, feature_sets: Iterable[str]) -> dict[str, Any]:
+    """Where the dataset is and the sha256 of its records: what a run was trained on."""
+    layout = dataset.layout
+    return {**dataset.origin, "info_sha256": dataset.file_sha256(layout.INFO_KEY),
+            "feature_sets": {name: dataset.file_sha256(layout.feature_info_key(name))
+                             for name in sorted(feature_sets)}}
+
+
+def new_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: RunFiles,
+                 mouth_interval: dict[str, float] | None) -> RunInfo:
+    """What rebuilding and using a stage-I or II run's model needs besides its weights."""
+    from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
+
+    info = dataset.info
+    backbone = dataset.feature_set(cfg.backbone_set)
+    teacher = dataset.feature_set(cfg.teacher_set)
+    speakers = sorted({row["speaker"] for row in dataset.manifest() if row["split"] == "train"})
+    args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
+                     teacher.input_width(cfg.teacher_field, "precomputed"),
+                     info.face_type, info.channels,
+                     PRETRAINED_IDENTITIES + len(speakers) + 1, spec.input_rate,
+                     cfg.decoder_dilation)
+    return RunInfo(
+        stage=cfg.stage, model=args,
+        inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
+                "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
+        fps=spec.fps, face_fps=info.fps,
+        speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
+        rig=files.store_rig(), mouth_interval=mouth_interval,
+        front_end=files.store_front_end(dataset, cfg.backbone_set, cfg.backbone_field),
+        dataset=dataset_identity(dataset, spec.sidecars))
+
+
+def stage3_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: RunFiles
+                    ) -> RunInfo:
+    """The stage-II run's record, with the residual it gains and this run's dataset."""
+    stage2 = read_run_info(Path(cfg.init))
+    info = dataset.info
+    if (info.face_type, tuple(info.channels)) != (stage2.model.face_type,
+                                                  tuple(stage2.model.channels)) or \
+            spec.input_rate != stage2.model.input_rate:
+        raise ValueError(f"{dataset} does not match the stage-II run {cfg.init}: its "
+                         "face type, channel order or input rate differ")
+    emotion = dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
+    if len(emotion.shape) != 1 or emotion.time_varying:
+        raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
+                         "an emotion embedding is one (E,) vector per clip")
+    expression = ExpressionArgs.for_channels(
+        stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
+        cfg.expression_width, cfg.expression_layers)
+    centroids = Path(cfg.init) / "front_end.safetensors"
+    if centroids.exists() and files.write:
+        shutil.copyfile(centroids, files.out / centroids.name)
+    return dataclasses.replace(stage2, stage=3, rig=files.store_rig(),
+                               expression=expression,
+                               dataset=dataset_identity(dataset, spec.sidecars))
 
 
 # --- runs at a storage URL: a local staging folder, pulled and pushed ----------------------

@@ -143,8 +143,7 @@ def plan_corpus(minutes: float, seed: int) -> list[DemoRecordingPlan]:
 
 
 def speaker_prosody(speaker: str, emotion: str):
-    """The eSpeak voice and prosody of a demo speaker speaking with an emotion (also what
-    `unitaf infer --tts espeak` speaks with)."""
+    """The eSpeak voice and prosody of a demo speaker speaking with an emotion."""
     from unitaf_data.espeak import Prosody
 
     voices = {name: (voice, rate, pitch) for name, voice, rate, pitch in SPEAKERS}
@@ -155,6 +154,18 @@ def speaker_prosody(speaker: str, emotion: str):
     rate_factor, pitch_offset, pitch_range, volume, _ = EMOTIONS[emotion]
     return Prosody(voice, round(base_rate * rate_factor),
                    int(np.clip(base_pitch + pitch_offset, 0, 100)), pitch_range, volume)
+
+
+def speak(text: str, speaker: str = "spk01", emotion: str = "neutral"
+          ) -> tuple[np.ndarray, int]:
+    """(audio, sample rate) of any `text` spoken by eSpeak NG as a demo speaker with an
+    emotion's prosody (what `unitaf infer --tts espeak` speaks)."""
+    from unitaf_data.espeak import Synthesizer
+
+    utterance = Synthesizer.shared().speak(text, speaker_prosody(speaker, emotion))
+    if not len(utterance.audio):
+        raise ValueError(f"eSpeak NG gave no audio for {text!r}")
+    return utterance.audio, utterance.sample_rate
 
 
 def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from unitaf_data.audio import AUDIO_SUFFIXES
 from unitaf_data.face_io import BEAT_V1_FPS, as_face_type, read_face
 from unitaf_data.phones import read_textgrid_phones
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, key_part
@@ -33,7 +34,6 @@ from unitaf_data.sources import (
 from unitaf_data.sources.beat2 import read_textgrid_words
 
 NAME = "folder"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 FACE_SUFFIXES = (".npy", ".csv", ".json")
 
 

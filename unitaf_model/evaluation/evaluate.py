@@ -3,11 +3,11 @@
 `evaluate(runs, dataset, split)` predicts every clip of the split with each run (its input
 read from the dataset's sidecars of the run's backbone set, exactly as in training), adds
 the train-mean face of the first run and ground truth as reference systems, and scores them
-all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame rate: model
-outputs (at each run's own rate) are resampled onto each clip's own frames. `write_report`
-writes `eval.json` (every metric with its variant, units and pooling), `eval.md` (one table) and
-plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of the training
-set-up runs here. In-training validation calls `score` on the val split too.
+all with the same functions (`unitaf_model.evaluation.metrics`) at the dataset's face frame
+rate: model outputs (at each run's own rate) are resampled onto each clip's own frames.
+`write_report` writes `eval.json` (every metric with its variant, units and pooling), `eval.md`
+(one table) and plots. Runs are loaded read-only (`unitaf_model.run.load_run`); nothing of
+the training set-up runs here. In-training validation calls `score` on the val split too.
 """
 
 from __future__ import annotations
@@ -254,15 +254,53 @@ def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
     return paths
 
 
+def openness_figure(evaluation: Evaluation, system: str):
+    """Mouth closure (rig openness, or JawOpen) of `system` and ground truth, with the
+    fitted interval the mouth-state loss normalises by."""
+    from unitaf_model.evaluation.plots import openness_histogram
+
+    run = evaluation.runs[system]
+    channels = evaluation.dataset.info.channels
+    values = {name: np.concatenate([metrics.lip_closure(f, channels, run.rig)
+                                    for f in evaluation.faces[name]])
+              for name in (GROUND_TRUTH, system)}
+    interval = run.info.mouth_interval if run.rig is not None else None
+    unit = "mouth openness (rig units)" if run.rig is not None else "JawOpen"
+    return openness_histogram(values, interval, unit, f"mouth openness on {evaluation.split}: "
+                              f"{system} vs ground truth")
+
+
+def clip_figure(evaluation: Evaluation, system: str, index: int = 0):
+    """One clip's JawOpen and mouth openness over time, prediction against ground truth,
+    bilabial intervals shaded."""
+    from unitaf_model.evaluation.plots import clip_curves
+
+    run, truth = evaluation.runs[system], evaluation.truths[index]
+    faces = {name: evaluation.faces[name][index] for name in (GROUND_TRUTH, system)}
+    jaw = channel_index(evaluation.dataset.info.channels, "JawOpen")
+    rows = {"JawOpen": {name: face[:, jaw] for name, face in faces.items()}}
+    if run.rig is not None:
+        rows["mouth openness"] = {name: run.rig.mouth_openness(face)
+                                  for name, face in faces.items()}
+    return clip_curves(rows, evaluation.dataset.info.fps, truth.bilabials,
+                       f"{truth.key}: shaded = /p b m/ intervals")
+
+
+def write_plots(evaluation: Evaluation, system: str, out: Path) -> dict[str, Path]:
+    paths = {"openness_histogram": out / "openness_histogram.png",
+             "clip_curves": out / "clip_curves.png"}
+    openness_figure(evaluation, system).savefig(paths["openness_histogram"], dpi=110)
+    clip_figure(evaluation, system).savefig(paths["clip_curves"], dpi=110)
+    return paths
+
+
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
     """eval.json, eval.md and the plots into `out`; returns their paths."""
-    from unitaf_model.evaluation import plots
-
     out.mkdir(parents=True, exist_ok=True)
     report = report_dict(evaluation)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md"}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))
     paths["markdown"].write_text(markdown_table(report))
     first = next(iter(evaluation.runs))
-    paths |= plots.evaluation_plots(evaluation, first, out)
+    paths |= write_plots(evaluation, first, out)
     return paths

@@ -14,7 +14,7 @@ follow the code that defines each metric (issue 10; EVAL_EXPORT_RENDER_FACTS §1
 - `av_offset`: lag between the audio envelope and the mouth openness, a diagnostic.
 - `openness_distribution`, `jaw_open_correlation`.
 
-Phone intervals become frames by one rule (`phone_frames`): face frame i covers
+Phone intervals become frames by one rule (`unitaf_data.phones.phone_frames`): face frame i covers
 [i/fps, (i+1)/fps) of the clip, and a phone [start, end) holds the frames whose centre
 (i + 0.5)/fps lies inside it; a phone that covers no frame centre holds the one frame that
 contains its midpoint. (Token-to-Face's `int(start*fps):int(end*fps)` drops such short
@@ -35,17 +35,14 @@ import numpy as np
 from unitaf_data.face import (
     channel_index,
     expression_channels,
-    lip_aperture,
     mouth_channels,
 )
-from unitaf_data.phones import is_bilabial
+from unitaf_data.phones import is_bilabial, phone_frames
 from unitaf_model.model.rig import Rig
 
 FRAMES_POOLED = "mean over all frames pooled across clips"
 CLIPS_POOLED = "mean over clips of each clip's mean over frames"
 BCS_SHARE = 0.7  # ground truth's closure value that bounds this share of its bilabial frames
-# Lips count as closed when the jaw's opening is cancelled by MouthClose to within this.
-LIP_CLOSED_APERTURE = 0.06
 
 
 @dataclass(frozen=True)
@@ -178,16 +175,6 @@ def bilabial_intervals(phones: Iterable[tuple[str, float, float]]
                        ) -> list[tuple[float, float]]:
     """(start, end) seconds of the bilabial phones of a (label, start, end) timeline."""
     return [(start, end) for label, start, end in phones if is_bilabial(label)]
-
-
-def phone_frames(start: float, end: float, fps: float, frames: int) -> np.ndarray:
-    """The frames of a clip of `frames` frames that a phone [start, end) seconds holds (the
-    rule in the module docstring); empty where it lies outside the clip."""
-    first, stop = int(np.ceil(start * fps - 0.5)), int(np.ceil(end * fps - 0.5))
-    if stop <= first:
-        first = int(np.floor((start + end) / 2 * fps))
-        stop = first + 1
-    return np.arange(max(first, 0), min(stop, frames))
 
 
 def lip_closure(face: np.ndarray, channels: Sequence[str], rig: Rig | None) -> np.ndarray:
@@ -326,42 +313,6 @@ def jaw_open_correlation(pred: Sequence[np.ndarray], true: Sequence[np.ndarray],
     r = math.nan if constant else float(np.corrcoef(p, t)[0, 1])
     return MetricResult("jaw_open_correlation", r, "Pearson r of predicted and true JawOpen",
                         "r", "frames pooled across clips", len(p))
-
-
-def lip_closed_frames(face: np.ndarray, channels: Sequence[str],
-                      threshold: float = LIP_CLOSED_APERTURE) -> np.ndarray:
-    """Boolean (T,): the frames of an ARKit track whose lip aperture shows closed lips."""
-    return lip_aperture(face, channels) < threshold
-
-
-def bilabial_closure_agreement(closed: np.ndarray, phones: Iterable[tuple[str, float, float]],
-                               fps: float, tolerance_frames: int = 1) -> tuple[float, float]:
-    """How well lip closures match the bilabials of a (label, start, end) timeline in the
-    track's time (seconds from its frame 0).
-
-    Returns (recall, precision): the share of bilabials fully inside the track with a closed
-    frame within ±tolerance of their frames, and the share of closed frames during speech
-    (phones other than pauses `_`) within ±tolerance of a bilabial.
-    """
-    frames = len(closed)
-    speech = np.zeros(frames, bool)
-    near_bilabial = np.zeros(frames, bool)
-    hits, total = 0, 0
-    for label, start, end in phones:
-        span = phone_frames(start, end, fps, frames)
-        if label.startswith("_") or not len(span):
-            continue
-        speech[span] = True
-        if is_bilabial(label):
-            near = slice(max(span[0] - tolerance_frames, 0), span[-1] + 1 + tolerance_frames)
-            near_bilabial[near] = True
-            if start >= 0 and end * fps <= frames:
-                total += 1
-                hits += bool(closed[near].any())
-    closed_in_speech = closed & speech
-    recall = hits / total if total else 1.0
-    precision = (closed_in_speech & near_bilabial).sum() / max(closed_in_speech.sum(), 1)
-    return recall, float(precision)
 
 
 def _pairs(pred: Iterable[np.ndarray], true: Iterable[np.ndarray]

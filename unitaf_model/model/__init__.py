@@ -1,1 +1,2 @@
-"""Network parts: the projector, the UniTalker decoder, the expression residual, vertex rigs, and UniTAF that joins them."""
+"""Network parts: the projector, the UniTalker decoder, the expression residual, vertex rigs,
+and UniTAF that joins them."""

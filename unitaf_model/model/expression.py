@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from unitaf_data.face import articulation_channels, expression_channels
-from unitaf_data.schema import RecordError, _keys, _positive, _typed
+from unitaf_data.records import RecordError, positive, record_keys, typed
 
 MAX_WIDTH = 4096  # the widest residual or emotion embedding a run may declare
 
@@ -57,16 +57,16 @@ class ExpressionArgs:
                   ) -> ExpressionArgs:
         """Checked against the model's own channels: a model.json from elsewhere must not
         name channels the face lacks or build a residual of any size."""
-        item = _keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)})
+        item = record_keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)})
 
         def names(key: str) -> tuple[str, ...]:
-            found = tuple(_typed(c, str, f"{what}.{key}[]")
-                          for c in _typed(item[key], list, f"{what}.{key}"))
+            found = tuple(typed(c, str, f"{what}.{key}[]")
+                          for c in typed(item[key], list, f"{what}.{key}"))
             if not set(found) <= set(channels) or len(set(found)) != len(found):
                 raise RecordError(f"{what}.{key}: distinct names of the model's channels")
             return found
 
-        sizes = {k: _positive(item[k], f"{what}.{k}", int)
+        sizes = {k: positive(item[k], f"{what}.{k}", int)
                  for k in ("emotion_dim", "width", "layers")}
         if max(sizes["emotion_dim"], sizes["width"]) > MAX_WIDTH or sizes["layers"] > 16:
             raise RecordError(f"{what}: widths at most {MAX_WIDTH}, at most 16 layers")
@@ -75,8 +75,8 @@ class ExpressionArgs:
             raise RecordError(f"{what}: channels and anchor_channels must be non-empty and "
                               "disjoint")
         return ExpressionArgs(found, anchors,
-                              _typed(item["emotion_set"], str, f"{what}.emotion_set"),
-                              _typed(item["emotion_field"], str, f"{what}.emotion_field"),
+                              typed(item["emotion_set"], str, f"{what}.emotion_set"),
+                              typed(item["emotion_field"], str, f"{what}.emotion_field"),
                               sizes["emotion_dim"], sizes["width"], sizes["layers"])
 
 

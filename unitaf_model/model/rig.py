@@ -1,5 +1,6 @@
 """Vertex rigs: blendshape weights → mesh vertices, the named vertex sets that losses and
-metrics read, and the one mouth-openness formula.
+metrics read, the one mouth-openness formula, and the channel and mesh helpers every output
+uses (a face's channels matched to a rig's by name, vertex normals).
 
 `vertices = meanshape + Σ_i w_i · blendshape_i`. Each rig carries three vertex sets: the inner
 mouth (`mouth_idx`, whose y extent is the mouth openness), the lip region (`lip_idx`, for the
@@ -15,6 +16,8 @@ last two with a short name a report prints. Two rigs:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,8 @@ UNITALKER_LIP_SET = "unitalker-arkit lips v1: outer_mouth_idx"
 UNITALKER_UPPER_SET = "unitalker-arkit upper face v1: vertices not in lower_face_idx"
 DEMO_LIP_SET = "demo lips v1: ellipse 0.4 x 0.2 around the mouth centre"
 DEMO_UPPER_SET = "demo upper face v1: vertices more than 0.35 above the mouth centre"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -258,3 +263,53 @@ def _zip_strips(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     back = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0] < 0
     tri[back] = tri[back][:, [0, 2, 1]]
     return tri
+
+
+def check_face(face: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    """`face` as float32 (T > 0, len(channels)), finite; a ValueError otherwise."""
+    face = np.asarray(face, dtype=np.float32)
+    if face.ndim != 2 or face.shape[1] != len(channels) or len(face) == 0:
+        raise ValueError(f"face must be (T > 0, {len(channels)}) for its channel names, "
+                         f"not {face.shape}")
+    if not np.isfinite(face).all():
+        raise ValueError("face has non-finite values")
+    return face
+
+
+def folded_index(names: Sequence[str], what: str) -> dict[str, int]:
+    """Channel name (lower case) -> position; names that repeat ignoring case are refused."""
+    index = {name.lower(): i for i, name in enumerate(names)}
+    if len(index) != len(names):
+        raise ValueError(f"{what} channel names repeat (ignoring case): {list(names)}")
+    return index
+
+
+def match_channels(face: np.ndarray, channels: Sequence[str],
+                   names: Sequence[str]) -> np.ndarray:
+    """(T, len(names)) float32: column k is the face's channel named `names[k]` (compared
+    case-insensitively), zero where the face has no such channel."""
+    face = check_face(face, channels)
+    index, targets = folded_index(channels, "face"), folded_index(names, "target")
+    common = [k for k, name in enumerate(names) if name.lower() in index]
+    if not common:
+        raise ValueError(f"no face channel matches any of the {len(names)} target channels "
+                         f"(face has {list(channels)[:5]}...)")
+    unused = [name for name in channels if name.lower() not in targets]
+    if unused:
+        log.warning("%d face channels have no target channel and are dropped: %s",
+                    len(unused), ", ".join(unused))
+    out = np.zeros((len(face), len(names)), np.float32)
+    out[:, common] = face[:, [index[names[k].lower()] for k in common]]
+    return out
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit normals: the area-weighted sum of the adjacent triangles' normals; +z for a
+    vertex that no triangle uses."""
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros(vertices.shape, np.float64)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.where(length > 0, normals / np.where(length > 0, length, 1), [0.0, 0.0, 1.0])

@@ -29,7 +29,6 @@ written with 6 decimals. `write_exports` writes a chosen set (and `NAME.mp4` thr
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import logging
 from collections.abc import Sequence
@@ -38,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_model.model.rig import Rig
+from unitaf_model.model.rig import Rig, check_face, folded_index, match_channels, vertex_normals
+from unitaf_model.outputs.render import import_render_extra
 
 log = logging.getLogger(__name__)
 
@@ -66,51 +66,6 @@ FORMATS: tuple[str, ...] = ("npy", "csv", "livelink.csv", "a2f.json", "glb", "mp
 FILE_FORMATS: tuple[str, ...] = FORMATS[:-1]
 
 
-def import_render_extra(module: str):
-    """A module of the `render` extra (pygltflib, moderngl, av), or an error saying how to
-    install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise RuntimeError(f"{module} is missing: pip install 'unitaf[render]'") from error
-
-
-def match_channels(face: np.ndarray, channels: Sequence[str],
-                   names: Sequence[str]) -> np.ndarray:
-    """(T, len(names)) float32: column k is the face's channel named `names[k]` (compared
-    case-insensitively), zero where the face has no such channel."""
-    face = _check_face(face, channels)
-    index, targets = _folded_index(channels, "face"), _folded_index(names, "target")
-    common = [k for k, name in enumerate(names) if name.lower() in index]
-    if not common:
-        raise ValueError(f"no face channel matches any of the {len(names)} target channels "
-                         f"(face has {list(channels)[:5]}...)")
-    unused = [name for name in channels if name.lower() not in targets]
-    if unused:
-        log.warning("%d face channels have no target channel and are dropped: %s",
-                    len(unused), ", ".join(unused))
-    out = np.zeros((len(face), len(names)), np.float32)
-    out[:, common] = face[:, [index[names[k].lower()] for k in common]]
-    return out
-
-
-def _folded_index(names: Sequence[str], what: str) -> dict[str, int]:
-    index = {name.lower(): i for i, name in enumerate(names)}
-    if len(index) != len(names):
-        raise ValueError(f"{what} channel names repeat (ignoring case): {list(names)}")
-    return index
-
-
-def _check_face(face: np.ndarray, channels: Sequence[str]) -> np.ndarray:
-    face = np.asarray(face, dtype=np.float32)
-    if face.ndim != 2 or face.shape[1] != len(channels) or len(face) == 0:
-        raise ValueError(f"face must be (T > 0, {len(channels)}) for its channel names, "
-                         f"not {face.shape}")
-    if not np.isfinite(face).all():
-        raise ValueError("face has non-finite values")
-    return face
-
-
 def _check_fps(fps: float) -> None:
     if not fps > 0:
         raise ValueError(f"fps must be positive, not {fps}")
@@ -135,13 +90,13 @@ def _write_csv(path: Path, header: Sequence[str], lead: list[list[str]],
 def write_npy(path: Path, face: np.ndarray, channels: Sequence[str], fps: float) -> Path:
     """The (T, C) float32 array; its channel names travel in the CSV beside it."""
     _check_fps(fps)
-    np.save(path, _check_face(face, channels), allow_pickle=False)
+    np.save(path, check_face(face, channels), allow_pickle=False)
     return Path(path)
 
 
 def write_csv(path: Path, face: np.ndarray, channels: Sequence[str], fps: float) -> Path:
     """`time` (frame start, seconds) then one column per channel name."""
-    face = _check_face(face, channels)
+    face = check_face(face, channels)
     times = np.char.mod(f"%.{DECIMALS}f", frame_times(len(face), fps))
     return _write_csv(Path(path), ["time", *channels], [[t] for t in times], face)
 
@@ -161,7 +116,7 @@ def live_link_timecode(frame: int, fps: float) -> str:
 def write_live_link_csv(path: Path, face: np.ndarray, channels: Sequence[str],
                         fps: float) -> Path:
     """Epic Live Link Face CSV (see the module docstring for the layout and its source)."""
-    face = _check_face(face, channels)
+    face = check_face(face, channels)
     _check_fps(fps)
     shapes = np.clip(match_channels(face, channels, LIVE_LINK_BLENDSHAPES), 0, 1)
     values = np.concatenate([shapes, np.zeros((len(face), len(LIVE_LINK_ROTATIONS)))], 1)
@@ -182,9 +137,9 @@ def write_a2f_json(path: Path, face: np.ndarray, channels: Sequence[str], fps: f
                    track_path: str = "") -> Path:
     """Audio2Face blendshape-weight JSON, one pose per channel in the face's own order;
     `track_path` is the audio file the animation belongs to."""
-    face = _check_face(face, channels)
+    face = check_face(face, channels)
     _check_fps(fps)
-    _folded_index(channels, "face")
+    folded_index(channels, "face")
     document = {
         "exportFps": float(fps),
         "trackPath": str(track_path),
@@ -195,18 +150,6 @@ def write_a2f_json(path: Path, face: np.ndarray, channels: Sequence[str], fps: f
     }
     Path(path).write_text(json.dumps(document))
     return Path(path)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit normals: the area-weighted sum of the adjacent triangles' normals; +z for a
-    vertex that no triangle uses."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros(vertices.shape, np.float64)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.where(length > 0, normals / np.where(length > 0, length, 1), [0.0, 0.0, 1.0])
 
 
 def write_glb(path: Path, face: np.ndarray, channels: Sequence[str], fps: float, rig: Rig,
@@ -316,6 +259,6 @@ def write_exports(out_dir: Path, name: str, face: np.ndarray, channels: Sequence
 
 def _write_mp4(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str], fps: float,
                audio: np.ndarray | None, sample_rate: int | None) -> Path:
-    from unitaf_model.outputs.render import write_face_video  # render imports this module
+    from unitaf_model.outputs.render import write_face_video
 
     return write_face_video(path, rig, face, channels, fps, audio, sample_rate)

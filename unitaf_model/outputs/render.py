@@ -21,6 +21,7 @@ itself needs neither).
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing
@@ -32,8 +33,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from unitaf_model.outputs.exports import import_render_extra, match_channels, vertex_normals
-from unitaf_model.model.rig import Rig
+from unitaf_model.model.rig import Rig, match_channels, vertex_normals
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ BACKGROUND = np.array([0.08, 0.08, 0.10])  # dark, so an open mouth reads as a d
 SKIN = np.array([0.86, 0.70, 0.60])
 AMBIENT, DIFFUSE = 0.22, 0.78
 LIGHT = np.array([0.0, 0.5, 1.0]) / np.linalg.norm([0.0, 0.5, 1.0])  # from the front-top
+
+
+def import_render_extra(module: str):
+    """A module of the `render` extra (pygltflib, moderngl, av), or an error saying how to
+    install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise RuntimeError(f"{module} is missing: pip install 'unitaf[render]'") from error
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,2 @@
-"""Synthesis: audio -> face (animate), text -> speech + face (speak), and the IndexTTS2 synthesis loop."""
+"""Synthesis: audio -> face (animate), text -> speech + face (speak), and the IndexTTS2
+synthesis loop."""

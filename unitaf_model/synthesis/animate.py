@@ -84,8 +84,8 @@ class AudioFrontEnd:
         return found
 
 
-def face_from_features(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],
-                       speaker: str | None, fps: float, frames: int) -> np.ndarray:
+def face_on_grid(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],
+                 speaker: str | None, fps: float, frames: int) -> np.ndarray:
     """The run's face for one clip's features (`AudioFrontEnd.features`), on a grid of
     `frames` frames at `fps`."""
     face = run.predict_features(features, speaker)
@@ -98,13 +98,13 @@ def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
     dataset face rate."""
     fps = fps or run.info.face_fps
     frames = round(len(audio) / SAMPLE_RATE * fps)
-    return face_from_features(run, front_end.features(audio), speaker, fps, frames)
+    return face_on_grid(run, front_end.features(audio), speaker, fps, frames)
 
 
 def audio_inputs(path: Path) -> list[tuple[str, Path]]:
     """(export name, file) of one audio file, or of every audio file under a folder (names
     from the relative path, so files of the same name in different folders stay apart)."""
-    from unitaf_data.sources.folder import AUDIO_SUFFIXES
+    from unitaf_data.audio import AUDIO_SUFFIXES
 
     path = Path(path)
     if path.is_file():

@@ -67,6 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unitaf_data import schema
 from unitaf_data.features.indextts2 import (
     IndexTTS2Files,
     import_upstream,
@@ -77,12 +78,11 @@ from unitaf_data.features.indextts2 import (
     teacher_forced_latents,
     text_tokenizer,
 )
-from unitaf_data.schema import SAMPLE_RATE as DATA_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # s2mel's mel rate × BigVGAN's 256 samples per frame
-SEMANTIC_RATE = DATA_SAMPLE_RATE  # w2v-BERT and the codec read 16 kHz
+SEMANTIC_RATE = schema.SAMPLE_RATE  # w2v-BERT and the codec read 16 kHz
 HOP_SAMPLES = 256
 MEL_FRAMES_PER_CODE = 1.72  # s2mel's length regulator
 SILENCE_S = 0.2  # upstream's interval_silence between segments

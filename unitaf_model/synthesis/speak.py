@@ -62,28 +62,16 @@ def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotio
                       generation or Generation())
 
 
-def speak_espeak(text: str, speaker: str = "spk01", emotion: str = "neutral"
-                 ) -> tuple[np.ndarray, int]:
-    """(audio, sample rate) of `text` spoken by eSpeak NG as a demo speaker with an
-    emotion's prosody."""
-    from unitaf_data.espeak import Synthesizer
-    from unitaf_data.sources.demo import speaker_prosody
-
-    utterance = Synthesizer.shared().speak(text, speaker_prosody(speaker, emotion))
-    if not len(utterance.audio):
-        raise ValueError(f"eSpeak NG gave no audio for {text!r}")
-    return utterance.audio, utterance.sample_rate
-
-
 def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str = "spk01",
                  emotion: str = "neutral", fps: float | None = None, video: bool = False
                  ) -> dict[str, Path]:
     """The offline cascade: eSpeak NG speech, then the run's audio → face path."""
     from unitaf_data.audio import resample
     from unitaf_data.schema import SAMPLE_RATE
+    from unitaf_data.sources import demo
     from unitaf_model.synthesis.animate import AudioFrontEnd, animate
 
-    audio, rate = speak_espeak(text, speaker, emotion)
+    audio, rate = demo.speak(text, speaker, emotion)
     fps = fps or run.info.face_fps
     face = animate(run, AudioFrontEnd(run), resample(audio, rate, SAMPLE_RATE), None, fps)
     return write_outputs(run, out, name, audio, rate, face, fps, video)

@@ -1,17 +1,15 @@
 """The training configuration: one dataclass holding every default, loaded from YAML and
 dotted `key=value` overrides; unknown keys (with the closest valid ones) and wrong types are
-errors. The comment on each field's line is its one-line meaning: `config_keys` reads it, so
-that `unitaf train --help` lists the keys from here, not from a second copy."""
+errors. Each field's metadata holds its one-line meaning and its section: `config_keys` reads
+it, so that `unitaf train --help` lists the keys from here, not from a second copy."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
-import inspect
 import json
-import textwrap
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,60 +17,81 @@ if TYPE_CHECKING:
     from unitaf_model.training.data import DataSpec
 
 
+def _key(section: str) -> Callable[[Any, str], Any]:
+    """A field maker for one section of TrainConfig: `maker(default, help)` is a dataclass
+    field whose metadata holds its one-line meaning and its section (`config_keys`)."""
+
+    def make(default: Any, help_text: str) -> Any:
+        return field(default=default, metadata={"help": help_text, "section": section})
+
+    return make
+
+
+_data = _key("data")
+_optimisation = _key("optimisation")
+_stage_ii = _key("stage II")
+_stage_iii = _key("stage III")
+_bookkeeping = _key("bookkeeping")
+_distribution = _key("distribution")
+
+
 @dataclass
 class TrainConfig:
-    # data
-    data: str = ""  # dataset folder (build + extract-features), or a Hub dataset id
-    data_revision: str = ""  # Hub datasets: the branch, tag or commit to read
-    out: str = ""  # run folder
-    stage: int = 1  # 1: projector → teacher; 2: projector + decoder → face; 3: + residual
-    backbone: str = "precomputed"  # precomputed (tts_latent, or offline Whisper states) | units
-    backbone_set: str = "whisper"  # feature set the backbone reads
-    backbone_field: str = "teacher.npy"  # field of that set
-    teacher_set: str = "whisper"  # feature set of the stage-1 target (teacher features)
-    teacher_field: str = "teacher.npy"  # field of that set
-    fps: float = 0.0  # the face rate the decoder runs at; 0: the dataset's face rate
-    batch_size: int = 8  # clips per step (per worker)
-    shuffle_buffer: int = 64  # clips held for shuffling the stream
-    loader_workers: int = 0  # data loader processes (0: in the training process)
-    skip_bad: bool = False  # skip (and count) bad samples instead of stopping
-    # optimisation
-    steps: int = 400  # optimiser steps of the stage
-    lr: float = 2e-3  # peak learning rate (AdamW)
-    warmup_steps: int = 40  # linear warm-up, then cosine decay to 10% of lr
-    weight_decay: float = 0.01  # AdamW weight decay
-    grad_clip: float = 1.0  # gradient norm clip
-    seed: int = 0  # seed of the weights and of the data order
-    # stage II
-    init: str = ""  # stage-1 run whose projector (and backbone) stage 2 starts from
-    unitalker_ckpt: str = ""  # optional pretrained UniTalker decoder (.pt)
-    rig: str = "demo"  # demo (built in) or a UniTalker ARKit rig .npz
-    decoder_dropout: float = 0.1  # UniTalker's dropout on the decoder's feature map
-    decoder_dilation: int = 1  # 1: UniTalker's receptive field (7 frames); 2: 15 frames
-    coefficient_weight: float = 1.0  # weight of the face-coefficient MSE
-    vertex_weight: float = 1.0  # λ: weight of the vertex loss
-    vertex_scale: float = 100.0  # vertices are in metres: error in centimetres
-    mouth_alpha: float = 3.0  # α of the mouth weight α·|n − 0.5|^γ (n: normalised openness)
-    mouth_gamma: float = 2.0  # γ of that weight
-    mouth_coverage: float = 0.95  # share of train frames the mouth-openness interval spans
-    mouth_aware: bool = True  # mouth-state-aware vertex loss (False: plain vertex MSE)
-    # stage III
-    emotion_set: str = "utterance"  # the clip's emotion embedding: utterance | emovec
-    emotion_field: str = "utterance.npy"  # field of that set
-    expression_width: int = 128  # hidden width of the expression residual
-    expression_layers: int = 3  # layers of the expression residual
-    expression_dropout: float = 0.1  # dropout in the expression residual
-    # bookkeeping
-    log_every: int = 20  # steps between train metrics in TensorBoard and the log
-    best_metric: str = "loss"  # validation metric whose lowest step is kept in best/
-    val_every: int = 100  # steps between validations
-    checkpoint_every: int = 200  # steps between checkpoints (step_NNNNNN/)
-    keep_checkpoints: int = 2  # newest checkpoints kept
-    # distribution
-    num_workers: int = 1  # Ray Train workers; >1 or use_gpu runs on Ray Train
-    use_gpu: bool = False  # train on GPUs (bf16 autocast; runs on Ray Train)
+    data: str = _data("", "dataset folder (build + extract-features), or a Hub dataset id")
+    data_revision: str = _data("", "Hub datasets: the branch, tag or commit to read")
+    out: str = _data("", "run folder")
+    stage: int = _data(1, "1: projector → teacher; 2: projector + decoder → face; 3: + residual")
+    backbone: str = _data("precomputed",
+        "precomputed (tts_latent, or offline Whisper states) | units")
+    backbone_set: str = _data("whisper", "feature set the backbone reads")
+    backbone_field: str = _data("teacher.npy", "field of that set")
+    teacher_set: str = _data("whisper", "feature set of the stage-1 target (teacher features)")
+    teacher_field: str = _data("teacher.npy", "field of that set")
+    fps: float = _data(0.0, "the face rate the decoder runs at; 0: the dataset's face rate")
+    batch_size: int = _data(8, "clips per step (per worker)")
+    shuffle_buffer: int = _data(64, "clips held for shuffling the stream")
+    loader_workers: int = _data(0, "data loader processes (0: in the training process)")
+    skip_bad: bool = _data(False, "skip (and count) bad samples instead of stopping")
 
-    def validate(self) -> TrainConfig:
+    steps: int = _optimisation(400, "optimiser steps of the stage")
+    lr: float = _optimisation(2e-3, "peak learning rate (AdamW)")
+    warmup_steps: int = _optimisation(40, "linear warm-up, then cosine decay to 10% of lr")
+    weight_decay: float = _optimisation(0.01, "AdamW weight decay")
+    grad_clip: float = _optimisation(1.0, "gradient norm clip")
+    seed: int = _optimisation(0, "seed of the weights and of the data order")
+
+    init: str = _stage_ii("", "stage-1 run whose projector (and backbone) stage 2 starts from")
+    unitalker_ckpt: str = _stage_ii("", "optional pretrained UniTalker decoder (.pt)")
+    rig: str = _stage_ii("demo", "demo (built in) or a UniTalker ARKit rig .npz")
+    decoder_dropout: float = _stage_ii(0.1, "UniTalker's dropout on the decoder's feature map")
+    decoder_dilation: int = _stage_ii(1, "1: UniTalker's receptive field (7 frames); 2: 15 frames")
+    coefficient_weight: float = _stage_ii(1.0, "weight of the face-coefficient MSE")
+    vertex_weight: float = _stage_ii(1.0, "λ: weight of the vertex loss")
+    vertex_scale: float = _stage_ii(100.0, "vertices are in metres: error in centimetres")
+    mouth_alpha: float = _stage_ii(3.0,
+        "α of the mouth weight α·|n − 0.5|^γ (n: normalised openness)")
+    mouth_gamma: float = _stage_ii(2.0, "γ of that weight")
+    mouth_coverage: float = _stage_ii(0.95,
+        "share of train frames the mouth-openness interval spans")
+    mouth_aware: bool = _stage_ii(True, "mouth-state-aware vertex loss (False: plain vertex MSE)")
+
+    emotion_set: str = _stage_iii("utterance", "the clip's emotion embedding: utterance | emovec")
+    emotion_field: str = _stage_iii("utterance.npy", "field of that set")
+    expression_width: int = _stage_iii(128, "hidden width of the expression residual")
+    expression_layers: int = _stage_iii(3, "layers of the expression residual")
+    expression_dropout: float = _stage_iii(0.1, "dropout in the expression residual")
+
+    log_every: int = _bookkeeping(20, "steps between train metrics in TensorBoard and the log")
+    best_metric: str = _bookkeeping("loss", "validation metric whose lowest step is kept in best/")
+    val_every: int = _bookkeeping(100, "steps between validations")
+    checkpoint_every: int = _bookkeeping(200, "steps between checkpoints (step_NNNNNN/)")
+    keep_checkpoints: int = _bookkeeping(2, "newest checkpoints kept")
+
+    num_workers: int = _distribution(1, "Ray Train workers; >1 or use_gpu runs on Ray Train")
+    use_gpu: bool = _distribution(False, "train on GPUs (bf16 autocast; runs on Ray Train)")
+
+    def checked(self) -> TrainConfig:
+        """This config, when its values fit together; a ValueError naming the key otherwise."""
         if not self.data or not self.out:
             raise ValueError("data and out are required")
         if self.stage not in (1, 2, 3):
@@ -135,7 +154,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     unknown = sorted(set(merged) - set(fields))
     if unknown:
         raise ValueError("; ".join(_unknown_key(key, list(fields)) for key in unknown))
-    return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).validate()
+    return TrainConfig(**{k: _convert(k, fields[k], v) for k, v in merged.items()}).checked()
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
@@ -153,27 +172,12 @@ class ConfigKey:
     name: str
     type: str
     default: Any
-    meaning: str  # the comment on the field's line
-    section: str  # the comment line above the field's group
+    meaning: str  # the field's one-line help
+    section: str  # the group it belongs to (data, optimisation, ...)
 
 
 def config_keys() -> list[ConfigKey]:
     """Every `TrainConfig` key in declaration order, with its default, its meaning and its
-    section, read from the class's source."""
-    lines = textwrap.dedent(inspect.getsource(TrainConfig)).splitlines()
-    (node,) = ast.parse("\n".join(lines)).body
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    keys, section, line_number = [], "", 0
-    for item in node.body:
-        if not isinstance(item, ast.AnnAssign) or not isinstance(item.target, ast.Name):
-            continue
-        for above in lines[line_number:item.lineno - 1]:
-            if above.strip().startswith("#"):
-                section = above.strip().lstrip("#").strip()
-        line_number = item.end_lineno
-        rest = lines[item.end_lineno - 1][item.end_col_offset:].strip()
-        name = item.target.id
-        keys.append(ConfigKey(name, ast.unparse(item.annotation), defaults[name],
-                              rest.lstrip("#").strip() if rest.startswith("#") else "",
-                              section))
-    return keys
+    section (the field's metadata)."""
+    return [ConfigKey(f.name, f.type, f.default, f.metadata["help"], f.metadata["section"])
+            for f in dataclasses.fields(TrainConfig)]

@@ -78,6 +78,27 @@ def split_faces(dataset: Dataset, split: str, fps: float) -> Iterator[np.ndarray
         yield resample_face(sample.face, sample.meta.fps, fps)
 
 
+def train_statistics(dataset: Dataset, fps: float, rig=None
+                     ) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Mean face (the template) and, given a `rig` (stage II with a vertex rig), the mouth
+    openness of every train frame on the model grid (its interval weights the mouth-aware
+    loss and bounds eval's closed / wide-open shares): one pass over the main shards (no
+    audio, no sidecars) holding one clip's face at a time, so memory grows by one float per
+    frame, not one face."""
+    total, frames, openness = 0.0, 0, []
+    for face in split_faces(dataset, "train", fps):
+        if not len(face):
+            continue
+        total = total + face.sum(0, dtype=np.float64)
+        frames += len(face)
+        if rig is not None:
+            openness.append(rig.mouth_openness(face))
+    if not frames:
+        raise ValueError(f"{dataset.root} has no train clips")
+    template = torch.from_numpy((total / frames).astype(np.float32))
+    return template, np.concatenate(openness) if rig is not None else None
+
+
 def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     inputs = sample.features[spec.backbone_set][spec.backbone_field]
     teacher = sample.features[spec.teacher_set][spec.teacher_field].astype(np.float32)

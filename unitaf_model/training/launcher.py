@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from unitaf_data.dataset import read_json_file
-from unitaf_model.training.config import TrainConfig
 from unitaf_model.run import latest_checkpoint, load_training_state
+from unitaf_model.training.config import TrainConfig
 from unitaf_model.training.recipe import resolved, run_recipe
 
 log = logging.getLogger(__name__)
@@ -65,32 +65,38 @@ def _worker(config: dict[str, Any]) -> None:
     run_recipe(TrainConfig(**config), context.get_world_rank(), context.get_world_size())
 
 
-def train(config: TrainConfig, ray_address: str | None = None,
-          progress: Progress | None = None) -> list[dict[str, float]]:
+def uses_ray_train(config: TrainConfig) -> bool:
+    """Whether `config` trains on Ray Train workers (the caller starts Ray first:
+    `unitaf_pipelines.runtime.init_ray`)."""
+    return config.num_workers > 1 or config.use_gpu
+
+
+def train(config: TrainConfig, progress: Progress | None = None) -> list[dict[str, float]]:
     """Train one stage; returns the per-step loss history (of this process's run).
     `progress(step, losses)` is called after every step of a run in this process (Ray Train
     workers report through their logs). A run that fails before its first checkpoint
-    removes the run folder it created."""
+    removes the run folder it created. A run on Ray Train workers needs Ray started."""
     out = Path(config.out)
     created = not out.exists()
     try:
-        return _train(config, ray_address, progress)
+        return _train(config, progress)
     except Exception:
         if created and latest_checkpoint(out, required=False) is None:
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _train(config: TrainConfig, ray_address: str | None, progress: Progress | None
-           ) -> list[dict[str, float]]:
-    if config.num_workers <= 1 and not config.use_gpu:
+def _train(config: TrainConfig, progress: Progress | None) -> list[dict[str, float]]:
+    if not uses_ray_train(config):
         return run_recipe(config, progress=progress)
+    import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from unitaf_pipelines.runtime import init_ray
-
-    init_ray(ray_address)
+    if not ray.is_initialized():
+        raise RuntimeError(f"num_workers={config.num_workers}, use_gpu={config.use_gpu} "
+                           "train on Ray Train workers: start Ray first "
+                           "(unitaf_pipelines.runtime.init_ray)")
     out = Path(config.out).resolve()
     trainer = TorchTrainer(
         _worker, train_loop_config={**config.to_dict(), "out": str(out),

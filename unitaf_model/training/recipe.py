@@ -32,35 +32,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import Dataset, write_json
-from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import loader, split_faces
-from unitaf_model.model.decoder import PRETRAINED_IDENTITIES
-from unitaf_model.model.expression import ExpressionArgs
-from unitaf_model.training.losses import (
-    OpennessInterval,
-    fit_openness_interval,
-    masked_mse,
-    rig_terms,
-    vertex_loss,
-)
-from unitaf_model.model.unitaf import UniTAF
+from unitaf_data.dataset import write_json
+from unitaf_data.hub import open_dataset
 from unitaf_model.model.projector import parameter_count
 from unitaf_model.model.rig import Rig, demo_rig, load_rig
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.run import (
     BEST,
     LoadedRun,
-    ModelArgs,
-    RunInfo,
+    RunFiles,
     checkpoint_folder,
     checkpoints,
     latest_checkpoint,
     load_run_rig,
     load_training_state,
     load_weights,
+    new_run_info,
     read_run_info,
     save_checkpoint,
     save_weights,
+    stage3_run_info,
+)
+from unitaf_model.training.config import TrainConfig, save_config
+from unitaf_model.training.data import loader, train_statistics
+from unitaf_model.training.losses import (
+    OpennessInterval,
+    fit_openness_interval,
+    masked_mse,
+    rig_terms,
+    vertex_loss,
 )
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Recipe:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.dataset = Dataset.open(cfg.data, cfg.data_revision or None)
+        self.dataset = open_dataset(cfg.data, cfg.data_revision or None)
         input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
         if input_rate is None:
             raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
@@ -100,12 +100,14 @@ class Recipe:
             template = None
         elif cfg.stage == 3:
             self.rig = self._setup_rig()
-            self.run_info = self._stage3_run_info()
+            self.run_info = stage3_run_info(cfg, self.dataset, self.spec, self._run_files())
             template = None  # the stage-II weights hold it
         else:
             self.rig = self._setup_rig()
-            template, openness = self._train_statistics()
-            self.run_info = self._run_info(openness)
+            template, openness = train_statistics(
+                self.dataset, self.spec.fps, self.rig if cfg.stage == 2 else None)
+            self.run_info = new_run_info(cfg, self.dataset, self.spec, self._run_files(),
+                                         self._setup_interval(openness))
         found = self.run_info.mouth_interval
         self.interval = OpennessInterval(found["low"], found["high"]) \
             if found is not None and cfg.mouth_aware else None
@@ -122,103 +124,14 @@ class Recipe:
             next(self.batches)
         self.writer = self._setup_writer()
 
-    def _run_info(self, openness: np.ndarray | None) -> RunInfo:
-        """What rebuilding and using this run's model needs besides its weights."""
-        cfg, info = self.config, self.dataset.info
-        backbone = self.dataset.feature_set(cfg.backbone_set)
-        teacher = self.dataset.feature_set(cfg.teacher_set)
-        speakers = sorted({row["speaker"] for row in self.dataset.manifest()
-                           if row["split"] == "train"})
-        args = ModelArgs(cfg.backbone, backbone.input_width(cfg.backbone_field, cfg.backbone),
-                         teacher.input_width(cfg.teacher_field, "precomputed"),
-                         info.face_type, info.channels,
-                         PRETRAINED_IDENTITIES + len(speakers) + 1, self.spec.input_rate,
-                         cfg.decoder_dilation)
-        return RunInfo(
-            stage=cfg.stage, model=args,
-            inputs={"backbone_set": cfg.backbone_set, "backbone_field": cfg.backbone_field,
-                    "teacher_set": cfg.teacher_set, "teacher_field": cfg.teacher_field},
-            fps=self.spec.fps, face_fps=info.fps,
-            speakers={name: PRETRAINED_IDENTITIES + i for i, name in enumerate(speakers)},
-            rig=self._store_rig(), mouth_interval=self._setup_interval(openness),
-            front_end=self._store_front_end(backbone), dataset=self._dataset_identity())
-
-    def _stage3_run_info(self) -> RunInfo:
-        """The stage-II run's record, with the residual it gains and this run's dataset."""
-        cfg = self.config
-        stage2 = read_run_info(Path(cfg.init))
-        info = self.dataset.info
-        if (info.face_type, tuple(info.channels)) != (stage2.model.face_type,
-                                                      tuple(stage2.model.channels)) or \
-                self.spec.input_rate != stage2.model.input_rate:
-            raise ValueError(f"{self.dataset} does not match the stage-II run {cfg.init}: its "
-                             "face type, channel order or input rate differ")
-        emotion = self.dataset.feature_set(cfg.emotion_set).field_spec(cfg.emotion_field)
-        if len(emotion.shape) != 1 or emotion.time_varying:
-            raise ValueError(f"{cfg.emotion_set}/{cfg.emotion_field} is {list(emotion.shape)}: "
-                             "an emotion embedding is one (E,) vector per clip")
-        expression = ExpressionArgs.for_channels(
-            stage2.model.channels, cfg.emotion_set, cfg.emotion_field, int(emotion.shape[0]),
-            cfg.expression_width, cfg.expression_layers)
-        centroids = Path(cfg.init) / "front_end.safetensors"
-        if centroids.exists() and self.rank == 0:
-            shutil.copyfile(centroids, self.out / centroids.name)
-        return dataclasses.replace(stage2, stage=3, rig=self._store_rig(),
-                                   expression=expression, dataset=self._dataset_identity())
-
-    def _dataset_identity(self) -> dict[str, Any]:
-        dataset = self.dataset
-        return {**dataset.origin, "info_sha256": dataset.file_sha256(dataset.layout.INFO_KEY),
-                "feature_sets": {name: dataset.file_sha256(dataset.layout.feature_info_key(name))
-                                 for name in sorted(self.spec.sidecars)}}
-
-    def _store_rig(self) -> str | None:
-        """The rig's name in the run: `demo`, or its arrays copied into the run."""
-        if self.rig is None:
-            return None
-        if self.config.rig == "demo":
-            return "demo"
-        if self.rank == 0:
-            shutil.copyfile(self.config.rig, self.out / "rig.npz")
-        return "rig.npz"
-
-    def _store_front_end(self, backbone) -> dict[str, Any]:
-        """How the run's input is computed from audio: the backbone set's backend and model
-        (and, for offline units, the centroids themselves, saved in the run)."""
-        if "centroids_sha256" in backbone.custom and self.rank == 0:
-            from safetensors.numpy import save_file
-
-            from unitaf_data.features.units import load_centroids
-
-            save_file({"centroids": load_centroids(self.dataset.root)},
-                      self.out / "front_end.safetensors")
-        return {"backend": backbone.backend, "set": self.config.backbone_set,
-                "field": self.config.backbone_field, "model": backbone.model,
-                "frame_rate": backbone.frame_rate}
+    def _run_files(self) -> RunFiles:
+        """Where the run record's files go (written by rank 0 only)."""
+        return RunFiles(self.out, self.config.rig if self.rig is not None else None,
+                        write=self.rank == 0)
 
     def identities(self, speakers: list[str]) -> torch.Tensor:
         return torch.tensor([self.run_info.speakers.get(s, self.run_info.unknown_identity)
                              for s in speakers], device=self.device)
-
-    def _train_statistics(self) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Mean face (the template) and, where stage II has a rig, the mouth openness of
-        every train frame on the model grid (its interval weights the mouth-aware loss and
-        bounds eval's closed / wide-open shares): one pass over the main shards (no audio, no
-        sidecars) holding one clip's face at a time, so memory grows by one float per frame,
-        not one face."""
-        wants_openness = self.config.stage == 2 and self.rig is not None
-        total, frames, openness = 0.0, 0, []
-        for face in split_faces(self.dataset, "train", self.spec.fps):
-            if not len(face):
-                continue
-            total = total + face.sum(0, dtype=np.float64)
-            frames += len(face)
-            if wants_openness:
-                openness.append(self.rig.mouth_openness(face))
-        if not frames:
-            raise ValueError(f"{self.dataset.root} has no train clips")
-        template = torch.from_numpy((total / frames).astype(np.float32))
-        return template, np.concatenate(openness) if wants_openness else None
 
     def _setup_rig(self) -> Rig | None:
         if self.dataset.info.face_type != "arkit51":
@@ -395,7 +308,7 @@ class Recipe:
         step's weights, and return the metrics: losses (all workers), and in stage II the
         eval metrics of `unitaf_model.evaluation.evaluate` for the model and the train-mean face
         (rank 0)."""
-        metrics = self.evaluate("val")
+        metrics = self.split_losses("val")
         if self.rank == 0 and self.config.stage > 1:
             metrics |= self._face_metrics()
         self._log(metrics, "val")
@@ -409,8 +322,7 @@ class Recipe:
                           "expression_l2", "fdd")
 
     def _face_metrics(self) -> dict[str, float]:
-        from unitaf_model.evaluation.evaluate import MEAN_FACE, evaluate
-        from unitaf_model.evaluation.plots import clip_curves
+        from unitaf_model.evaluation.evaluate import MEAN_FACE, clip_figure, evaluate
 
         self.model.eval()
         current = LoadedRun(path=self.out, info=self.run_info, config=self.config.to_dict(),
@@ -421,7 +333,7 @@ class Recipe:
         found = {name: mine[name].value for name in self.VALIDATION_METRICS if name in mine}
         if "lve" in mean:
             found["mean_face_lve"] = mean["lve"].value
-        self.writer.add_figure("val/mouth", clip_curves(evaluation, self.out.name), self.step)
+        self.writer.add_figure("val/mouth", clip_figure(evaluation, self.out.name), self.step)
         return found
 
     def _keep_best(self, metrics: dict[str, float]) -> None:
@@ -438,7 +350,7 @@ class Recipe:
         write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
-    def evaluate(self, split: str) -> dict[str, float]:
+    def split_losses(self, split: str) -> dict[str, float]:
         """The losses on a split, per frame, summed over every worker's share."""
         self.model.eval()
         sums: dict[str, float] = {}
@@ -492,7 +404,7 @@ class Recipe:
 def resolved(config: TrainConfig) -> TrainConfig:
     """The config a run trains with (and saves): validated, and for stage III with the
     inputs of its stage-II run."""
-    config = config.validate()
+    config = config.checked()
     return with_stage2_inputs(config) if config.stage == 3 else config
 
 

@@ -14,6 +14,9 @@ from unitaf_data.face import ARKIT51, expression_channels
 from unitaf_data.schema import RecordError
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.model.expression import ExpressionArgs
+from unitaf_model.model.projector import Projector, parameter_count
+from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
+from unitaf_model.model.unitaf import UniTAF
 from unitaf_model.training.losses import (
     OpennessInterval,
     fit_openness_interval,
@@ -23,9 +26,6 @@ from unitaf_model.training.losses import (
     side_contributions,
     vertex_loss,
 )
-from unitaf_model.model.unitaf import UniTAF
-from unitaf_model.model.projector import Projector, parameter_count
-from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 

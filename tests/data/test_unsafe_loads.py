@@ -14,7 +14,7 @@ import ast
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal",
                   "shelve"}
 WDS_READERS = {"WebDataset", "WebLoader", "DataPipeline", "SimpleShardList", "ResampledShards",

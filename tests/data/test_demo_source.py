@@ -5,7 +5,7 @@ import pytest
 
 from unitaf_data.face import ARKIT51
 from unitaf_data.sources import demo
-from unitaf_model.evaluation.metrics import bilabial_closure_agreement, lip_closed_frames
+from unitaf_data.testing import bilabial_closure_agreement, lip_closed_frames
 
 pytest.importorskip("espeakng_loader")
 

@@ -18,12 +18,12 @@ import torch
 from runs import train_demo_stages
 from unitaf_data.face import resample_face
 from unitaf_data.testing import write_dummy_dataset
-from unitaf_model.training.config import load_config
-from unitaf_model.training.launcher import train
 from unitaf_model.evaluation.evaluate import MEAN_FACE
 from unitaf_model.run import load_run, load_weights
+from unitaf_model.training.config import load_config
+from unitaf_model.training.launcher import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4", "log_every=1"]
 
@@ -57,7 +57,7 @@ def test_a_few_seeded_steps_give_pinned_losses(dummy, dummy_stage1, tmp_path):
 
 
 PINNED_STAGE1 = [1.48032, 0.91424, 0.8159, 0.67743]
-PINNED_STAGE2 = [0.05397, 0.02057, 0.65245, 0.37793]
+PINNED_STAGE2 = [0.05397, 0.02057, 0.65244, 0.33698]
 
 
 def test_resume_reproduces_the_uninterrupted_loss_curve(dummy, dummy_stage1, tmp_path):
@@ -128,7 +128,7 @@ def _scores(runs: list[Path], dataset: Path, split: str) -> dict[str, dict[str, 
     from unitaf_data.dataset import Dataset
     from unitaf_model.evaluation.evaluate import evaluate
 
-    evaluation = evaluate([load_run(run) for run in runs], Dataset.open(dataset), split)
+    evaluation = evaluate([load_run(run) for run in runs], Dataset.open_folder(dataset), split)
     return {system: {name: result.value for name, result in results.items()}
             for system, results in evaluation.scores.items()}
 
@@ -161,8 +161,8 @@ MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bc
 def test_stage3_keeps_stage2_frozen_reruns_as_finished_and_lowers_the_expression_error(
         demo_stage2, demo_stage3, demo_features, tmp_path):
     from unitaf_data.face import expression_channels
-    from unitaf_model.training.launcher import prepare_run
     from unitaf_model.run import checkpoint_folder
+    from unitaf_model.training.launcher import prepare_run
     from unitaf_model.training.recipe import Recipe
 
     stage3, config = demo_stage3
@@ -206,7 +206,7 @@ def test_animate_applies_the_residual_with_the_emotion_embedding_computed_from_a
     from unitaf_model.synthesis.animate import AudioFrontEnd, animate
 
     run = load_run(demo_stage3[0])
-    dataset = Dataset.open(demo_features)
+    dataset = Dataset.open_folder(demo_features)
     sample = next(dataset.samples(dataset.shards("test"), run.sidecars))
     features = AudioFrontEnd(run).features(sample.audio())
     for name, fields in run.sidecars.items():
@@ -256,6 +256,9 @@ def test_unitaf_infer_espeak_moves_the_mouth_with_its_own_speech(demo_stage2, tm
 
 @pytest.mark.e2e
 def test_two_worker_ray_train_run_completes(dummy, tmp_path):
+    from unitaf_pipelines.runtime import init_ray
+
+    init_ray()
     run = tmp_path / "ray"
     history = train(load_config(CONFIGS / "demo_stage1.yaml",
                                 [*FAST, "steps=2", "num_workers=2"],
@@ -265,7 +268,7 @@ def test_two_worker_ray_train_run_completes(dummy, tmp_path):
 
 
 def test_a_hub_dataset_id_offline_fails_with_a_clear_message(hub_offline):
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
 
     with pytest.raises(FileNotFoundError, match="Hugging Face Hub"):
-        Dataset.open("some-org/unitaf-demo")
+        open_dataset("some-org/unitaf-demo")

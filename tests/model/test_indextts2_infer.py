@@ -321,8 +321,8 @@ def test_the_face_model_gets_the_emotion_vector_that_conditioned_the_speech(synt
 
 def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_path):
     from runs import write_random_run
-    from unitaf_model.synthesis.speak import face_model
     from unitaf_model.run import load_run
+    from unitaf_model.synthesis.speak import face_model
 
     front_end = {"backend": "indextts2", "set": "tts_latent"}
     run = load_run(write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",

@@ -18,8 +18,8 @@ from unitaf_data.face import (
     mouth_channels,
 )
 from unitaf_model.evaluation import metrics
-from unitaf_model.training.losses import OpennessInterval, openness_weight, side_contributions
 from unitaf_model.model.rig import demo_rig, load_rig
+from unitaf_model.training.losses import OpennessInterval, openness_weight, side_contributions
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 CHANNELS = ARKIT51_UNITALKER

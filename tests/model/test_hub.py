@@ -1,5 +1,5 @@
 """Datasets and runs on the Hugging Face Hub, offline through a fake Hub in a temporary folder
-(tests/hub_fake.py); test_hub_real.py runs against the real Hub where it can."""
+(tests/hub_fake.py); tests/data/test_hub_real.py runs against the real Hub where it can."""
 
 from __future__ import annotations
 
@@ -14,23 +14,25 @@ from typer.testing import CliRunner
 from hub_fake import install
 from unitaf_cli.data_app import app as data_app
 from unitaf_cli.main_app import app as main_app
-from unitaf_data.card import card_text, feature_terms, licence_metadata, source_terms
+from unitaf_data.card import card_text
 from unitaf_data.dataset import Dataset
 from unitaf_data.hub import (
     HubLimits,
     PushRefused,
     dataset_files,
+    open_dataset,
     pull_dataset,
     push_dataset,
     upload_plan,
 )
+from unitaf_data.licences import feature_terms, licence_metadata, source_terms
 from unitaf_data.reader import ShardError
 from unitaf_data.schema import FeatureSetInfo
 
 pytest.importorskip("espeakng_loader")
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REPO, MODEL_REPO = "someone/unitaf-demo", "someone/unitaf-demo-run"
 TOKEN = "hf_fake_token_for_tests"
 SETS = ["units", "whisper"]
@@ -121,7 +123,7 @@ def test_the_pulled_copy_and_the_hub_id_train_alike_and_the_run_records_the_comm
 
 def test_a_hub_dataset_reads_the_commit_it_was_opened_at_and_pull_checks_every_shard(
         hub, tmp_path):
-    opened = Dataset.open(REPO)
+    opened = open_dataset(REPO)
     pinned = opened.origin["revision"]
     shard = "data/val/val-000000.tar"
     good = hub.files(REPO)[shard]
@@ -130,7 +132,7 @@ def test_a_hub_dataset_reads_the_commit_it_was_opened_at_and_pull_checks_every_s
     hub.tamper(REPO, shard, bytes(damaged))
     try:
         assert len(list(opened.samples(opened.shards("val")))) == 2  # still at `pinned`
-        moved = Dataset.open(REPO)
+        moved = open_dataset(REPO)
         assert moved.origin["revision"] != pinned
         with pytest.raises(ShardError, match="val/val-000000: checksum mismatch"):
             list(moved.samples(moved.shards("val")))
@@ -271,7 +273,7 @@ def test_card_licences_name_every_term_the_hub_asks_for(source, tmp_path):
 def test_push_run_publishes_the_run_in_one_commit_and_load_run_reads_it_back(hub, trained):
     from huggingface_hub import ModelCard
 
-    from unitaf_model.run import load_run
+    from unitaf_model.hub import open_run
 
     run = trained["from_hub"]
     commits = len(hub.commit_messages)
@@ -286,7 +288,7 @@ def test_push_run_publishes_the_run_in_one_commit_and_load_run_reads_it_back(hub
     assert card.data.datasets == [REPO] and card.data.library_name == "unitaf"
     assert card.data.license == "other" and "mit" in card.data.license_name
     assert "Whisper tiny.en" in card.text and trained["commit"] in card.text
-    local, published = load_run(run), load_run(MODEL_REPO)
+    local, published = open_run(run), open_run(MODEL_REPO)
     inputs = np.random.default_rng(0).normal(size=(40, local.info.model.backbone_size)
                                              ).astype(np.float16)
     assert published.step == local.step and published.info == local.info

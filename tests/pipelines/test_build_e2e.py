@@ -14,8 +14,7 @@ from reference import all_samples
 from unitaf_data.dataset import Dataset
 from unitaf_data.reader import sha256_of
 from unitaf_data.schema import SCHEMA_VERSION
-from unitaf_data.text import word_errors
-from unitaf_model.evaluation.metrics import bilabial_closure_agreement, lip_closed_frames
+from unitaf_data.testing import bilabial_closure_agreement, lip_closed_frames, word_errors
 
 pytestmark = pytest.mark.e2e
 

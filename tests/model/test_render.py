@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from reference import SHARED_REFERENCE
+from unitaf_model.model.rig import demo_rig, load_rig
 from unitaf_model.outputs.render import (
     BACKGROUND,
     frame_rig,
@@ -22,13 +23,12 @@ from unitaf_model.outputs.render import (
     write_face_video,
     write_video,
 )
-from unitaf_model.model.rig import demo_rig, load_rig
 
 av = pytest.importorskip("av")
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 BACKGROUND_RGB = np.rint(BACKGROUND * 255).astype(np.uint8)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gl_unavailable() -> str | None:

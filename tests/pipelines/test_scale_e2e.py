@@ -127,9 +127,9 @@ def test_cluster_build_from_s3_equals_a_local_build_and_uses_both_nodes(
     again = run_build_command(cluster, "beat2")  # finished: reported, nothing rewritten
     assert "resuming the build" in again.stderr
     assert_same_shards(s3, "beat2", local_build)
-    from unitaf_data.dataset import Dataset
+    from unitaf_data.hub import open_dataset
 
-    dataset = Dataset.open("s3://datasets/beat2")
+    dataset = open_dataset("s3://datasets/beat2")
     assert len(list(dataset.samples(dataset.shards()))) == dataset.info.counts["clips"] > 0
     objects = s3.client().list_objects_v2(Bucket="datasets", Prefix="beat2/")["Contents"]
     for item in objects:  # records, markers, shards, card: no credential anywhere
@@ -154,7 +154,7 @@ def test_extract_train_and_eval_run_from_s3(s3, cluster, tmp_path):
 
     fast = ["steps=4", "val_every=2", "checkpoint_every=4", "warmup_steps=2", "batch_size=2",
             "shuffle_buffer=4"]
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     runner = CliRunner()
     with environment({"UNITAF_RUN_CACHE": str(tmp_path / "run-cache")}):
         for stage, init in (("1", []), ("2", ["--init", "s3://datasets/runs/stage1"])):

@@ -20,7 +20,8 @@ from object_store import (
 from typer.testing import CliRunner
 
 from unitaf_cli.data_app import app as data_app
-from unitaf_data.dataset import Dataset, Storage, StorageError, check_key
+from unitaf_data.dataset import Storage, StorageError, check_key
+from unitaf_data.hub import open_dataset
 from unitaf_data.reader import ShardError
 from unitaf_data.schema import RecordError
 from unitaf_data.testing import write_dummy_dataset
@@ -82,8 +83,8 @@ def test_a_failed_write_leaves_nothing(tmp_path, s3):
 
 @server_test
 def test_a_dataset_streams_from_s3_as_from_its_folder(s3_dataset):
-    local = Dataset.open(s3_dataset)
-    remote = Dataset.open("s3://datasets/dummy")
+    local = open_dataset(s3_dataset)
+    remote = open_dataset("s3://datasets/dummy")
     assert remote.origin == {"url": "s3://datasets/dummy"}
     assert remote.feature_set_names() == local.feature_set_names() == ["units", "whisper"]
     assert remote.manifest() == local.manifest()
@@ -103,7 +104,7 @@ def test_an_altered_object_is_refused_before_any_sample(s3, s3_dataset):
     data = bytearray(s3_bytes(s3, "datasets", key))
     data[700] ^= 1
     s3.client().put_object(Bucket="datasets", Key=key, Body=bytes(data))
-    dataset = Dataset.open("s3://datasets/altered")
+    dataset = open_dataset("s3://datasets/altered")
     with pytest.raises(ShardError, match="checksum mismatch"):
         next(dataset.samples(dataset.shards("train")))
 
@@ -122,11 +123,11 @@ def test_names_in_records_cannot_leave_the_dataset_prefix(s3, s3_dataset):
         s3.client().put_object(Bucket="datasets", Key="hostile/unitaf.json",
                                Body=json.dumps(info).encode())
         with pytest.raises(RecordError):
-            dataset = Dataset.open("s3://datasets/hostile")
+            dataset = open_dataset("s3://datasets/hostile")
             list(dataset.samples(dataset.shards()))
         info["shards"].pop(hostile)
     with pytest.raises(StorageError):
-        Dataset.open("s3://datasets/hostile").store.open("../outside/unitaf.json")
+        open_dataset("s3://datasets/hostile").store.open("../outside/unitaf.json")
 
 
 @pytest.fixture

@@ -13,17 +13,16 @@ import pytest
 
 from reference import SHARED_REFERENCE
 from unitaf_data.face_io import read_face
+from unitaf_model.model.rig import demo_rig, load_rig, match_channels
 from unitaf_model.outputs.exports import (
     FILE_FORMATS,
     live_link_timecode,
-    match_channels,
     write_a2f_json,
     write_csv,
     write_exports,
     write_glb,
     write_live_link_csv,
 )
-from unitaf_model.model.rig import demo_rig, load_rig
 
 RIG_FILE = SHARED_REFERENCE / "unitalker_arkit_rig.npz"
 # The Live Link Face app's header, as nmfisher/blender_livelinkface spells it (commit 08de037).
