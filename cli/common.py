@@ -24,14 +24,17 @@ console = Console(markup=False, emoji=False)
 errors = Console(stderr=True, markup=False, emoji=False)
 
 # Errors that mean "this input or this state cannot be used": one line, exit code 2.
-# Anything else is a bug and keeps its traceback.
+# Anything else is a bug: one line saying so, exit code 3 (the traceback with -v).
 USER_ERRORS = (ValueError, OSError, RuntimeError, KeyError, ImportError)
+BUG_EXIT = 3
 TOOLKIT_LOGGERS = ("unitaf_data", "unitaf_model", "unitaf_pipelines", "unitaf_cli")
 
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Debug logs (one line per rejected item) and, on an error, "
                             "its traceback.")]
-Private = Annotated[bool, typer.Option("--private", help="Create the Hub repository private.")]
+Public = Annotated[bool, typer.Option(
+    "--public", help="Create a new Hub repository public (default: private). An existing "
+                     "repository keeps its visibility.")]
 
 
 def field_defaults(cls: type) -> SimpleNamespace:
@@ -79,22 +82,40 @@ def error_line(error: BaseException) -> str:
 
 @contextmanager
 def user_errors(verbose: bool = False) -> Iterator[None]:
-    """The project's errors as `error: MESSAGE` on stderr and exit code 2 (with the
-    traceback first under -v); typer's own exits pass through."""
+    """The project's errors as `error: MESSAGE` on stderr and exit code 2; any other error
+    is a bug, never bad input: `internal error: TYPE: MESSAGE` and exit code 3. Under -v the
+    traceback comes first. typer's own exits pass through."""
     try:
         yield
-    except (typer.Exit, typer.Abort):
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except USER_ERRORS as error:
         if verbose:
             errors.print_exception()
         errors.print(Text.assemble(("error: ", "bold red"), error_line(error)), soft_wrap=True)
         raise typer.Exit(2) from error
+    except Exception as error:  # a programming error: surfaced as one, never as bad input
+        if verbose:
+            errors.print_exception()
+        errors.print(Text.assemble(("internal error: ", "bold red"),
+                                   f"{type(error).__name__}: {error_line(error)}",
+                                   " (a bug in unitaf, not a problem with the input"
+                                   f"{'' if verbose else '; -v shows the traceback'})"),
+                     soft_wrap=True)
+        raise typer.Exit(BUG_EXIT) from error
 
 
 def say(*parts: str | tuple[str, str]) -> None:
     """One line on stdout: plain strings, or (text, style) pairs."""
     console.print(Text.assemble(*parts), soft_wrap=True)
+
+
+def print_visibility(private: bool, restrictions: list[str]) -> None:
+    """How a push creates its repository, and the restricted terms of what it publishes."""
+    say("a new repository is created ", ("private" if private else "PUBLIC", "bold"),
+        "" if private else " (--public)", "; an existing one keeps its visibility")
+    for line in restrictions:
+        say(("restricted terms: ", "bold yellow"), line)
 
 
 def _no_type(ctx) -> None:

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from unitaf_cli.common import Private, Verbose, console, field_defaults, make_app, say
+from unitaf_cli.common import (
+    Public,
+    Verbose,
+    console,
+    field_defaults,
+    make_app,
+    print_visibility,
+    say,
+)
 from unitaf_data import extract
 from unitaf_data.asr import AsrSettings
 from unitaf_data.dataset import is_url
@@ -152,8 +160,10 @@ def build(
     shard_max_clips: Annotated[int, typer.Option(metavar="N", rich_help_panel=OUTPUT,
                                                  help="Most clips in one shard.")
                                ] = BUILD.shard_max_clips,
-    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT,
-                                            help="Delete OUT first.")] = BUILD.overwrite,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", rich_help_panel=OUTPUT,
+        help="Delete OUT first when it is a dataset unitaf made (any other folder is refused "
+             "and left as it is).")] = BUILD.overwrite,
     strict: Annotated[bool, typer.Option(
         "--strict", rich_help_panel=OUTPUT,
         help="Exit 1 if any recording or clip was rejected.")] = BUILD.strict,
@@ -389,6 +399,8 @@ def inspect(
         refused = f", {len(spec.checks.refused)} refused" if spec.checks.refused else ""
         table.add_row(f"features {name}", f"{spec.backend}: {', '.join(spec.fields)} "
                                           f"({spec.checks.clips} clips{refused})")
+    table.add_row("verified", f"not verified: run `unitaf-data verify {dataset}` (inspect "
+                              "reads the records only)")
     console.print(table)
     samples = Table(title="sample clips")
     for column in ("key", "duration", "text"):
@@ -403,12 +415,53 @@ def inspect(
 
 
 @app.command()
+def verify(
+    dataset: Annotated[str, typer.Argument(
+        metavar="DATASET|HUB_ID", help="A folder written by `unitaf-data build`, or a Hub id.")],
+    features: Annotated[str | None, typer.Option(
+        metavar="SET,...|none", help="Feature sets whose sidecars to check (default: all).")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(
+        metavar="REV", help="A Hub dataset's branch, tag or commit (default: main).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Check every shard and sidecar against the dataset's records.
+
+    Sizes, sha256, sample counts, end-of-archive, keys in lockstep with the main shards,
+    every clip's json, face and audio, every sidecar array as feature.json declares it, and
+    the manifest. Prints what is damaged by shard, key and field and exits 1; exits 0 when
+    everything is intact. Writes nothing.
+    """
+    from unitaf_data.hub import open_dataset
+    from unitaf_data.verify import verify as check
+
+    opened = open_dataset(dataset, revision)
+    names = None if features is None else [
+        n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
+    report = check(opened, names)
+    checked = (f"{report.samples} clips in {report.shards} shards and {report.sidecars} "
+               f"sidecars (feature sets: {', '.join(report.feature_sets) or 'none'})")
+    if report.clean:
+        say(("clean: ", "bold green"), f"{checked} match their records")
+        return
+    table = Table(title=f"damage in {dataset}")
+    for column in ("shard", "key", "field", "problem", "detail"):
+        table.add_column(column, overflow="fold")
+    for damage in report.damage:
+        table.add_row(damage.shard, damage.key or "", damage.field or "", damage.reason,
+                      damage.detail)
+    console.print(table)
+    say(("damaged: ", "bold red"), f"{len(report.damage)} problem(s); read intact: {checked}")
+    raise typer.Exit(1)
+
+
+@app.command()
 def push(
     dataset: Dataset,
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub dataset repository, e.g. me/my-dataset (created when "
                                 "missing).")],
-    private: Private = False,
+    public: Public = False,
     revision: Annotated[str | None, typer.Option(
         metavar="BRANCH", help="Branch to push to (created from main when missing).")] = None,
     include_features: Annotated[str, typer.Option(
@@ -420,12 +473,14 @@ def push(
     """Verify a dataset and push it to the Hugging Face Hub; rerun to resume.
 
     Every shard goes through the safe reader, checksums and manifest are checked, and the
-    upload stays within the Hub's limits. The token comes from HF_TOKEN or `hf auth login`.
+    upload stays within the Hub's limits. A new repository is private unless --public; the
+    card and this command name any non-commercial or unknown licence the data is under.
+    The token comes from HF_TOKEN or `hf auth login`.
     """
     from unitaf_data.hub import HubLimits, push_dataset
 
     names = [n.strip() for n in include_features.split(",") if n.strip()]
-    result = push_dataset(_location(dataset), repo_id, private=private, revision=revision,
+    result = push_dataset(_location(dataset), repo_id, public=public, revision=revision,
                           include_features=names, dry_run=dry_run)
     plan, checked = result.plan, result.verification
     table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"
@@ -439,6 +494,7 @@ def push(
     say(f"verified {checked.samples} clips in {checked.shards} shards; feature sets: "
         f"{', '.join(plan.feature_sets) or 'none'}; about {plan.commits(HubLimits())} "
         "commit(s) (the card last)")
+    print_visibility(result.private, result.restrictions)
     if result.commit:
         say(f"pushed {repo_id} at commit {result.commit}")
 
@@ -453,17 +509,20 @@ def pull(
     ] = None,
     features: Annotated[str | None, typer.Option(
         metavar="SET,...|none", help="Feature sets to download (default: all).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Delete OUT first when it is a dataset folder unitaf made (any "
+                            "other folder is refused and left as it is).")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Download a dataset from the Hub at one commit and check every shard.
 
     Only the records, the main shards and the feature sets asked for are downloaded; every
-    shard is checked against its recorded sha256.
+    shard is checked against its recorded sha256. OUT must be new or empty.
     """
     from unitaf_data.hub import pull_dataset
 
     names = None if features is None else [
         n.strip() for n in features.split(",") if n.strip() and n.strip() != "none"]
-    result = pull_dataset(repo_id, out, revision, names)
+    result = pull_dataset(repo_id, out, revision, names, overwrite)
     say(f"pulled {repo_id} at commit {result.commit} into {out}: {result.files} files, "
         f"{result.bytes / 1e6:.1f} MB, every shard checked")

@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from unitaf_cli.common import Private, Verbose, console, errors, make_app, say
+from unitaf_cli.common import (
+    Public,
+    Verbose,
+    console,
+    errors,
+    make_app,
+    print_visibility,
+    say,
+)
 from unitaf_data.dataset import is_url
 from unitaf_model.training.config import config_keys
 
@@ -30,6 +38,9 @@ _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdata
 RUN = Annotated[str, typer.Option(metavar="DIR|URL|HUB_ID",
                                   help="A run written by `unitaf train` (folder or storage "
                                        "URL), or a Hub id.")]
+OVERWRITE_OUTPUTS = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace files of the same names in OUT when OUT is an outputs folder "
+                        "unitaf made; in any other folder nothing is ever replaced.")]
 CHECKPOINT = Annotated[str, typer.Option(
     metavar="best|last|step_NNNNNN", help="Which weights: the best validation step, the "
                                           "last checkpoint, or one checkpoint.")]
@@ -71,7 +82,8 @@ def train(
         metavar="demo|NPZ", help="Stage 2 vertex rig: the built-in demo rig or a UniTalker "
                                  "ARKit rig .npz.")] = None,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Delete what OUT holds first (e.g. a run of another config).")
+        "--overwrite", help="Delete OUT first when it is a run unitaf made (e.g. of another "
+                            "config); any other folder is refused and left as it is.")
     ] = False,
     num_workers: Annotated[int | None, typer.Option(
         metavar="N", help="Data-parallel Ray Train workers (gloo on CPU, NCCL on GPU).")
@@ -206,7 +218,8 @@ def evaluate(
     skip_bad: Annotated[bool, typer.Option(
         "--skip-bad", help="Skip (and count) bad samples instead of stopping.")] = False,
     video: Annotated[int, typer.Option(
-        metavar="N", help="Render N clips, ground truth | prediction, with audio (`render` "
+        metavar="N", help="Render N clips, ground truth | prediction over their mouth curves, "
+                          "with audio, and a contact sheet of their closures (`render` "
                           "extra).")] = 0,
     verbose: Verbose = False,
 ) -> None:
@@ -216,14 +229,16 @@ def evaluate(
     mouth-openness distribution; writes eval.json, eval.md and plots.
     """
     from unitaf_data.hub import open_dataset
+    from unitaf_data.owned import check_owned
     from unitaf_model.evaluation import evaluate
     from unitaf_model.hub import open_run, trained_on
 
     runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    dataset = open_dataset(data) if data else trained_on(runs[0])
-    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     folder = out or (runs[0].path / "eval" / split if Path(run).exists() or is_url(run)
                      else Path("eval") / runs[0].path.name / split)
+    check_owned(folder, "report", "pass another --out for the report")
+    dataset = open_dataset(data) if data else trained_on(runs[0])
+    evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     paths = evaluate.write_report(evaluation, folder)
     videos = evaluate.write_videos(evaluation, folder, video) if video else []
     if is_url(run) and out is None:  # the report goes into the run at its URL
@@ -233,7 +248,16 @@ def evaluate(
         say(f"report pushed to {run}/eval/{split}")
     console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
-        + (f"; {len(videos)} video(s) in {folder / 'videos'}" if videos else ""))
+        + (f"; {sum(p.suffix == '.mp4' for p in videos)} video(s) and "
+           f"{sum(p.suffix == '.png' for p in videos)} closure sheet(s) in {folder / 'videos'}"
+           if videos else ""))
+
+
+LIVELINK = Annotated[str | None, typer.Option(
+    metavar="HOST:PORT", help="Also stream the face there in real time as Live Link Face UDP "
+                              "packets (Unreal's Live Link Face source listens on 11111).")]
+SUBJECT = Annotated[str, typer.Option(metavar="NAME",
+                                      help="The Live Link subject name of the stream.")]
 
 
 @app.command()
@@ -253,6 +277,9 @@ def animate(
         "--video", help="Also render NAME.mp4: the rig's mesh with the audio (`render` "
                         "extra).")] = False,
     checkpoint: CHECKPOINT = "best",
+    overwrite: OVERWRITE_OUTPUTS = False,
+    livelink: LIVELINK = None,
+    subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
 ) -> None:
     """Audio → face with a run trained on audio features (offline `units` or `whisper`).
@@ -261,16 +288,27 @@ def animate(
     (Epic Live Link Face), NAME.a2f.json (Audio2Face blendshape export), NAME.glb (glTF
     morph-target animation on the rig's mesh) and, with --video, NAME.mp4.
     """
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.hub import open_run
-    from unitaf_model.synthesis.animate import AudioFrontEnd, animate_file, audio_inputs
+    from unitaf_model.synthesis.animate import (
+        AudioFrontEnd,
+        animate_file,
+        audio_inputs,
+        check_audio_front_end,
+        export_formats,
+    )
 
     loaded = open_run(run, checkpoint)
-    front_end = AudioFrontEnd(loaded)
+    check_audio_front_end(loaded)
     inputs = audio_inputs(audio)
+    formats = export_formats(loaded, video)
+    claim_outputs(out, [f"{name}.{fmt}" for name, _ in inputs for fmt in formats], overwrite)
+    front_end = AudioFrontEnd(loaded)
     with _progress() as progress:
         task = progress.add_task("animate", total=len(inputs))
         for name, path in inputs:
-            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video)
+            written = animate_file(loaded, front_end, path, out, name, speaker, fps, video,
+                                   livelink, subject)
             progress.update(task, advance=1)
     say(f"{len(inputs)} input(s) → {out} ({', '.join(sorted(written))} each)")
 
@@ -323,7 +361,8 @@ def infer(
         help="The emotion from the text (IndexTTS2's Qwen emotion model).")] = False,
     stream: Annotated[bool, typer.Option(
         "--stream", rich_help_panel=TTS,
-        help="Print each segment as it is ready, with the first one's latency.")] = False,
+        help="Print each segment as it is ready, with the first one's latency; with "
+             "--livelink, stream each segment's frames as soon as it is ready.")] = False,
     indextts2_dir: Annotated[str | None, typer.Option(
         metavar="DIR", rich_help_panel=TTS,
         help="IndexTTS2 checkpoints folder (IndexTeam/IndexTTS-2, bilibili Model Use "
@@ -343,6 +382,9 @@ def infer(
     segment_tokens: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=TTS,
         help="Most text tokens per segment (IndexTTS2's default 120).")] = None,
+    overwrite: OVERWRITE_OUTPUTS = False,
+    livelink: LIVELINK = None,
+    subject: SUBJECT = "unitaf",
     verbose: Verbose = False,
 ) -> None:
     """Text → speech + face.
@@ -351,8 +393,10 @@ def infer(
     NAME.mp4. `--tts espeak` is a cascade (speech first, then audio → face), not the joint
     UniTAF path; it exists so that the whole flow runs offline.
     """
+    from unitaf_data.owned import claim_outputs
     from unitaf_model.hub import open_run
     from unitaf_model.synthesis import speak
+    from unitaf_model.synthesis.animate import export_formats
 
     if tts not in ("espeak", "indextts2"):
         raise ValueError(f"--tts must be indextts2 or espeak, not {tts!r}")
@@ -360,19 +404,22 @@ def infer(
         raise ValueError("give the text with --text or --text-file (one of them)")
     words = text if text is not None else text_file.read_text(encoding="utf-8").strip()
     loaded = open_run(run)
+    claim_outputs(out, [f"{name}.{fmt}" for fmt in ["wav", *export_formats(loaded, video)]],
+                  overwrite)
     if tts == "espeak":
         written = speak.infer_espeak(loaded, words, out, name, voice or "spk01",
-                                         emotion or "neutral", fps, video)
+                                     emotion or "neutral", fps, video, livelink, subject)
     else:
         written = _infer_indextts2(loaded, words, out, name, voice, emotion_audio,
                                    emotion_vector, emotion_text, fps, video, stream,
                                    (indextts2_dir, w2v_bert, semantic_codec, bigvgan,
-                                    campplus), seed, segment_tokens)
+                                    campplus), seed, segment_tokens, livelink, subject)
     say(f"{out}: {', '.join(p.name for p in written.values())}")
 
 
 def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vector,
-                     emotion_text, fps, video, stream, models, seed, segment_tokens):
+                     emotion_text, fps, video, stream, models, seed, segment_tokens, livelink,
+                     subject):
     from dataclasses import replace
 
     from unitaf_model.synthesis import speak
@@ -395,7 +442,8 @@ def _infer_indextts2(loaded, words, out, name, voice, emotion_audio, emotion_vec
     if segment_tokens:
         generation = replace(generation, max_text_tokens_per_segment=segment_tokens)
     return speak.infer_indextts2(loaded, synthesizer, words, Path(voice), out, name,
-                                feeling, fps, video, generation, report)
+                                 feeling, fps, video, generation, report, livelink, subject,
+                                 stream)
 
 
 @app.command()
@@ -434,8 +482,14 @@ def push_run(
                                         help="A run folder written by `unitaf train`.")],
     repo_id: Annotated[str, typer.Argument(
         metavar="REPO_ID", help="Hub model repository, e.g. me/unitaf-demo (created when "
-                                "missing).")],
-    private: Private = False,
+                                "missing, private unless --public).")],
+    public: Public = False,
+    include_media: Annotated[bool, typer.Option(
+        "--include-media", help="Also publish the eval videos (test clips' faces with their "
+                                "audio, under the dataset's licence, which the card states).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List every file the push would upload; upload nothing.")] = False,
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="The dataset the run was trained on, when it is no longer "
                                    "where the run recorded it.")] = None,
@@ -444,10 +498,24 @@ def push_run(
     """Publish a run on the Hub in one commit.
 
     Weights (best and last, safetensors), model.json, config.json, rig / front end,
-    validation.jsonl, eval reports and a model card naming the dataset, the base checkpoints
-    and their licences. `open_run(REPO_ID)` reads it.
+    validation.jsonl, eval reports (eval.json, eval.md, plots) and a model card naming the
+    dataset, the base checkpoints and their licences; eval videos only with
+    --include-media. `open_run(REPO_ID)` reads it.
     """
     from unitaf_model import hub
 
-    pushed = hub.push_run(run, repo_id, private=private, data=data)
-    say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit {pushed.commit}")
+    pushed = hub.push_run(run, repo_id, public=public, include_media=include_media, data=data,
+                           dry_run=dry_run)
+    table = Table(title=f"{'plan: ' if dry_run else ''}{run} → {repo_id}")
+    for column in ("file", "MB", "kind"):
+        table.add_column(column)
+    for path in [*pushed.files, "README.md"]:
+        size = pushed.bytes.get(path, len(pushed.card.encode()))
+        table.add_row(path, f"{size / 1e6:.3f}", "media" if path in pushed.media else "")
+    console.print(table)
+    say(f"{len(pushed.files) + 1} files ({len(pushed.media)} media"
+        f"{'' if include_media else '; eval videos are left out without --include-media'})")
+    print_visibility(pushed.private, pushed.restrictions)
+    if pushed.commit:
+        say(f"pushed {len(pushed.files)} files of {run} to {repo_id} at commit "
+            f"{pushed.commit}")

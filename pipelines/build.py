@@ -18,14 +18,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unitaf_data import card, shards, stages
+from unitaf_data import card, owned, shards, stages
 from unitaf_data.asr import AsrSettings
 from unitaf_data.dataset import (
     Dataset,
@@ -274,14 +273,10 @@ def _discover(config: BuildConfig, input_dir: Path) -> list[RecordingRef]:
 
 
 def _remove_output(store: Storage, keep_folder: bool) -> None:
-    if not store.is_local or not keep_folder:
+    if store.is_local:  # only a folder the toolkit made (`unitaf_data.owned`)
+        owned.remove(store.local_path(), "dataset", keep_folder=keep_folder)
+    else:
         store.remove()
-        return
-    for child in store.local_path().iterdir():
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 WORK = DatasetLayout.WORK
@@ -305,8 +300,15 @@ def _timed(summary: BuildSummary, stage: str, run):
 
 
 def _prepare_out_dir(config: BuildConfig, store: Storage) -> None:
-    """Start the output, or check that an existing one was begun with these settings."""
-    if config.overwrite and not store.is_empty():
+    """Start the output (a local folder marked as a dataset), or check that an existing one
+    is a dataset begun with these settings. `--overwrite` deletes only a local folder the
+    toolkit made (or an empty one), or everything under the URL prefix."""
+    advice = "choose a new --out"
+    if store.is_local:
+        if config.overwrite:
+            owned.remove(store.local_path(), "dataset", advice)
+        owned.claim(store.local_path(), "dataset", f"{advice} or an empty folder")
+    elif config.overwrite and not store.is_empty():
         store.remove()
     settings_key = f"{WORK}/settings.json"
     settings = config.output_settings()
@@ -317,12 +319,14 @@ def _prepare_out_dir(config: BuildConfig, store: Storage) -> None:
                 f"{store.url(settings_key)}); choose a new --out or pass --overwrite")
         log.info("starting %s over: it was begun with other settings and holds no "
                  "finished work", config.out_dir)
-        store.remove()
+        _remove_output(store, keep_folder=True)
+        if store.is_local:
+            owned.claim(store.local_path(), "dataset")
     elif store.exists(settings_key):
         log.info("resuming the build in %s", config.out_dir)
-    elif not store.is_empty():
-        raise FileExistsError(f"{config.out_dir} exists and is not a unitaf build; "
-                              "choose a new --out or pass --overwrite")
+    elif any(key != owned.MARKER for key in store.list()):
+        raise FileExistsError(f"{config.out_dir} holds a dataset this build did not begin (no "
+                              f"{store.url(settings_key)}): {advice} or pass --overwrite")
     write_json(store / settings_key, settings)
 
 
@@ -340,7 +344,8 @@ def _demo_corpus(config: BuildConfig, store: Storage, progress) -> Path | str:
     import ray
 
     if not is_url(corpus_dir):
-        Path(corpus_dir).mkdir(parents=True, exist_ok=True)
+        owned.claim(Path(corpus_dir), "demo_corpus",
+                    "pass an empty or new --input for the demo corpus")
     plans = demo.plan_corpus(config.demo_minutes, config.seed)
     task = progress.add_task("synthesise demo", total=len(plans), hours=0.0)
     # max_calls=1: a fresh worker process per recording, which eSpeak needs to be reproducible

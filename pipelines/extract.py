@@ -25,6 +25,7 @@ from unitaf_data.dataset import (
     Dataset,
     DatasetLayout,
     ShardRef,
+    check_feature_folder,
     read_json_file,
     remove_feature_set,
     write_json,
@@ -114,6 +115,8 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
     groups = group_by_backend(list(config.feature_sets))
     plans = {backend: plan_backend(backend, sets, config.settings())
              for backend, sets in groups.items()}
+    for name in config.feature_sets:  # before anything starts: never a folder not unitaf's
+        check_feature_folder(dataset.layout, name)
     if config.overwrite:
         for name in config.feature_sets:
             remove_feature_set(dataset.layout, name)
@@ -184,7 +187,10 @@ def _settings(config: ExtractConfig, declared: dict[str, Any]) -> dict[str, Any]
 
 def _begin(layout: DatasetLayout, name: str, settings: dict[str, Any], root: Path | str
            ) -> None:
-    """Record the set's settings, or check them against the run that began it."""
+    """Claim the set's folder when it is local (`unitaf_data.owned`), then record the set's
+    settings, or check them against the run that began it."""
+    if layout.store.is_local:
+        check_feature_folder(layout, name, claim=True)
     path = layout.store / f"{layout.feature_work_key(name)}/settings.json"
     if path.exists():
         if read_json_file(path) != settings:

@@ -151,7 +151,8 @@ def build_run(root: Path) -> None:
     info = RunInfo(stage=1, model=args, inputs={"backbone_set": "feat", "backbone_field":
                    "units.npy", "teacher_set": "feat", "teacher_field": "teacher.npy"},
                    fps=FPS, face_fps=FPS, speakers={"spk0": PRETRAINED_IDENTITIES}, rig=None,
-                   mouth_interval=None, front_end={"backend": "offline"},
+                   mouth_interval=None,
+                   front_end={"backend": "offline", "set": "feat", "field": "units.npy"},
                    dataset={"path": "elsewhere"})
     torch.manual_seed(0)
     model = UniTAF("units", 16, 8, "arkit51", len(CHANNELS), torch.zeros(len(CHANNELS)),

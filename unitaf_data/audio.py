@@ -22,6 +22,12 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
     return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
+# What decoding a damaged or hostile audio file raises (libsndfile's errors, an empty or
+# impossible signal, a truncated or unreadable file, a header asking for absurd sizes):
+# anything else raised while decoding is a bug and is left to surface.
+AUDIO_ERRORS = (sf.SoundFileError, ValueError, EOFError, OSError, MemoryError)
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode a file to mono float32 at `sample_rate`. Raises on unreadable or empty audio."""
     data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)

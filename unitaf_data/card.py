@@ -9,7 +9,6 @@ without guessing types from the first few samples.
 from __future__ import annotations
 
 from collections import Counter
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unitaf_data.dataset import Dataset, DatasetLayout, Location, split_order, write_json
-from unitaf_data.licences import feature_terms, licence_metadata, licence_table, source_terms
+from unitaf_data.licences import (
+    dataset_terms,
+    licence_metadata,
+    licence_table,
+    restriction_prose,
+    source_terms,
+)
+from unitaf_data.records import tool_version
 from unitaf_data.schema import SAMPLE_RATE, DatasetInfo, FeatureSetInfo, Rejection, ShardInfo
 
 _FEATURE_NOTE = (" Feature sets computed with third-party model weights are derived from them: "
                  "obtain the weights and respect their terms before using or sharing these "
                  "sets.")
 REJECTED_COLUMNS = ("what", "where", "reason", "detail")
-
-
-def tool_version() -> str:
-    try:
-        return version("unitaf")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def dataset_features(channels: int, has_reference: bool, has_phones: bool) -> Any:
@@ -134,7 +133,7 @@ def card_text(dataset: Dataset, feature_sets: list[str] | None = None,
     sidecars = {name: dataset.feature_set(name) for name in
                 (dataset.feature_set_names() if feature_sets is None else feature_sets)}
     source = source_terms(info.source)
-    terms = [source] + [t for name, spec in sidecars.items() for t in feature_terms(name, spec)]
+    terms = dataset_terms(dataset, list(sidecars))
     main = dataset_features(len(info.channels), info.counts.get("has_reference_text", False),
                             info.counts.get("has_phones", False))
     configs = [("default", "data", main)] + [
@@ -206,7 +205,7 @@ unitaf-data pull {repo} --out dataset   # or a local copy (`--features` picks th
 ## Licence
 
 {source.note}{_FEATURE_NOTE if len(terms) > 1 else ''}
-
+{restriction_prose(terms, "this dataset")}
 {licence_table(terms)}
 """
     return f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{body}"

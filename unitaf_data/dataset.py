@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from unitaf_data import owned
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import (
     ShardError,
     Skips,
@@ -115,7 +117,8 @@ class DatasetLayout:
     WORK = ".build"
     INFO_KEY, MANIFEST_KEY, REJECTED_KEY, CARD_KEY = (
         "unitaf.json", "manifest.parquet", "rejected.parquet", "README.md")
-    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*")
+    PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*", MARKER,
+                      f"*/{MARKER}")
 
     def __init__(self, root: str | Path | Storage) -> None:
         self.store = root if isinstance(root, Storage) else Storage.of(root)
@@ -202,9 +205,23 @@ class DatasetLayout:
         return sorted(name for name in found if _SET_NAME.fullmatch(name))
 
 
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+    """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
+    if claim:
+        return owned.claim(folder, "feature_set", advice)
+    owned.check_owned(folder, "feature_set", advice)
+    return folder
+
+
 def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     """Delete a feature set's sidecars, feature.json and extraction markers (other files in
-    its folder, such as fitted unit centroids, stay)."""
+    its folder, such as fitted unit centroids, stay): in a local folder only when it is the
+    toolkit's feature set (`unitaf_data.owned`); anything else is refused and left as it
+    is."""
+    if layout.store.is_local:
+        check_feature_folder(layout, name)
     folder = f"features/{check_set_name(name)}"
     for split in SPLITS:
         layout.store.remove(f"{folder}/{split}")
@@ -234,11 +251,11 @@ class Sample:
 
     def audio(self) -> np.ndarray:
         """The clip's 16 kHz mono waveform, checked against the alignment contract."""
-        from unitaf_data.audio import decode_flac
+        from unitaf_data.audio import AUDIO_ERRORS, decode_flac
 
         try:
             audio, sample_rate = decode_flac(self.flac)
-        except Exception as error:  # libsndfile raises its own error types for bad data
+        except AUDIO_ERRORS as error:  # libsndfile raises its own error types for bad data
             raise ShardError(self.shard, "unreadable audio", self.key, "flac",
                              f"{type(error).__name__}: {error}") from None
         expected = round(self.meta.num_frames * self.meta.sample_rate / self.meta.fps)
@@ -514,7 +531,7 @@ def _table_rows(path: Location, columns: dict[str, type]) -> list[dict[str, Any]
 
     try:
         rows = pq.read_table(pa.BufferReader(path.read_bytes())).to_pylist()
-    except Exception as error:  # pyarrow raises its own types for damaged files
+    except (pa.ArrowException, OSError, ValueError) as error:  # a damaged file
         raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
                           ) from None
     for i, row in enumerate(rows):

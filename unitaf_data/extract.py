@@ -23,6 +23,7 @@ from unitaf_data.dataset import (
     DatasetLayout,
     Location,
     ShardRef,
+    check_feature_folder,
     keys_digest,
     read_json_file,
     remove_feature_set,
@@ -244,6 +245,8 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
         log.info("units of %s are already fitted with k=%d, seed=%d: nothing to do",
                  layout.root, k, seed)
         return fitted
+    if layout.store.is_local:
+        check_feature_folder(layout, "units")
     if layout.store.exists(layout.feature_info_key("units")) or layout.store.list(
             layout.feature_work_key("units")):
         if not overwrite:

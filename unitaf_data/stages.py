@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from unitaf_data import shards
-from unitaf_data.audio import flac_bytes, rms_db
+from unitaf_data.audio import AUDIO_ERRORS, flac_bytes, rms_db
 from unitaf_data.dataset import Location, ShardRef
 from unitaf_data.face import resample_face
 from unitaf_data.phones import clip_phones
@@ -43,7 +43,7 @@ from unitaf_data.segment import (
     text_in_span,
     words_in_clip,
 )
-from unitaf_data.sources import InputError, get_source
+from unitaf_data.sources import FACE_FILE_ERRORS, InputError, get_source
 from unitaf_data.text import align_reference, word_error_rate
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class RecordingPlan:
 def load_recording(
     ref: RecordingRef, face_fps_out: float | None = None, min_rms_db: float = -50.0
 ) -> Recording | Rejection:
-    """Decode and check one recording; bad input becomes a Rejection, never an exception.
+    """Decode and check one recording; bad input (what a damaged file raises) becomes a
+    Rejection, never an exception; anything else (a bug) is raised, not counted.
 
     A face track within 0.1 s of the audio's length is trimmed with the audio to the
     shorter of the two; a larger mismatch rejects the recording. With `face_fps_out` the
@@ -94,7 +95,7 @@ def load_recording(
     except InputError as error:
         log.debug("rejected recording %s: %s", ref.id, error)
         return Rejection("recording", ref.id, error.reason, str(error))
-    except Exception as error:  # anything else a corrupt file raises: kept with its message
+    except (*FACE_FILE_ERRORS, *AUDIO_ERRORS) as error:  # a damaged file a source let through
         log.debug("rejected recording %s: %s", ref.id, error)
         return Rejection("recording", ref.id, "unreadable", f"{type(error).__name__}: {error}")
     face_seconds = len(recording.face) / recording.fps

@@ -13,7 +13,14 @@ from typing import Any
 
 from unitaf_data.dataset import Dataset, is_url, read_json_file
 from unitaf_data.hub import hub_call, is_hub_id, open_dataset
-from unitaf_data.licences import Terms, feature_terms, licence_metadata, licence_table, source_terms
+from unitaf_data.licences import (
+    Terms,
+    feature_terms,
+    licence_metadata,
+    licence_table,
+    restriction_prose,
+    source_terms,
+)
 from unitaf_model.run import (
     BEST,
     LoadedRun,
@@ -25,10 +32,15 @@ from unitaf_model.run import (
 )
 
 # What a published run holds: records, the rig or front end it needs, the best weights and
-# the last checkpoint's weights (no optimiser state), validation history and eval reports.
+# the last checkpoint's weights (no optimiser state), validation history and eval reports
+# (tables and plots). Media (eval videos: test clips' faces with their audio) only when
+# asked for: they carry the dataset's own data under the dataset's licence.
 RUN_FILES = ("model.json", "config.json", "rig.npz", "front_end.safetensors",
              "best/model.safetensors", "best/best.json", "step_??????/model.safetensors",
-             "validation.jsonl", "eval/*")
+             "validation.jsonl", "eval/*/eval.json", "eval/*/eval.md", "eval/*/*.png")
+MEDIA_FILES = ("eval/*/videos/*.mp4",)
+MEDIA_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".wav", ".flac", ".mp3", ".ogg",
+                  ".m4a", ".opus")
 UNITALKER_TERMS = Terms("UniTalker decoder checkpoint", "Apache-2.0", "apache-2.0")
 
 
@@ -67,54 +79,79 @@ def trained_on(loaded: LoadedRun) -> Dataset:
                             f"({origin.get('path')}): pass --data")
 
 
-def run_files(run: Path) -> list[str]:
+def run_files(run: Path, include_media: bool = False) -> list[str]:
     """The files of `run` a push uploads (relative paths): RUN_FILES, with the weights of
-    the last checkpoint only."""
+    the last checkpoint only, and with `include_media` the eval videos (MEDIA_FILES); no
+    other audio or video file, whatever its name."""
     from huggingface_hub.utils import filter_repo_objects
 
     last = latest_checkpoint(run, required=False)
     found = [p.relative_to(run).as_posix() for p in sorted(run.glob("**/*")) if p.is_file()]
-    files = [path for path in filter_repo_objects(found, allow_patterns=list(RUN_FILES))
+    allow = [*RUN_FILES, *(MEDIA_FILES if include_media else ())]
+    files = [path for path in filter_repo_objects(found, allow_patterns=allow)
              if not path.startswith("step_") or (last and path.startswith(f"{last.name}/"))]
+    files = [path for path in files if include_media or not is_media(path)]
     if not any(path.endswith("model.safetensors") for path in files):
         raise FileNotFoundError(f"{run} has no weights (best/ or step_NNNNNN/"
                                 "model.safetensors): train it first")
     return files
 
 
+def is_media(path: str) -> bool:
+    return path.lower().endswith(MEDIA_SUFFIXES)
+
+
 @dataclass
 class RunPush:
     repo_id: str
     files: list[str]
+    bytes: dict[str, int]  # size of each file, by path
     card: str
-    commit: str
+    private: bool  # how the repository is created when it is new
+    restrictions: list[str]  # non-commercial or unknown terms of what the run derives from
+    commit: str | None = None  # None for a dry run
+
+    @property
+    def media(self) -> list[str]:
+        return [path for path in self.files if is_media(path)]
 
 
-def push_run(run: str | Path, repo_id: str, *, private: bool = False,
-             data: str | None = None) -> RunPush:
-    """Publish `run` to the model repository `repo_id` (created when missing) in one commit:
-    its files (`run_files`) and a model card. The card's licences come from the dataset the
-    run was trained on (`data`: a folder or Hub id; default: the one the run records), which
-    must still be the same dataset (its unitaf.json hash)."""
+def push_run(run: str | Path, repo_id: str, *, public: bool = False,
+             include_media: bool = False, data: str | None = None,
+             dry_run: bool = False) -> RunPush:
+    """Publish `run` to the model repository `repo_id` (created when missing, private unless
+    `public`) in one commit: its files (`run_files`; media only with `include_media`, and
+    then the card states the dataset's licence for them) and a model card. The card's
+    licences come from the dataset the run was trained on (`data`: a folder or Hub id;
+    default: the one the run records), which must still be the same dataset (its
+    unitaf.json hash). `dry_run`: the files and the card, nothing uploaded."""
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+    from unitaf_data.licences import restrictions
 
     if not is_hub_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
     run = Path(run)
     info = read_run_info(run)
-    files = run_files(run)
+    files = run_files(run, include_media)
     config = read_json_file(run / "config.json")
-    card = model_card(run, info, config, _trained_on(info, data), files, repo_id)
+    dataset = _trained_on(info, data)
+    card = model_card(run, info, config, dataset, files, repo_id)
+    pushed = RunPush(repo_id, files, {f: (run / f).stat().st_size for f in files}, card,
+                     not public, restrictions(model_terms(info, config, dataset)))
+    if dry_run:
+        return pushed
     if get_token() is None:
         raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi()
-    hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="model", private=private,
-             exist_ok=True)
+    hub_call(f"create {repo_id}", api.create_repo, repo_id, repo_type="model",
+             private=not public, exist_ok=True)
     operations = [CommitOperationAdd(path, run / path) for path in files]
     operations.append(CommitOperationAdd("README.md", card.encode()))
     commit = hub_call(f"commit the run to {repo_id}", api.create_commit, repo_id, operations,
                       commit_message=f"unitaf run (stage {info.stage})", repo_type="model")
-    return RunPush(repo_id, files, card, commit.oid)
+    pushed.commit = commit.oid
+    return pushed
 
 
 def _trained_on(info: RunInfo, data: str | None) -> Dataset:
@@ -199,13 +236,26 @@ face = run.predict(inputs)    # (T,) codes or (T, D) features at 50 Hz -> (ceil(
 
 Files: {", ".join(f"`{f}`" for f in files)}.
 
-{_validation(run, files)}## Licence
+{_validation(run, files)}{_media(files, dataset)}## Licence
 
 The weights derive from the data and the models below; their terms apply to the model.
-
+{restriction_prose(terms, "this model")}
 {licence_table(terms)}
 """
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def _media(files: list[str], dataset: Dataset) -> str:
+    """What the pushed media hold and under which terms (the dataset's own)."""
+    media = [path for path in files if is_media(path)]
+    if not media:
+        return ""
+    source = source_terms(dataset.info.source)
+    return (f"## Media\n\n{len(media)} file(s) ({', '.join(f'`{m}`' for m in media[:5])}"
+            f"{' ...' if len(media) > 5 else ''}) hold test clips' audio and faces from the "
+            f"dataset: they are the {source.component}'s data, under its licence, "
+            f"**{source.licence}**{f' ({source.restriction})' if source.restriction else ''}"
+            f". {source.note}\n\n")
 
 
 def _model_name(model: Any) -> str:

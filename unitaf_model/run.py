@@ -147,18 +147,100 @@ class RunInfo:
             raise RecordError(f"{what}.rig: {rig!r} is not one of {RIGS}")
         return RunInfo(
             stage=positive(item["stage"], f"{what}.stage", int), model=model,
-            inputs={k: typed(v, str, f"{what}.inputs.{k}") for k, v in inputs.items()},
+            inputs={k: (_set_name if k.endswith("_set") else _field_name)(v, f"{what}.inputs.{k}")
+                    for k, v in inputs.items()},
             fps=_rate(item["fps"], f"{what}.fps"),
             face_fps=_rate(item["face_fps"], f"{what}.face_fps"),
             speakers={typed(k, str, f"{what}.speakers"): _identity(v, model, f"{what}.speakers")
                       for k, v in speakers.items()},
-            rig=rig, mouth_interval=None if interval is None else {
-                k: typed(v, float, f"{what}.mouth_interval.{k}") for k, v in interval.items()},
-            front_end=typed(item["front_end"], dict, f"{what}.front_end"),
-            dataset=typed(item["dataset"], dict, f"{what}.dataset"),
+            rig=rig, mouth_interval=None if interval is None else _interval(
+                interval, f"{what}.mouth_interval"),
+            front_end=_front_end_record(item["front_end"], f"{what}.front_end"),
+            dataset=_dataset_record(item["dataset"], f"{what}.dataset"),
             expression=None if item.get("expression") is None else ExpressionArgs.from_dict(
                 item["expression"], model.channels, f"{what}.expression"),
             format=version)
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\.npy")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _set_name(value: Any, what: str) -> str:
+    from unitaf_data.dataset import check_set_name
+
+    try:
+        return check_set_name(typed(value, str, what))
+    except ValueError as error:
+        raise RecordError(f"{what}: {error}") from None
+
+
+def _field_name(value: Any, what: str) -> str:
+    if not _FIELD_NAME.fullmatch(typed(value, str, what)):
+        raise RecordError(f"{what}: {value!r} is not a field name like teacher.npy")
+    return value
+
+
+def _front_end_record(data: Any, what: str) -> dict[str, Any]:
+    """How the run's input is computed from audio: the backend, the feature set and field,
+    the model (name, files and their hashes) and the frame rate."""
+    item = record_keys(data, what, {"backend", "set", "field"}, {"model", "frame_rate"})
+    backend = typed(item["backend"], str, f"{what}.backend")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", backend):
+        raise RecordError(f"{what}.backend: {backend!r} is not a backend name")
+    found = {"backend": backend, "set": _set_name(item["set"], f"{what}.set"),
+             "field": _field_name(item["field"], f"{what}.field")}
+    if "model" in item:
+        model = typed(item["model"], dict, f"{what}.model")
+        files = typed(model.get("files", {}), dict, f"{what}.model.files")
+        for name, digest in files.items():
+            typed(name, str, f"{what}.model.files")
+            typed(digest, str, f"{what}.model.files.{name}")
+        found["model"] = model
+    if "frame_rate" in item:
+        found["frame_rate"] = None if item["frame_rate"] is None else _rate(
+            item["frame_rate"], f"{what}.frame_rate")
+    return found
+
+
+def _dataset_record(data: Any, what: str) -> dict[str, Any]:
+    """The dataset's identity: its folder and/or Hub repo at a commit, and the hashes of its
+    records (unitaf.json, each feature set's feature.json)."""
+    item = record_keys(data, what, set(),
+                       {"path", "hub", "revision", "info_sha256", "feature_sets"})
+    if "path" not in item and "hub" not in item:
+        raise RecordError(f"{what}: names neither a path nor a hub repository")
+    found: dict[str, Any] = {}
+    if "path" in item:
+        found["path"] = typed(item["path"], str, f"{what}.path")
+    if "hub" in item:
+        from unitaf_data.hub import is_hub_id
+
+        found["hub"] = typed(item["hub"], str, f"{what}.hub")
+        if not is_hub_id(found["hub"]):
+            raise RecordError(f"{what}.hub: {found['hub']!r} is not a Hub id like owner/name")
+    for name, pattern in (("revision", _COMMIT), ("info_sha256", _SHA256)):
+        if name in item:
+            found[name] = typed(item[name], str, f"{what}.{name}")
+            if not pattern.fullmatch(found[name]):
+                raise RecordError(f"{what}.{name}: {found[name]!r} is not a hex digest")
+    if "feature_sets" in item:
+        sets = typed(item["feature_sets"], dict, f"{what}.feature_sets")
+        found["feature_sets"] = {_set_name(k, f"{what}.feature_sets"): typed(
+            v, str, f"{what}.feature_sets.{k}") for k, v in sets.items()}
+        if not all(_SHA256.fullmatch(v) for v in found["feature_sets"].values()):
+            raise RecordError(f"{what}.feature_sets: values must be sha256 hex digests")
+    return found
+
+
+def _interval(data: Any, what: str) -> dict[str, float]:
+    item = record_keys(data, what, {"low", "high"}, {"coverage", "frames"})
+    found = {k: typed(v, float, f"{what}.{k}") for k, v in item.items()}
+    if not all(np.isfinite(v) for v in found.values()) or found["low"] >= found["high"]:
+        raise RecordError(f"{what}: low {found['low']} must be below high {found['high']}, "
+                          "all finite")
+    return found
 
 
 def _identity(value: Any, model: ModelArgs, what: str) -> int:
@@ -171,15 +253,19 @@ def _identity(value: Any, model: ModelArgs, what: str) -> int:
 # --- checkpoints ----------------------------------------------------------------------------
 
 
+CHECKPOINT_FILES = ("model.safetensors", "state.safetensors", "state.json")
+BEST_FILES = ("model.safetensors", "best.json")
+_TEMPORARY = re.compile(r"(step_\d{6}|best)\.(tmp|old)")
+
+
 def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer, scheduler, step: int,
                     history: list[dict[str, float]]) -> None:
-    """`folder` written under a temporary name and renamed into place."""
+    """`folder` written whole into a temporary folder beside it (its record, state.json,
+    last) and swapped in (`swap_in`)."""
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _fresh_temporary(folder)
     save_weights(model_state, tmp / "model.safetensors")
     optimiser = optimizer.state_dict()
     tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
@@ -189,8 +275,66 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
     write_json(tmp / "state.json", {"step": step, "history": history,
                                     "param_groups": optimiser["param_groups"],
                                     "scheduler": scheduler.state_dict()})
-    shutil.rmtree(folder, ignore_errors=True)
+    swap_in(tmp, folder)
+
+
+def save_best(run: Path, model_state: dict[str, torch.Tensor], record: dict[str, Any]
+              ) -> None:
+    """`best/`: the weights and their record (best.json, written last) into a temporary
+    folder, swapped in whole, so `best/` is always the old complete one or the new one."""
+    tmp = _fresh_temporary(run / BEST)
+    save_weights(model_state, tmp / "model.safetensors")
+    write_json(tmp / "best.json", record)
+    swap_in(tmp, run / BEST)
+
+
+def _fresh_temporary(folder: Path) -> Path:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def swap_in(tmp: Path, folder: Path) -> None:
+    """Put the complete folder `tmp` where `folder` is: `folder` is renamed to `folder.old`,
+    `tmp` to `folder`, then the old one is deleted. Each rename is atomic; a crash between
+    them leaves `folder.old` complete, which readers use (`complete_folder`) and a restart
+    puts back (`recover_run`)."""
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
     tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def complete_folder(folder: Path, files: tuple[str, ...]) -> Path | None:
+    """`folder` (refused as damaged, RecordError, when it lacks any of `files`: `swap_in`
+    never leaves it so); while it is missing, its `.old` copy left by a crash in the middle
+    of `swap_in` when that one is complete; else None."""
+    if folder.exists():
+        missing = [name for name in files if not (folder / name).is_file()]
+        if missing:
+            raise RecordError(f"{folder} is damaged: it lacks {', '.join(missing)} (train "
+                              "the run again, or delete the folder)")
+        return folder
+    old = folder.with_name(folder.name + ".old")
+    return old if all((old / name).is_file() for name in files) else None
+
+
+def recover_run(run: Path) -> None:
+    """After a crash: delete the run's leftover temporary folders (`*.tmp`, the toolkit's
+    own, possibly half written) and put back a `best/` or checkpoint whose swap was cut
+    between its two renames (`*.old` with no folder in its place)."""
+    for path in sorted(run.iterdir()) if run.is_dir() else []:
+        match = _TEMPORARY.fullmatch(path.name)
+        if not match or not path.is_dir() or path.is_symlink():
+            continue
+        target = run / match[1]
+        if match[2] == "old" and not target.exists():
+            path.rename(target)
+        else:
+            shutil.rmtree(path)
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
@@ -251,8 +395,7 @@ def checkpoint_folder(run: Path, which: str = "best") -> Path:
     """`best` (the best validation step, or the last checkpoint when no best was kept),
     `last`, or `step_NNNNNN`."""
     if which == BEST:
-        return run / BEST if (run / BEST / "model.safetensors").exists() else \
-            latest_checkpoint(run)
+        return complete_folder(run / BEST, BEST_FILES) or latest_checkpoint(run)
     if which == "last":
         return latest_checkpoint(run)
     folder = run / which
@@ -358,12 +501,13 @@ def load_run(folder: str | Path, checkpoint: str = BEST) -> LoadedRun:
     model.eval()
     config = typed(read_json_file(run / "config.json"), dict, str(run / "config.json"))
     return LoadedRun(path=run, info=info, config=config,
-                     model=model, checkpoint=folder.name, step=_step_of(folder),
+                     model=model, checkpoint=folder.name.removesuffix(".old"),
+                     step=_step_of(folder),
                      rig=load_run_rig(run, info), front_end=_front_end(run))
 
 
 def _step_of(folder: Path) -> int:
-    if folder.name == BEST:
+    if folder.name.removesuffix(".old") == BEST:
         path = folder / "best.json"
         return typed(record_keys(read_json_file(path), str(path), {"step", "metric", "value"})
                       ["step"], int, f"{path}.step")

@@ -118,7 +118,7 @@ def test_a_failed_training_leaves_no_run_folder_behind(tmp_path):
 def test_a_folder_that_is_not_a_run_is_refused_not_trained_into(dummy, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     result = _train(dummy, tmp_path)
-    assert result.exit_code == 2 and "no unitaf run (no config.json)" in result.output
+    assert result.exit_code == 2 and "is not a unitaf run (not made by unitaf" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 

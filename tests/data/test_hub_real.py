@@ -42,7 +42,7 @@ def test_a_demo_dataset_pushes_and_pulls_back_byte_for_byte(request, tmp_path, m
     shutil.copytree(request.getfixturevalue("demo_build")[0].out_dir, source)
     repo = f"{HfApi().whoami()['name']}/unitaf-test-{os.getpid()}"
     try:
-        pushed = push_dataset(source, repo, private=True)
+        pushed = push_dataset(source, repo)  # private: the default
         pulled = pull_dataset(repo, tmp_path / "copy", revision=pushed.commit)
         assert pulled.commit == pushed.commit
         for path in dataset_files(Dataset.open_folder(source), []):

@@ -95,7 +95,8 @@ def test_animate_refuses_a_run_whose_input_needs_a_tts(tmp_path):
     from runs import write_random_run
 
     run = write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
-                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent"})
+                           "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent",
+                                            "field": "gpt_layer.npy"})
     (tmp_path / "a.wav").write_bytes(b"")
     result = runner.invoke(app, ["animate", "--run", str(run), "--audio",
                                  str(tmp_path / "a.wav"), "--out", str(tmp_path / "out")])
@@ -112,11 +113,25 @@ def test_animate_writes_all_five_outputs_and_a_video_for_audio_it_never_saw(demo
     run = _train(demo_features, tmp_path)
     speech = next((demo_features / ".build" / "demo-corpus").glob("*.wav"))
     audio, rate = sf.read(speech)
+    from livelink_receiver import Receiver
+
     out = tmp_path / "faces"
-    result = runner.invoke(app, ["animate", "--run", str(run), "--audio", str(speech),
-                                 "--out", str(out), "--video", "--fps", "25"])
-    assert result.exit_code == 0, result.output
+    receiver = Receiver()
+    try:
+        receiver.start(round(len(audio) / rate * 25), timeout=300)
+        result = runner.invoke(app, ["animate", "--run", str(run), "--audio", str(speech),
+                                     "--out", str(out), "--video", "--fps", "25",
+                                     "--livelink", f"127.0.0.1:{receiver.port}"])
+        assert result.exit_code == 0, result.output
+        packets = receiver.join()
+    finally:
+        receiver.close()
     for suffix in (*FILE_FORMATS, "mp4"):
         assert (out / f"{speech.stem}.{suffix}").stat().st_size > 0, suffix
     face = np.load(out / f"{speech.stem}.npy")
     assert face.shape == (round(len(audio) / rate * 25), 51)
+    # streamed too: every frame in order, as subject "unitaf", with the .npy's values
+    assert [p["frame"] for p in packets] == list(range(len(face)))
+    assert {p["subject"] for p in packets} == {"unitaf"} and packets[0]["rate"] == 25
+    np.testing.assert_allclose([p["values"]["MouthClose"] for p in packets],
+                               np.clip(face[:, 20], 0, 1), atol=1e-7)  # MouthClose

@@ -26,6 +26,7 @@ from unitaf_data.hub import (
     upload_plan,
 )
 from unitaf_data.licences import feature_terms, licence_metadata, source_terms
+from unitaf_data.owned import MARKER
 from unitaf_data.reader import ShardError
 from unitaf_data.schema import FeatureSetInfo
 
@@ -100,6 +101,7 @@ def test_push_then_pull_round_trips_the_dataset_byte_for_byte(hub, source, tmp_p
     assert result.exit_code == 0, result.output
     assert hub.head(REPO) in result.output
     pulled = _tree(tmp_path / "copy")
+    assert json.loads(pulled.pop(MARKER))["kind"] == "dataset"  # the copy is the tool's own
     assert pulled == {path: remote[path] for path in [*declared, "README.md"]}
     for text in (hub.push_output, result.output, *(b.decode("latin-1") for b in remote.values()),
                  *(b.decode("latin-1") for b in pulled.values())):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -324,7 +325,7 @@ def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_p
     from unitaf_model.run import load_run
     from unitaf_model.synthesis.speak import face_model
 
-    front_end = {"backend": "indextts2", "set": "tts_latent"}
+    front_end = {"backend": "indextts2", "set": "tts_latent", "field": "gpt_layer.npy"}
     run = load_run(write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
                                     "gpt_layer.npy", front_end,
                                     emotion=("emovec", "emovec.npy", 1280)))
@@ -349,25 +350,47 @@ def test_a_runs_expression_residual_reads_the_emotion_vector_of_the_speech(tmp_p
 @pytest.mark.e2e
 def test_unitaf_infer_writes_speech_and_a_face_in_sync_from_a_tts_latent_run(models, voice,
                                                                              tmp_path):
+    from livelink_receiver import Receiver
     from typer.testing import CliRunner
 
     from runs import write_random_run
     from unitaf_cli.main_app import app
+    from unitaf_data.face import ARKIT51_UNITALKER
 
     run = write_random_run(tmp_path / "run", "precomputed", 1024, "tts_latent",
                            "gpt_layer.npy", {"backend": "indextts2", "set": "tts_latent"})
     out = tmp_path / "out"
     locations = [f"--{key.replace('_', '-')}={value}" for key, value in models.items()]
-    result = CliRunner().invoke(app, ["infer", "--run", str(run), "--text", TEXT, "--out",
-                                      str(out), "--voice", str(voice), "--stream",
-                                      "--segment-tokens", "20", *locations])
-    assert result.exit_code == 0, result.output
+    receiver = Receiver()
+    try:
+        receiver.start(1, timeout=600)  # the first datagram's arrival; the rest afterwards
+        started = time.time()
+        result = CliRunner().invoke(app, [
+            "infer", "--run", str(run), "--text", TEXT, "--out", str(out), "--voice",
+            str(voice), "--stream", "--segment-tokens", "20", *locations,
+            "--livelink", f"127.0.0.1:{receiver.port}", "--subject", "Test"])
+        assert result.exit_code == 0, result.output
+        first = receiver.join()[0]
+        face = np.load(out / "speech.npy")
+        receiver.start(len(face))
+        packets = [first, *receiver.join()[1:]]
+    finally:
+        receiver.close()
     assert "segment 2" in result.output and "ready after" in result.output
     audio, rate = sf.read(out / "speech.wav")
-    face = np.load(out / "speech.npy")
     assert rate == 22050 and face.shape == (round(len(audio) / rate * 30), CHANNELS)
-    for suffix in ("csv", "livelink.csv", "a2f.json", "glb"):
+    for suffix in ("csv", "livelink.csv", "a2f.json", "glb", "usd"):
         assert (out / f"speech.{suffix}").stat().st_size > 0
+    # --stream: every frame, in order, with the .npy's values; the first left with the first
+    # segment, before the last segment was ready
+    assert [p["frame"] for p in packets] == list(range(len(face)))
+    assert {p["subject"] for p in packets} == {"Test"}
+    jaw = [p["values"]["JawOpen"] for p in packets]
+    np.testing.assert_allclose(jaw, np.clip(face[:, ARKIT51_UNITALKER.index("JawOpen")], 0, 1),
+                               atol=1e-7)
+    last_ready = max(float(line.rsplit("after ", 1)[1].split(" s")[0])
+                     for line in result.output.splitlines() if "ready after" in line)
+    assert receiver.got[0][0] - started < last_ready
 
 
 def test_unitaf_infer_refuses_a_run_of_audio_features_naming_the_espeak_path(tmp_path):

@@ -13,14 +13,17 @@ import pytest
 
 from reference import SHARED_REFERENCE
 from unitaf_model.model.rig import demo_rig, load_rig
+from unitaf_model.outputs.preview import (
+    LABEL_HEIGHT,
+    STRIP_HEIGHT,
+    write_comparison_video,
+    write_face_video,
+)
 from unitaf_model.outputs.render import (
     BACKGROUND,
     frame_rig,
     open_rasterizer,
     rig_frames,
-    side_by_side,
-    write_comparison_video,
-    write_face_video,
     write_video,
 )
 
@@ -77,8 +80,12 @@ def render_pose(rig, backend: str, size: int = 256, **weights: float) -> np.ndar
 
 
 def mouth_box(rig, size: int) -> tuple[slice, slice]:
-    """Rows and columns of the image around the closed mouth's inner vertices."""
-    pixels = frame_rig(rig, size, size).project(rig.meanshape[rig.mouth_idx])
+    """Rows and columns of the image around the mouth's inner vertices, closed and with
+    JawOpen = 1."""
+    jaw = rig.blendshape[rig.channels.index("JawOpen"), rig.mouth_idx]
+    mouth = np.concatenate([rig.meanshape[rig.mouth_idx], rig.meanshape[rig.mouth_idx] + jaw])
+    camera = frame_rig(rig, size, size)
+    pixels = camera.project(camera.view(mouth.astype(np.float64)))
     (x0, y0), (x1, y1) = pixels[:, :2].min(0), pixels[:, :2].max(0)
     return slice(int(y0) - 2, int(y1) + 3), slice(int(x0) - 2, int(x1) + 3)
 
@@ -87,25 +94,10 @@ def background_pixels(image: np.ndarray) -> np.ndarray:
     return (image == BACKGROUND_RGB).all(2)
 
 
-def test_demo_rig_triangles_tile_its_face_at_rest_and_use_every_lip_vertex():
-    rig = demo_rig()
-    corners = rig.meanshape[rig.faces][..., :2].astype(np.float64)
-    u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-    area = (u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
-    assert (area > 0).all()  # all face the viewer, so overlaps would add area
-    assert area.sum() == pytest.approx(2.0 * 2.4, rel=1e-6)  # the 2 × 2.4 grid, no gap
-    assert np.isin(rig.mouth_idx, rig.faces).all()
-
-
-def test_demo_rig_lip_seams_coincide_at_rest_and_part_with_the_jaw():
-    rig = demo_rig()
-    seams = np.arange(1113, len(rig.meanshape))  # appended after the grid and the lip ring
-    upper, lower = np.split(seams, 2)
-    assert len(upper) == 11 and np.isin(seams, rig.faces).all()
-    np.testing.assert_array_equal(rig.meanshape[upper], rig.meanshape[lower])
-    (vertices,) = rig_frames(rig, pose(rig, JawOpen=1.0), rig.channels)
-    gap = vertices[upper, 1] - vertices[lower, 1]
-    np.testing.assert_allclose(gap, 0.028, atol=1e-6)
+def dark_pixels(image: np.ndarray) -> np.ndarray:
+    """The inside of an open mouth: the background through a hole (a rig without one) or the
+    built-in head's dark mouth cavity."""
+    return image.astype(int).sum(2) < 3 * 47  # the background is (41, 43, 51)
 
 
 @pytest.mark.parametrize("backend", backends())
@@ -126,13 +118,13 @@ def test_an_open_jaw_shows_a_dark_hole_in_the_mouth_and_a_closed_mouth_none(rig_
     rows, cols = mouth_box(rig, 256)
     closed = render_pose(rig, backend)[rows, cols]
     opened = render_pose(rig, backend, JawOpen=1.0)[rows, cols]
-    hole_closed, hole_open = background_pixels(closed).sum(), background_pixels(opened).sum()
+    hole_closed, hole_open = dark_pixels(closed).sum(), dark_pixels(opened).sum()
     assert hole_open > 40 and hole_open > 20 * hole_closed
     assert hole_closed <= 0.01 * closed.shape[0] * closed.shape[1]  # the real lips' slit
     assert (closed != opened).any(2).mean() > 0.05
-    if rig_name == "demo":  # its lips meet exactly, also when MouthClose shuts an open jaw
+    if rig_name == "demo":  # its lips meet, also when MouthClose shuts an open jaw
         lips_closed = render_pose(rig, backend, JawOpen=1.0, MouthClose=1.0)[rows, cols]
-        assert hole_closed == 0 and background_pixels(lips_closed).sum() == 0
+        assert dark_pixels(lips_closed).sum() <= max(hole_closed, 3)
 
 
 @pytest.mark.skipif(GL_REASON is not None, reason=str(GL_REASON))
@@ -199,7 +191,8 @@ def test_a_video_has_every_frame_in_h264_and_aac_audio_trimmed_or_padded_to_it(t
     info = read_video(path)
     assert (info["video_codec"], info["pix_fmt"], info["audio_codec"]) == ("h264", "yuv420p",
                                                                            "aac")
-    assert len(info["frames"]) == 25 and info["frames"][0].shape == (64, 64, 3)
+    assert len(info["frames"]) == 25  # front and three-quarter views over the curve strip
+    assert info["frames"][0].shape == (LABEL_HEIGHT + 64 + STRIP_HEIGHT, 2 * 64, 3)
     assert info["sample_rate"] == sample_rate
     assert abs(info["audio_seconds"] - 1.0) <= 1 / fps
     assert abs(info["video_seconds"] - 1.0) <= 1 / fps
@@ -211,18 +204,6 @@ def test_a_video_has_every_frame_in_h264_and_aac_audio_trimmed_or_padded_to_it(t
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_side_by_side_puts_truth_left_and_prediction_right_under_their_labels():
-    left = [np.full((32, 40, 3), 10, np.uint8)] * 3
-    right = [np.full((32, 40, 3), 200, np.uint8)] * 3
-    frames = list(side_by_side(left, right, ("truth", "model")))
-    assert len(frames) == 3 and frames[0].shape == (56, 80, 3)
-    assert (frames[0][24:, :40] == 10).all() and (frames[0][24:, 40:] == 200).all()
-    band = frames[0][:24]
-    assert (band == BACKGROUND_RGB).all(2).mean() > 0.5 and band.max() > 150  # text on it
-    with pytest.raises(ValueError):
-        list(side_by_side(left, right[:2]))
-
-
 def test_a_comparison_video_shows_both_faces_with_the_clip_audio(tmp_path):
     rig, fps, sample_rate = demo_rig(), 25.0, 16000
     truth = np.zeros((10, 51), np.float32)
@@ -231,7 +212,8 @@ def test_a_comparison_video_shows_both_faces_with_the_clip_audio(tmp_path):
                                   rig.channels, fps, tone(0.4, sample_rate), sample_rate,
                                   size=96, backend="numpy")
     info = read_video(path)
-    assert len(info["frames"]) == 10 and info["frames"][0].shape == (96 + 24, 192, 3)
+    assert len(info["frames"]) == 10
+    assert info["frames"][0].shape == (LABEL_HEIGHT + 96 + STRIP_HEIGHT, 4 * 96, 3)
     assert abs(info["audio_seconds"] - 0.4) <= 1 / fps
 
 
@@ -256,5 +238,6 @@ def test_write_exports_renders_the_mp4_with_the_audio_beside_the_files(tmp_path)
                           formats=("csv", "mp4"))
     assert sorted(paths) == ["csv", "mp4"] and paths["mp4"] == tmp_path / "clip.mp4"
     info = read_video(paths["mp4"])
-    assert len(info["frames"]) == 8 and info["frames"][0].shape == (512, 512, 3)
+    assert len(info["frames"]) == 8
+    assert info["frames"][0].shape == (LABEL_HEIGHT + 256 + STRIP_HEIGHT, 512, 3)
     assert abs(info["audio_seconds"] - 8 / fps) <= 1 / fps

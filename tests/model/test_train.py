@@ -57,7 +57,7 @@ def test_a_few_seeded_steps_give_pinned_losses(dummy, dummy_stage1, tmp_path):
 
 
 PINNED_STAGE1 = [1.48032, 0.91424, 0.8159, 0.67743]
-PINNED_STAGE2 = [0.05397, 0.02057, 0.65244, 0.33698]
+PINNED_STAGE2 = [0.0676, 0.03144, 0.37995, 0.06326]  # the vertex loss on the built-in head
 
 
 def test_resume_reproduces_the_uninterrupted_loss_curve(dummy, dummy_stage1, tmp_path):
@@ -152,9 +152,14 @@ def test_a_short_training_on_the_demo_learns_the_mouth_well_beyond_the_mean_face
 
 
 # Margins for 150 + 150 steps on the 1-minute demo (one 20 s training recording), scored on
-# its test recording (another speaker and emotion). Measured with these configs: LVE 0.63×
-# and mouth L2 0.91× the mean face's, JawOpen r 0.82, BCS 0.63 (the mean face: 0).
-MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bcs": 0.4}
+# its test recording (another speaker and emotion). Measured with these configs on the
+# earlier flat demo rig: LVE 0.63× and mouth L2 0.91× the mean face's, JawOpen r 0.82, BCS
+# 0.63 (the mean face: 0); on the built-in head: JawOpen r 0.83, BCS 0.33. The head's
+# ground-truth closures all sit at one pressed level (openness 0.0293-0.0296 over the 10th to
+# 90th percentile of bilabial frames, against 0.0305-0.0321 on the flat rig, whose lips also
+# moved with the smile), so the 70% closure threshold is tighter: the same predicted curves
+# score BCS 0.59 on the flat rig and 0.23 on the head.
+MOUTH_MARGINS = {"lve": 0.75, "mouth_l2": 0.95, "jaw_open_correlation": 0.7, "bcs": 0.2}
 
 
 @pytest.mark.e2e

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitaf_data.dataset import DatasetLayout, Location, write_json
+from unitaf_data.dataset import DatasetLayout, Location, check_feature_folder, write_json
 
 
 def fit_centroids(states: list[np.ndarray], k: int, seed: int) -> np.ndarray:
@@ -42,7 +42,10 @@ def centroids_location(dataset_dir: Path | str) -> Location:
 
 
 def save_centroids(dataset_dir: Path | str, centroids: np.ndarray, info: dict) -> Location:
-    where = centroids_location(dataset_dir)
+    layout = DatasetLayout(dataset_dir)
+    if layout.store.is_local:  # the folder is claimed as the toolkit's (`unitaf_data.owned`)
+        check_feature_folder(layout, "units", claim=True)
+    where = layout.store / CENTROIDS_KEY
     where.write_bytes(npy_bytes(centroids))
     write_json(where.storage / FIT_KEY, info)
     return where

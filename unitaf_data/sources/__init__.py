@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +26,7 @@ from types import ModuleType
 
 import numpy as np
 
-from unitaf_data.audio import load_audio
+from unitaf_data.audio import AUDIO_ERRORS, load_audio
 from unitaf_data.dataset import Location, Storage, is_url
 from unitaf_data.schema import SAMPLE_RATE
 
@@ -49,6 +50,11 @@ class SourceOptions:
 DEFAULT_OPTIONS = SourceOptions()
 
 
+# What reading a damaged face file raises (npy/npz/csv/json parsers, a truncated zip, an
+# unreadable file): a recording's rejection. Anything else is a bug and surfaces.
+FACE_FILE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, MemoryError)
+
+
 class InputError(Exception):
     """Bad input in one recording: `reason` is short and countable, the message says more."""
 
@@ -69,8 +75,9 @@ def read_audio(path: str | Path) -> np.ndarray:
         raise InputError("missing_audio", f"{path} does not exist")
     try:
         return load_audio(path, SAMPLE_RATE)
-    except Exception as error:  # libsndfile / decoder errors of any kind
-        raise InputError("unreadable_audio", f"{path}: {error}") from error
+    except AUDIO_ERRORS as error:
+        raise InputError("unreadable_audio", f"{path}: {type(error).__name__}: {error}"
+                         ) from error
 
 
 def require_face_file(path: str | Path) -> Path:

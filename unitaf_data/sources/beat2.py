@@ -36,6 +36,7 @@ from unitaf_data.phones import read_textgrid_phones
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
+    FACE_FILE_ERRORS,
     InputError,
     SourceOptions,
     corpus_extra,
@@ -110,10 +111,17 @@ def load_flame103(path: Path) -> tuple[np.ndarray, float]:
     """FLAME-103 (expressions + jaw axis-angle) and its frame rate from a BEAT2 npz."""
     try:
         with np.load(path) as data:
-            face = np.concatenate([data["expressions"][:, :100], data["poses"][:, JAW_POSE]],
-                                  axis=1)
+            missing = {"expressions", "poses"} - set(data.files)
+            if missing:
+                raise InputError("unreadable_face", f"{path}: no {', '.join(sorted(missing))}")
+            expressions, poses = data["expressions"], data["poses"]
+            if expressions.ndim != 2 or poses.ndim != 2 or expressions.shape[1] < 100 or \
+                    poses.shape[1] < JAW_POSE.stop or len(expressions) != len(poses):
+                raise InputError("unreadable_face", f"{path}: expressions {expressions.shape} "
+                                 f"and poses {poses.shape} are not FLAME parameters per frame")
+            face = np.concatenate([expressions[:, :100], poses[:, JAW_POSE]], axis=1)
             fps = float(data["mocap_frame_rate"]) if "mocap_frame_rate" in data else 30.0
-    except Exception as error:  # truncated zip, missing keys, bad shapes
+    except FACE_FILE_ERRORS as error:  # truncated zip, unreadable arrays
         raise InputError("unreadable_face", f"{path}: {type(error).__name__}: {error}") from error
     return face.astype(np.float32), fps
 

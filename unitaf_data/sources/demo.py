@@ -418,7 +418,9 @@ def prepare(corpus_dir: str | Path, minutes: float = 4.0, seed: int = 0) -> Path
 
     corpus_dir = Path(corpus_dir)
     if not corpus_is_complete(corpus_dir, minutes, seed):
-        corpus_dir.mkdir(parents=True, exist_ok=True)
+        from unitaf_data import owned
+
+        owned.claim(corpus_dir, "demo_corpus", "pass a new or empty folder for the corpus")
         plans = plan_corpus(minutes, seed)
         with ProcessPoolExecutor(max_tasks_per_child=1, mp_context=get_context("spawn")) as pool:
             entries = list(pool.map(synthesize_recording, plans, [corpus_dir] * len(plans),

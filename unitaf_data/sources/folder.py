@@ -25,6 +25,7 @@ from unitaf_data.phones import read_textgrid_phones
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, key_part
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
+    FACE_FILE_ERRORS,
     InputError,
     SourceOptions,
     read_audio,
@@ -78,7 +79,7 @@ def load(ref: RecordingRef) -> Recording:
     names = read_names(ref.extra["channel_names"]) if ref.extra.get("channel_names") else None
     try:
         face, names = read_face(face_path, names)
-    except Exception as error:  # unreadable file, wrong shape, no names
+    except FACE_FILE_ERRORS as error:  # unreadable file, wrong shape, no names
         raise InputError("unreadable_face", f"{face_path}: {error}") from error
     fps = BEAT_V1_FPS if face_path.suffix == ".json" else ref.extra.get("face_fps")
     if not fps:

@@ -19,6 +19,7 @@ from unitaf_data.face import ARKIT51
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, key_part
 from unitaf_data.sources import (
     DEFAULT_OPTIONS,
+    FACE_FILE_ERRORS,
     InputError,
     SourceOptions,
     read_audio,
@@ -60,9 +61,7 @@ def load(ref: RecordingRef) -> Recording:
     audio = read_audio(ref.audio_path)
     try:
         face = np.load(require_face_file(ref.face_path), allow_pickle=False).astype(np.float32)
-    except InputError:
-        raise
-    except Exception as error:
+    except FACE_FILE_ERRORS as error:
         raise InputError("unreadable_face", f"{ref.face_path}: {error}") from error
     face = face.reshape(len(face), -1)
     annot_type = ref.extra["annot_type"]

@@ -51,6 +51,7 @@ class Truth:
     audio: np.ndarray
     bilabials: list[tuple[float, float]]
     has_phones: bool
+    words: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def evaluate(runs: Sequence[LoadedRun], dataset: Dataset, split: str = "test",
         truth = Truth(sample.key, sample.meta.speaker, sample.face, sample.audio(),
                       metrics.bilabial_intervals((p.phone, p.start, p.end)
                                                  for p in sample.meta.phones or ()),
-                      sample.meta.phones is not None)
+                      sample.meta.phones is not None,
+                      [(w.word, w.start, w.end) for w in sample.meta.words])
         truths.append(truth)
         for name, run in zip(names, runs, strict=True):
             faces[name].append(resample_face(run.predict_features(sample.features,
@@ -237,20 +239,30 @@ def _cell(result: dict[str, Any] | None) -> str:
 
 
 def write_videos(evaluation: Evaluation, out: Path, count: int) -> list[Path]:
-    """The first `count` clips rendered ground truth | first run side by side, with their
-    audio (`videos/KEY.mp4`)."""
-    from unitaf_model.outputs.render import write_comparison_video
+    """The first `count` clips rendered ground truth | first run side by side over their
+    mouth curves, /p b m/ intervals and words, with their audio (`videos/KEY.mp4`), and a
+    contact sheet of each clip's closures (`videos/KEY.closures.png`, where it has any)."""
+    from unitaf_model.outputs.preview import (
+        Timeline,
+        write_closure_sheet,
+        write_comparison_video,
+    )
 
     system, run = next(iter(evaluation.runs.items()))
     if run.rig is None:
         raise ValueError(f"{run.path} has no vertex rig to render videos with")
     paths = []
+    channels, fps = evaluation.dataset.info.channels, evaluation.dataset.info.fps
     for index, truth in enumerate(evaluation.truths[:count]):
+        timeline = Timeline(truth.bilabials, truth.words)
+        prediction = evaluation.faces[system][index]
         paths.append(write_comparison_video(
-            out / "videos" / f"{truth.key}.mp4", run.rig, truth.face,
-            evaluation.faces[system][index], evaluation.dataset.info.channels,
-            evaluation.dataset.info.fps, truth.audio, SAMPLE_RATE,
-            labels=(GROUND_TRUTH, system)))
+            out / "videos" / f"{truth.key}.mp4", run.rig, truth.face, prediction, channels,
+            fps, truth.audio, SAMPLE_RATE, labels=(GROUND_TRUTH, system), timeline=timeline))
+        sheet = write_closure_sheet(out / "videos" / f"{truth.key}.closures.png", run.rig,
+                                    {GROUND_TRUTH: truth.face, system: prediction}, channels,
+                                    fps, timeline)
+        paths += [sheet] if sheet else []
     return paths
 
 
@@ -295,8 +307,11 @@ def write_plots(evaluation: Evaluation, system: str, out: Path) -> dict[str, Pat
 
 
 def write_report(evaluation: Evaluation, out: Path) -> dict[str, Path]:
-    """eval.json, eval.md and the plots into `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    """eval.json, eval.md and the plots into `out` (a report folder the toolkit made, or a
+    new or empty one: `unitaf_data.owned`; anything else is refused); returns their paths."""
+    from unitaf_data import owned
+
+    owned.claim(out, "report", "pass another --out for the report")
     report = report_dict(evaluation)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md"}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))

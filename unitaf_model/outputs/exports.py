@@ -16,6 +16,8 @@ i starts at i / fps seconds.
 - `NAME.a2f.json`: NVIDIA Audio2Face's blendshape-weight export (`exportFps`, `numFrames`,
   `numPoses`, `facsNames`, `weightMat` frames × poses, `trackPath`); ARKit channels are named
   as A2F's ARKit solve writes them, camelCase (`jawOpen`), other channels verbatim.
+- `NAME.usd`: the rig as a UsdSkel blend-shape animation (`unitaf_model.outputs.usd`, the
+  `usd` extra).
 - `NAME.glb`: glTF 2.0 binary with the rig's mesh (POSITION, NORMAL, triangle indices), one
   morph target per rig channel (POSITION and NORMAL deltas), their names in
   `mesh.extras.targetNames` (the convention Blender, three.js and Babylon read), and one
@@ -62,7 +64,8 @@ LIVE_LINK_ROTATIONS: tuple[str, ...] = (
 LIVE_LINK_HEADER: tuple[str, ...] = ("Timecode", "BlendShapeCount", *LIVE_LINK_BLENDSHAPES,
                                      *LIVE_LINK_ROTATIONS)
 DECIMALS = 6
-FORMATS: tuple[str, ...] = ("npy", "csv", "livelink.csv", "a2f.json", "glb", "mp4")
+FORMATS: tuple[str, ...] = ("npy", "csv", "livelink.csv", "a2f.json", "glb", "usd", "mp4")
+MESH_FORMATS = ("glb", "usd", "mp4")  # need the rig's mesh
 FILE_FORMATS: tuple[str, ...] = FORMATS[:-1]
 
 
@@ -239,8 +242,8 @@ def write_exports(out_dir: Path, name: str, face: np.ndarray, channels: Sequence
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; known: {FORMATS}")
-    if rig is None and {"glb", "mp4"} & set(formats):
-        raise ValueError("glb and mp4 exports need the rig's mesh")
+    if rig is None and set(MESH_FORMATS) & set(formats):
+        raise ValueError(f"{', '.join(MESH_FORMATS)} exports need the rig's mesh")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {fmt: out_dir / f"{name}.{fmt}" for fmt in formats}
@@ -250,6 +253,7 @@ def write_exports(out_dir: Path, name: str, face: np.ndarray, channels: Sequence
         "livelink.csv": lambda p: write_live_link_csv(p, face, channels, fps),
         "a2f.json": lambda p: write_a2f_json(p, face, channels, fps, track_path),
         "glb": lambda p: write_glb(p, face, channels, fps, rig, name),
+        "usd": lambda p: _write_usd(p, face, channels, fps, rig),
         "mp4": lambda p: _write_mp4(p, rig, face, channels, fps, audio, sample_rate),
     }
     for fmt, path in paths.items():
@@ -257,8 +261,15 @@ def write_exports(out_dir: Path, name: str, face: np.ndarray, channels: Sequence
     return paths
 
 
+def _write_usd(path: Path, face: np.ndarray, channels: Sequence[str], fps: float,
+               rig: Rig) -> Path:
+    from unitaf_model.outputs.usd import write_usd  # usd imports this module
+
+    return write_usd(path, face, channels, fps, rig)
+
+
 def _write_mp4(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str], fps: float,
                audio: np.ndarray | None, sample_rate: int | None) -> Path:
-    from unitaf_model.outputs.render import write_face_video
+    from unitaf_model.outputs.preview import write_face_video
 
     return write_face_video(path, rig, face, channels, fps, audio, sample_rate)

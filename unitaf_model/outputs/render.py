@@ -12,8 +12,8 @@
 - `write_video`: H.264 (libx264, yuv420p) + AAC in MP4 through PyAV, whose wheel bundles
   FFmpeg (LGPL-3.0+) and libx264 (GPL-2.0+), so no system ffmpeg and no display are needed.
   The audio is trimmed or zero-padded to the video's duration (T / fps).
-- `write_face_video` (one face track, `animate --video`) and `write_comparison_video` (ground
-  truth | prediction side by side with small labels, `eval --video`).
+- `label_band`: a line of text on the background colour (labels and captions of the previews,
+  `unitaf_model.outputs.preview`).
 
 Needs the `render` extra: `pip install 'unitaf[render]'` (moderngl, av; the numpy rasteriser
 itself needs neither).
@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "gl", "numpy"]
 
-BACKGROUND = np.array([0.08, 0.08, 0.10])  # dark, so an open mouth reads as a dark hole
-SKIN = np.array([0.86, 0.70, 0.60])
-AMBIENT, DIFFUSE = 0.22, 0.78
-LIGHT = np.array([0.0, 0.5, 1.0]) / np.linalg.norm([0.0, 0.5, 1.0])  # from the front-top
+BACKGROUND = np.array([0.16, 0.17, 0.20])
+SKIN = np.array([0.86, 0.70, 0.60])  # a rig without colours
+AMBIENT, DIFFUSE, FILL_SHARE = 0.20, 0.75, 0.22
+LIGHT = np.array([-0.35, 0.45, 1.0]) / np.linalg.norm([-0.35, 0.45, 1.0])  # upper left, front
+FILL = np.array([0.8, 0.0, 0.6]) / np.linalg.norm([0.8, 0.0, 0.6])
 
 
 def import_render_extra(module: str):
@@ -56,37 +57,74 @@ def import_render_extra(module: str):
 
 @dataclass(frozen=True)
 class Camera:
-    """Orthographic front view: world x right, y up, the viewer on +z; `scale` in pixels per
-    world unit; `depth` the world z span mapped onto the depth range."""
+    """Orthographic view: the world turned by `yaw` about the vertical axis (positive turns
+    the face toward the viewer's right, showing its left cheek) and tilted by `pitch` (positive
+    looks down on it), then x right, y up, the viewer on +z; `scale` in pixels per world unit;
+    `depth` the world z span mapped onto the depth range."""
 
     width: int
     height: int
     center: tuple[float, float, float]
     scale: float
     depth: float
+    yaw: float = 0.0
+    pitch: float = 0.0
+
+    def view(self, vertices: np.ndarray) -> np.ndarray:
+        """(N, 3) world → (N, 3) view space (before centring and scaling)."""
+        return vertices @ view_rotation(self.yaw, self.pitch).T
 
     def project(self, vertices: np.ndarray) -> np.ndarray:
-        """(N, 3) world → (N, 3): pixel column, pixel row (down), depth in [-1, 1] (near < far)."""
+        """(N, 3) view space → (N, 3): pixel column, pixel row (down), depth in [-1, 1]
+        (near < far)."""
         x = (vertices[:, 0] - self.center[0]) * self.scale + self.width / 2
         y = self.height / 2 - (vertices[:, 1] - self.center[1]) * self.scale
         z = -(vertices[:, 2] - self.center[2]) / self.depth
         return np.stack([x, y, z], 1)
 
 
-def frame_mesh(vertices: np.ndarray, width: int, height: int, margin: float = 0.05) -> Camera:
-    """The camera that fits the vertices' bounding box with `margin` on each side."""
-    low, high = vertices.min(0), vertices.max(0)
+def view_rotation(yaw: float, pitch: float) -> np.ndarray:
+    """The rotation of a view: yaw about y, then pitch about x."""
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    turn = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    tilt = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    return tilt @ turn
+
+
+NECK_SHOWN = 0.20  # of the rig's height, the lowest part a preview leaves out
+VIEWS = {"front": (0.0, 0.06), "three_quarter": (0.62, 0.10)}  # (yaw, pitch) in radians
+
+
+def frame_mesh(vertices: np.ndarray, width: int, height: int, margin: float = 0.05,
+               yaw: float = 0.0, pitch: float = 0.0) -> Camera:
+    """The camera that fits the vertices' bounding box, seen from (yaw, pitch), with
+    `margin` on each side."""
+    seen = vertices @ view_rotation(yaw, pitch).T
+    low, high = seen.min(0), seen.max(0)
     span = np.maximum(high - low, 1e-9)
     scale = min(width / (span[0] * (1 + 2 * margin)), height / (span[1] * (1 + 2 * margin)))
     depth = 2.0 * float(span.max())  # room for expressions that leave the rest bounding box
-    return Camera(width, height, tuple(float(c) for c in (low + high) / 2), float(scale), depth)
+    return Camera(width, height, tuple(float(c) for c in (low + high) / 2), float(scale), depth,
+                  yaw, pitch)
 
 
-def frame_rig(rig: Rig, width: int, height: int) -> Camera:
+def frame_rig(rig: Rig, width: int, height: int, view: str = "front") -> Camera:
     """The camera that fits the rig's rest mesh and each of its blendshapes at full weight, so
-    a dropped jaw or raised brows stay in view; the same for every frame of every clip."""
+    a dropped jaw or raised brows stay in view; the same for every frame of every clip.
+    `view`: a name of `VIEWS`."""
     reach = rig.meanshape[None] + rig.blendshape
-    return frame_mesh(np.concatenate([rig.meanshape, reach.reshape(-1, 3)]), width, height)
+    points = np.concatenate([rig.meanshape, reach.reshape(-1, 3)])
+    head = points[:, 1] > np.quantile(rig.meanshape[:, 1], 0.02) + NECK_SHOWN * np.ptp(
+        rig.meanshape[:, 1])  # not the whole neck
+    return frame_mesh(points[head], width, height, yaw=VIEWS[view][0], pitch=VIEWS[view][1])
+
+
+def frame_region(rig: Rig, vertices: np.ndarray, width: int, height: int,
+                 margin: float = 0.35) -> Camera:
+    """A front camera close on a set of the rig's vertices (e.g. its lips) with their reach."""
+    reach = rig.meanshape[vertices][None] + rig.blendshape[:, vertices]
+    return frame_mesh(np.concatenate([rig.meanshape[vertices], reach.reshape(-1, 3)]), width,
+                      height, margin, *VIEWS["front"])
 
 
 class Rasterizer(Protocol):
@@ -98,11 +136,39 @@ class Rasterizer(Protocol):
     def close(self) -> None: ...
 
 
-def shade(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex intensity of the front and of the back side of the surface, (V,) each."""
-    facing = vertex_normals(vertices, faces) @ LIGHT
-    return (AMBIENT + DIFFUSE * np.clip(facing, 0, None),
-            AMBIENT + DIFFUSE * np.clip(-facing, 0, None))
+class Normals:
+    """Vertex normals of a fixed triangle list, fast: the sum over each vertex's triangles is
+    one sparse product (the same values as `exports.vertex_normals`)."""
+
+    def __init__(self, faces: np.ndarray, count: int):
+        from scipy.sparse import csr_matrix
+
+        self.faces = faces
+        rows = faces.T.ravel()
+        cols = np.tile(np.arange(len(faces)), 3)
+        self.incidence = csr_matrix((np.ones(len(rows)), (rows, cols)), (count, len(faces)))
+
+    def __call__(self, vertices: np.ndarray) -> np.ndarray:
+        corners = vertices[self.faces]
+        summed = self.incidence @ np.cross(corners[:, 1] - corners[:, 0],
+                                           corners[:, 2] - corners[:, 0])
+        length = np.linalg.norm(summed, axis=1, keepdims=True)
+        return np.where(length > 0, summed / np.where(length > 0, length, 1), [0.0, 0.0, 1.0])
+
+
+def shade(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None,
+          normals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex (V, 3) colour of the front and of the back side of the surface: a key light
+    from the viewer's upper left and a dimmer fill from the right, on view-space vertices."""
+    normals = vertex_normals(vertices, faces) if normals is None else normals
+    base = SKIN if colors is None else colors
+
+    def lit(facing: np.ndarray) -> np.ndarray:
+        key = np.clip(facing @ LIGHT, 0, None)
+        fill = np.clip(facing @ FILL, 0, None)
+        return base * (AMBIENT + DIFFUSE * key + FILL_SHARE * fill)[:, None]
+
+    return lit(normals), lit(-normals)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -116,20 +182,23 @@ class NumpyRasterizer:
 
     backend = "numpy"
 
-    def __init__(self, faces: np.ndarray, camera: Camera):
+    def __init__(self, faces: np.ndarray, camera: Camera, colors: np.ndarray | None = None):
         self.faces = np.asarray(faces, dtype=np.int64)
         self.camera = camera
+        self.colors = colors
+        self.normals = Normals(self.faces, int(self.faces.max()) + 1)
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         cam = self.camera
-        front, back = shade(vertices, self.faces)
-        corners = cam.project(vertices.astype(np.float64))[self.faces]  # (F, 3, xyz)
+        seen = cam.view(vertices.astype(np.float64))
+        front, back = shade(seen, self.faces, self.colors, self.normals(seen))
+        corners = cam.project(seen)[self.faces]  # (F, 3, xyz)
         tri, pixel, weights, front_facing = _covered_pixels(corners, cam.width, cam.height)
         win = _nearest(pixel, (weights * corners[tri, :, 2]).sum(1), cam.width * cam.height)
         corner_ids = self.faces[tri[win]]
-        light = np.where(front_facing[win, None], front[corner_ids], back[corner_ids])
+        light = np.where(front_facing[win, None, None], front[corner_ids], back[corner_ids])
         image = np.tile(_to_uint8(BACKGROUND), (cam.height * cam.width, 1))
-        image[pixel[win]] = _to_uint8(SKIN * (weights[win] * light).sum(1, keepdims=True))
+        image[pixel[win]] = _to_uint8((weights[win, :, None] * light).sum(1))
         return image.reshape(cam.height, cam.width, 3)
 
     def close(self) -> None:
@@ -183,20 +252,23 @@ _VERTEX_SHADER = """
 uniform vec3 center;
 uniform vec3 ndc_scale;
 in vec3 in_position;
-in vec2 in_light;
-out vec2 light;
+in vec3 in_front;
+in vec3 in_back;
+out vec3 front;
+out vec3 back;
 void main() {
     gl_Position = vec4((in_position - center) * ndc_scale, 1.0);
-    light = in_light;
+    front = in_front;
+    back = in_back;
 }
 """
 _FRAGMENT_SHADER = """
 #version 330
-uniform vec3 skin;
-in vec2 light;
+in vec3 front;
+in vec3 back;
 out vec4 color;
 void main() {
-    color = vec4(skin * (gl_FrontFacing ? light.x : light.y), 1.0);
+    color = vec4(gl_FrontFacing ? front : back, 1.0);
 }
 """
 
@@ -206,10 +278,12 @@ class GLRasterizer:
 
     backend = "gl"
 
-    def __init__(self, faces: np.ndarray, camera: Camera):
+    def __init__(self, faces: np.ndarray, camera: Camera, colors: np.ndarray | None = None):
         moderngl = import_render_extra("moderngl")
         self.faces = np.asarray(faces, dtype=np.int64)
         self.camera = camera
+        self.colors = colors
+        self.normals = Normals(self.faces, int(self.faces.max()) + 1)
         self.ctx = moderngl.create_standalone_context(backend="egl")
         try:
             program = self.ctx.program(vertex_shader=_VERTEX_SHADER,
@@ -217,12 +291,11 @@ class GLRasterizer:
             program["center"].value = camera.center
             program["ndc_scale"].value = (2 * camera.scale / camera.width,
                                           2 * camera.scale / camera.height, -1 / camera.depth)
-            program["skin"].value = tuple(SKIN)
             self.vertex_count = int(self.faces.max()) + 1
-            self.vbo = self.ctx.buffer(reserve=self.vertex_count * 5 * 4, dynamic=True)
+            self.vbo = self.ctx.buffer(reserve=self.vertex_count * 9 * 4, dynamic=True)
             indices = self.ctx.buffer(self.faces.astype("u4").tobytes())
-            self.vao = self.ctx.vertex_array(program, [(self.vbo, "3f 2f", "in_position",
-                                                        "in_light")],
+            self.vao = self.ctx.vertex_array(program, [(self.vbo, "3f 3f 3f", "in_position",
+                                                        "in_front", "in_back")],
                                              index_buffer=indices, index_element_size=4)
             size = (camera.width, camera.height)
             self.fbo = self.ctx.framebuffer(color_attachments=[self.ctx.renderbuffer(size)],
@@ -233,9 +306,10 @@ class GLRasterizer:
             raise
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
-        front, back = shade(vertices, self.faces)
-        data = np.concatenate([vertices[: self.vertex_count], front[: self.vertex_count, None],
-                               back[: self.vertex_count, None]], 1)
+        seen = self.camera.view(vertices.astype(np.float64))
+        front, back = shade(seen, self.faces, self.colors, self.normals(seen))
+        count = self.vertex_count
+        data = np.concatenate([seen[:count], front[:count], back[:count]], 1)
         self.vbo.write(data.astype("f4").tobytes())
         self.fbo.use()
         self.fbo.clear(*BACKGROUND, 1.0, depth=1.0)
@@ -247,29 +321,31 @@ class GLRasterizer:
         self.ctx.release()
 
 
-def open_rasterizer(faces: np.ndarray, camera: Camera,
-                    backend: Backend = "auto") -> AbstractContextManager[Rasterizer]:
+def open_rasterizer(faces: np.ndarray, camera: Camera, backend: Backend = "auto",
+                    colors: np.ndarray | None = None) -> AbstractContextManager[Rasterizer]:
     """A rasteriser that closes on leaving its `with`: `gl`, `numpy`, or `auto` (GL where EGL
     starts, else numpy with a logged reason)."""
     if backend not in ("auto", "gl", "numpy"):
         raise ValueError(f"unknown render backend {backend!r}: auto, gl or numpy")
     if backend == "numpy":
-        return closing(NumpyRasterizer(faces, camera))
+        return closing(NumpyRasterizer(faces, camera, colors))
     try:
-        return closing(GLRasterizer(faces, camera))
+        return closing(GLRasterizer(faces, camera, colors))
     except Exception as error:  # no moderngl, no EGL, no Mesa driver: all mean "no GL here"
         if backend == "gl":
             raise RuntimeError(f"OpenGL rendering through EGL is unavailable: {error}") from error
         log.warning("EGL/OpenGL unavailable (%s); rendering with the numpy rasteriser", error)
-        return closing(NumpyRasterizer(faces, camera))
+        return closing(NumpyRasterizer(faces, camera, colors))
 
 
 def rig_frames(rig: Rig, face: np.ndarray, channels: Sequence[str]) -> Iterator[np.ndarray]:
     """Mesh vertices (V, 3) of every frame of a (T, C) face, channels matched to the rig's by
     name."""
     weights = match_channels(face, channels, rig.channels)
-    for frame in weights:
-        yield rig.meanshape + np.tensordot(frame, rig.blendshape, 1)
+    basis = rig.blendshape.reshape(len(rig.channels), -1)
+    for start in range(0, len(weights), 64):  # one product per 64 frames: far fewer BLAS calls
+        block = (weights[start : start + 64] @ basis).reshape(-1, *rig.meanshape.shape)
+        yield from rig.meanshape + block
 
 
 def render_face(rig: Rig, face: np.ndarray, channels: Sequence[str], size: int = 512,
@@ -281,28 +357,18 @@ def render_face(rig: Rig, face: np.ndarray, channels: Sequence[str], size: int =
             yield rasterizer.render(vertices)
 
 
-def side_by_side(left: Iterable[np.ndarray], right: Iterable[np.ndarray],
-                 labels: tuple[str, str] | None = ("ground truth", "prediction"),
-                 ) -> Iterator[np.ndarray]:
-    """Frames of two equally long sequences next to each other, each under a small label."""
-    bands = None
-    for a, b in zip(left, right, strict=True):
-        if labels:
-            bands = bands or [label_band(labels[0], a.shape[1]), label_band(labels[1], b.shape[1])]
-            a, b = np.concatenate([bands[0], a]), np.concatenate([bands[1], b])
-        yield np.concatenate([a, b], axis=1)
-
-
-def label_band(text: str, width: int, height: int = 24) -> np.ndarray:
-    """(height, width, 3) uint8: `text` in light grey, centred on the background colour, drawn
-    once with matplotlib's Agg canvas (already a dependency)."""
+def label_band(text: str, width: int, height: int = 24, color: str = "0.85",
+               centred: bool = True) -> np.ndarray:
+    """(height, width, 3) uint8: `text` (light grey by default), centred (or from the left) on
+    the background colour, drawn once with matplotlib's Agg canvas (already a dependency)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     dpi = 100
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=tuple(BACKGROUND))
     canvas = FigureCanvasAgg(figure)
-    figure.text(0.5, 0.5, text, ha="center", va="center", color="0.85",
+    figure.text(0.5 if centred else 0.0, 0.5, text, ha="center" if centred else "left",
+                va="center", color=color,
                 fontsize=0.55 * height * 72 / dpi)
     canvas.draw()
     band = np.asarray(canvas.buffer_rgba())[..., :3]
@@ -385,27 +451,3 @@ def _mux_audio(av, container, stream, audio: np.ndarray, start: int, stop: int) 
     frame.sample_rate = stream.sample_rate
     frame.pts = start
     container.mux(stream.encode(frame))
-
-
-def write_face_video(path: Path, rig: Rig, face: np.ndarray, channels: Sequence[str],
-                     fps: float, audio: np.ndarray | None = None,
-                     sample_rate: int | None = None, size: int = 512,
-                     backend: Backend = "auto") -> Path:
-    """MP4 of a face track on the rig's mesh with its audio (`unitaf animate --video`)."""
-    return write_video(path, render_face(rig, face, channels, size, backend), fps, audio,
-                       sample_rate)
-
-
-def write_comparison_video(path: Path, rig: Rig, truth: np.ndarray, prediction: np.ndarray,
-                           channels: Sequence[str], fps: float, audio: np.ndarray | None = None,
-                           sample_rate: int | None = None, size: int = 512,
-                           labels: tuple[str, str] | None = ("ground truth", "prediction"),
-                           backend: Backend = "auto") -> Path:
-    """MP4 of ground truth | prediction side by side with the clip's audio (`eval --video`)."""
-    if truth.shape != prediction.shape:
-        raise ValueError(f"ground truth {truth.shape} and prediction {prediction.shape} differ")
-    camera = frame_rig(rig, size, size)
-    with open_rasterizer(rig.faces, camera, backend) as rasterizer:
-        left = (rasterizer.render(v) for v in rig_frames(rig, truth, channels))
-        right = (rasterizer.render(v) for v in rig_frames(rig, prediction, channels))
-        return write_video(path, side_by_side(left, right, labels), fps, audio, sample_rate)

@@ -57,7 +57,7 @@ class AudioFrontEnd:
         self.set, self.field = run.info.front_end["set"], run.info.front_end["field"]
         self.expression = run.info.expression
         self.encoder = WhisperEncoder()
-        recorded = run.info.front_end["model"].get("files", {})
+        recorded = run.info.front_end.get("model", {}).get("files", {})
         if recorded and folder_hashes(self.encoder.path) != recorded:
             log.warning("the Whisper encoder here differs from the one %s was trained with: "
                         "its faces may differ", run.path)
@@ -119,25 +119,39 @@ def audio_inputs(path: Path) -> list[tuple[str, Path]]:
 
 def animate_file(run: LoadedRun, front_end: AudioFrontEnd, audio_path: Path, out: Path,
                  name: str, speaker: str | None = None, fps: float | None = None,
-                 video: bool = False) -> dict[str, Path]:
-    """One audio file's face in every export format (and the preview video with `video`)."""
+                 video: bool = False, livelink: str | None = None, subject: str = "unitaf"
+                 ) -> dict[str, Path]:
+    """One audio file's face in every export format (and the preview video with `video`);
+    with `livelink` (HOST:PORT) also streamed there in real time with the audio played."""
     from unitaf_data.audio import load_audio
     from unitaf_model.outputs.exports import write_exports
 
     audio = load_audio(audio_path, SAMPLE_RATE)
     fps = fps or run.info.face_fps
     face = animate(run, front_end, audio, speaker, fps)
-    return write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
-                         SAMPLE_RATE, export_formats(run, video),
-                         track_path=str(audio_path.resolve()))
+    written = write_exports(out, name, face, run.info.model.channels, fps, run.rig, audio,
+                            SAMPLE_RATE, export_formats(run, video),
+                            track_path=str(audio_path.resolve()))
+    if livelink:
+        from unitaf_model.outputs.livelink import stream_face
+
+        stream_face(livelink, [face], run.info.model.channels, fps, subject,
+                    (audio, SAMPLE_RATE))
+    return written
 
 
 def export_formats(run: LoadedRun, video: bool) -> list[str]:
-    """The export formats of a face from `run`: every file format (the .glb needs a rig),
-    and with `video` the .mp4 preview, which needs one too."""
-    from unitaf_model.outputs.exports import FILE_FORMATS
+    """The export formats of a face from `run`: every file format (the .glb and .usd need a
+    rig, the .usd also the `usd` extra), and with `video` the .mp4 preview, which needs a
+    rig too."""
+    import importlib.util
 
-    formats = [f for f in FILE_FORMATS if run.rig is not None or f != "glb"]
+    from unitaf_model.outputs.exports import FILE_FORMATS, MESH_FORMATS
+
+    formats = [f for f in FILE_FORMATS if run.rig is not None or f not in MESH_FORMATS]
+    if "usd" in formats and importlib.util.find_spec("pxr") is None:
+        log.info("no .usd export: usd-core is not installed (pip install 'unitaf[usd]')")
+        formats.remove("usd")
     if video:
         if run.rig is None:
             raise ValueError(f"{run.path} has no vertex rig to render a video with")

@@ -63,9 +63,10 @@ def stream_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, emotio
 
 
 def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str = "spk01",
-                 emotion: str = "neutral", fps: float | None = None, video: bool = False
-                 ) -> dict[str, Path]:
-    """The offline cascade: eSpeak NG speech, then the run's audio → face path."""
+                 emotion: str = "neutral", fps: float | None = None, video: bool = False,
+                 livelink: str | None = None, subject: str = "unitaf") -> dict[str, Path]:
+    """The offline cascade: eSpeak NG speech, then the run's audio → face path (streamed to
+    `livelink` HOST:PORT in real time when given)."""
     from unitaf_data.audio import resample
     from unitaf_data.schema import SAMPLE_RATE
     from unitaf_data.sources import demo
@@ -74,7 +75,12 @@ def infer_espeak(run: LoadedRun, text: str, out: Path, name: str, speaker: str =
     audio, rate = demo.speak(text, speaker, emotion)
     fps = fps or run.info.face_fps
     face = animate(run, AudioFrontEnd(run), resample(audio, rate, SAMPLE_RATE), None, fps)
-    return write_outputs(run, out, name, audio, rate, face, fps, video)
+    written = write_outputs(run, out, name, audio, rate, face, fps, video)
+    if livelink:
+        from unitaf_model.outputs.livelink import stream_face
+
+        stream_face(livelink, [face], run.info.model.channels, fps, subject, (audio, rate))
+    return written
 
 
 def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate: int,
@@ -96,15 +102,29 @@ def write_outputs(run: LoadedRun, out: Path, name: str, audio: np.ndarray, rate:
 
 def infer_indextts2(run: LoadedRun, synthesizer, text: str, voice: Path, out: Path,
                     name: str, emotion=None, fps: float | None = None, video: bool = False,
-                    generation=None, on_chunk: Callable | None = None) -> dict[str, Path]:
-    """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives."""
+                    generation=None, on_chunk: Callable | None = None,
+                    livelink: str | None = None, subject: str = "unitaf",
+                    stream: bool = False) -> dict[str, Path]:
+    """The joint path, streamed; `on_chunk(chunk)` sees each segment as it arrives. With
+    `livelink` (HOST:PORT) the face goes there in real time: each segment's frames as soon as
+    it is ready with `stream`, else the whole face once synthesised."""
+    from contextlib import nullcontext
+
+    from unitaf_model.outputs.livelink import LiveLinkStream
     from unitaf_model.synthesis.indextts2 import SAMPLE_RATE
 
+    fps = fps or run.info.face_fps
+    channels = run.info.model.channels
     chunks = []
-    for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation):
-        chunks.append(chunk)
-        if on_chunk is not None:
-            on_chunk(chunk)
+    live = LiveLinkStream(livelink, channels, fps, subject) if livelink else nullcontext()
+    with live:
+        for chunk in stream_indextts2(run, synthesizer, text, voice, emotion, fps, generation):
+            chunks.append(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+            if livelink and stream:
+                live.put(chunk.face)
+        if livelink and not stream:
+            live.put(np.concatenate([c.face for c in chunks]))
     return write_outputs(run, out, name, np.concatenate([c.wav for c in chunks]),
-                         SAMPLE_RATE, np.concatenate([c.face for c in chunks]),
-                         fps or run.info.face_fps, video)
+                         SAMPLE_RATE, np.concatenate([c.face for c in chunks]), fps, video)

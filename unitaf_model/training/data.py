@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,13 +63,19 @@ class DataSpec:
         return wanted
 
 
-def joined_samples(dataset: Dataset, spec: DataSpec, shards, skips: Skips | None = None
-                   ) -> Iterator[dict[str, Any]]:
+def joined_samples(dataset: Dataset, spec: DataSpec, shards, skips: Skips | None = None,
+                   counts: Counter | None = None) -> Iterator[dict[str, Any]]:
     """Model-grid samples of `shards`: main shard + backbone and teacher sidecars, read by
-    the safe reader; clips a feature backend refused are left out."""
+    the safe reader; clips a feature backend refused are left out (counted in `counts` by
+    set and reason, with every clip read under "read")."""
+    counts = Counter() if counts is None else counts
     for sample in dataset.samples(shards, spec.sidecars, skips):
-        if not sample.refused:
-            yield to_model_grid(spec, sample)
+        counts["read"] += 1
+        if sample.refused:
+            name, reason = next(iter(sample.refused.items()))
+            counts[f"refused by the '{name}' backend ({reason[:80]})"] += 1
+            continue
+        yield to_model_grid(spec, sample)
 
 
 def split_faces(dataset: Dataset, split: str, fps: float) -> Iterator[np.ndarray]:
@@ -169,21 +176,42 @@ class ClipStream(IterableDataset):
         epoch = 0
         while True:
             rng = np.random.default_rng([self.spec.seed, epoch, me])
-            yield from self._batches(self._samples(epoch, consumers, me), rng)
+            counts: Counter = Counter()
+            batches = 0
+            for batch in self._batches(self._samples(epoch, consumers, me, counts), rng):
+                batches += 1
+                yield batch
             if not self.endless:
                 return
+            if not batches:  # another epoch would find nothing either: never spin
+                raise ValueError(self._nothing_usable(counts, consumers, me))
             epoch += 1
 
-    def _samples(self, epoch: int, consumers: int, me: int) -> Iterator[dict[str, Any]]:
+    def _nothing_usable(self, counts: Counter, consumers: int, me: int) -> str:
+        read = counts.pop("read", 0)
+        empty = "none was left out: there are fewer clips than data consumers" \
+            if consumers > 1 else "the split holds no clip"
+        why = "; ".join(f"{n} {reason}" for reason, n in counts.most_common(5)) or empty
+        who = f" for data consumer {me + 1} of {consumers} (ranks × loader workers)" \
+            if consumers > 1 else ""
+        return (f"the {self.split} split of {self.dataset.origin} has no usable sample{who}: "
+                f"{read} clip(s) read; {why}")
+
+    def _samples(self, epoch: int, consumers: int, me: int, counts: Counter
+                 ) -> Iterator[dict[str, Any]]:
         order = list(self.shards)
         if self.endless:
             np.random.default_rng([self.spec.seed, epoch]).shuffle(order)
         skips = Skips() if self.spec.skip_bad else None
         if len(order) >= consumers:
-            yield from joined_samples(self.dataset, self.spec, order[me::consumers], skips)
+            yield from joined_samples(self.dataset, self.spec, order[me::consumers], skips,
+                                      counts)
         else:
-            samples = joined_samples(self.dataset, self.spec, order, skips)
+            samples = joined_samples(self.dataset, self.spec, order, skips, counts)
             yield from (s for i, s in enumerate(samples) if i % consumers == me)
+        if skips is not None:
+            counts.update({f"skipped as bad data ({reason})": n
+                           for reason, n in skips.counts.items()})
         if skips is not None and skips.total:
             log.warning("%s split, epoch %d: skipped %d bad samples (%s); first: %s",
                         self.split, epoch, skips.total, dict(skips.counts), skips.examples[0])

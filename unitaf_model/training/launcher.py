@@ -4,14 +4,15 @@ holds before training into it (nothing, a run to resume, a finished run, or some
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from unitaf_data import owned
 from unitaf_data.dataset import read_json_file
-from unitaf_model.run import latest_checkpoint, load_training_state
+from unitaf_model.run import latest_checkpoint, load_training_state, recover_run
 from unitaf_model.training.config import TrainConfig
 from unitaf_model.training.recipe import resolved, run_recipe
 
@@ -21,25 +22,27 @@ RunState = Literal["new", "unfinished", "finished"]
 Progress = Callable[[int, dict[str, float]], None]  # (step, that step's losses)
 # Keys that may differ between the runs of one config: where the run folder is.
 _WHERE = ("out",)
+_ADVICE = "pass a new --out, or an empty folder"
 
 
 def prepare_run(config: TrainConfig, overwrite: bool = False) -> RunState:
     """What `config.out` holds, made ready to train into: nothing yet (`new`; a run that
     was begun there but never checkpointed is cleared), or a checkpointed run of this same
     config (`unfinished`: training resumes it; `finished`: nothing is left to do). A run of
-    another config, or a folder that is not a run, is refused unless `overwrite` deletes it."""
+    another config is refused unless `overwrite` deletes it; a folder that is not a run
+    the toolkit made (`unitaf_data.owned`: no run marker, such as someone's model folder,
+    or a symbolic link) is refused and left as it is, with `overwrite` too."""
     out = Path(config.out)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    if not out.exists() or not any(out.iterdir()):
+    if overwrite:
+        owned.remove(out, "run", _ADVICE)
+    owned.check_owned(out, "run", _ADVICE)
+    recover_run(out)
+    if not out.exists() or all(p.name == owned.MARKER for p in out.iterdir()):
         return "new"
-    if not (out / "config.json").exists():
-        raise FileExistsError(f"{out} holds files but no unitaf run (no config.json): pass "
-                              "a new --out, or --overwrite to delete it")
     last = latest_checkpoint(out, required=False)
     if last is None:
         log.info("starting %s over: the run begun there wrote no checkpoint", out)
-        shutil.rmtree(out)
+        owned.remove(out, "run", _ADVICE, keep_folder=True)
         return "new"
     differences = _differences(read_json_file(out / "config.json"),
                                resolved(config).to_dict())
@@ -78,11 +81,13 @@ def train(config: TrainConfig, progress: Progress | None = None) -> list[dict[st
     removes the run folder it created. A run on Ray Train workers needs Ray started."""
     out = Path(config.out)
     created = not out.exists()
+    owned.claim(out, "run", _ADVICE)  # before Ray Train writes into it
     try:
         return _train(config, progress)
     except Exception:
         if created and latest_checkpoint(out, required=False) is None:
-            shutil.rmtree(out, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the run's error is the one to report
+                owned.remove(out, "run")
         raise
 
 

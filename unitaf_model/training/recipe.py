@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unitaf_data import owned
 from unitaf_data.dataset import write_json
 from unitaf_data.hub import open_dataset
 from unitaf_model.model.projector import parameter_count
@@ -49,8 +50,9 @@ from unitaf_model.run import (
     load_weights,
     new_run_info,
     read_run_info,
+    recover_run,
+    save_best,
     save_checkpoint,
-    save_weights,
     stage3_run_info,
 )
 from unitaf_model.training.config import TrainConfig, save_config
@@ -85,7 +87,11 @@ class Recipe:
         (replayed to the resumed step)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            owned.claim(self.out, "run", "pass a new --out, or an empty folder")
+            recover_run(self.out)  # what a crash in the middle of a checkpoint left
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.dataset = open_dataset(cfg.data, cfg.data_revision or None)
         input_rate = self.dataset.feature_set(cfg.backbone_set).frame_rate
         if input_rate is None:
@@ -345,9 +351,8 @@ class Recipe:
         path = self.out / BEST / "best.json"
         if path.exists() and json.loads(path.read_text())["value"] <= metrics[name]:
             return
-        (self.out / BEST).mkdir(exist_ok=True)
-        save_weights(self.core.state_dict(), self.out / BEST / "model.safetensors")
-        write_json(path, {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
+        save_best(self.out, self.core.state_dict(),
+                  {"step": self.step, "metric": f"val/{name}", "value": metrics[name]})
 
     @torch.no_grad()
     def split_losses(self, split: str) -> dict[str, float]:
