@@ -189,8 +189,7 @@ def _begin(layout: DatasetLayout, name: str, settings: dict[str, Any], root: Pat
            ) -> None:
     """Claim the set's folder when it is local (`unitaf_data.owned`), then record the set's
     settings, or check them against the run that began it."""
-    if layout.store.is_local:
-        check_feature_folder(layout, name, claim=True)
+    check_feature_folder(layout, name, claim=True)
     path = layout.store / f"{layout.feature_work_key(name)}/settings.json"
     if path.exists():
         if read_json_file(path) != settings:

@@ -205,9 +205,14 @@ class DatasetLayout:
         return sorted(name for name in found if _SET_NAME.fullmatch(name))
 
 
-def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False
+                         ) -> Path | None:
     """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
-    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new. The
+    marks are for local folders: a dataset at a storage URL is the prefix the user named
+    (None)."""
+    if not layout.store.is_local:
+        return None
     folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
     if claim:
         return owned.claim(folder, "feature_set", advice)
@@ -220,8 +225,7 @@ def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     its folder, such as fitted unit centroids, stay): in a local folder only when it is the
     toolkit's feature set (`unitaf_data.owned`); anything else is refused and left as it
     is."""
-    if layout.store.is_local:
-        check_feature_folder(layout, name)
+    check_feature_folder(layout, name)
     folder = f"features/{check_set_name(name)}"
     for split in SPLITS:
         layout.store.remove(f"{folder}/{split}")

@@ -245,13 +245,12 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
         log.info("units of %s are already fitted with k=%d, seed=%d: nothing to do",
                  layout.root, k, seed)
         return fitted
-    if layout.store.is_local:
-        check_feature_folder(layout, "units")
+    check_feature_folder(layout, "units")
     if layout.store.exists(layout.feature_info_key("units")) or layout.store.list(
             layout.feature_work_key("units")):
         if not overwrite:
-            raise FileExistsError(f"{layout.feature_dir('units')} holds codes of the current "
-                                  "units: pass --overwrite to delete them and refit")
+            raise FileExistsError(f"{layout.store.url('features/units')} holds codes of the "
+                                  "current units: pass --overwrite to delete them and refit")
         remove_feature_set(layout, "units")
     keys = sorted(row["key"] for row in dataset.manifest() if row["split"] == split)
     if not keys:

@@ -205,15 +205,21 @@ def _front_end_record(data: Any, what: str) -> dict[str, Any]:
 
 
 def _dataset_record(data: Any, what: str) -> dict[str, Any]:
-    """The dataset's identity: its folder and/or Hub repo at a commit, and the hashes of its
-    records (unitaf.json, each feature set's feature.json)."""
+    """The dataset's identity: its folder, storage URL and/or Hub repo at a commit, and the
+    hashes of its records (unitaf.json, each feature set's feature.json)."""
     item = record_keys(data, what, set(),
-                       {"path", "hub", "revision", "info_sha256", "feature_sets"})
-    if "path" not in item and "hub" not in item:
-        raise RecordError(f"{what}: names neither a path nor a hub repository")
+                       {"path", "url", "hub", "revision", "info_sha256", "feature_sets"})
+    if not {"path", "url", "hub"} & set(item):
+        raise RecordError(f"{what}: names neither a path, a storage URL nor a hub repository")
     found: dict[str, Any] = {}
     if "path" in item:
         found["path"] = typed(item["path"], str, f"{what}.path")
+    if "url" in item:  # a string the user typed: checked as a storage URL, opened as one
+        found["url"] = typed(item["url"], str, f"{what}.url")
+        try:
+            Storage.of(found["url"])
+        except OSError as error:
+            raise RecordError(f"{what}.url: {error}") from None
     if "hub" in item:
         from unitaf_data.hub import is_hub_id
 

@@ -43,8 +43,7 @@ def centroids_location(dataset_dir: Path | str) -> Location:
 
 def save_centroids(dataset_dir: Path | str, centroids: np.ndarray, info: dict) -> Location:
     layout = DatasetLayout(dataset_dir)
-    if layout.store.is_local:  # the folder is claimed as the toolkit's (`unitaf_data.owned`)
-        check_feature_folder(layout, "units", claim=True)
+    check_feature_folder(layout, "units", claim=True)  # a local folder is claimed
     where = layout.store / CENTROIDS_KEY
     where.write_bytes(npy_bytes(centroids))
     write_json(where.storage / FIT_KEY, info)
