@@ -49,8 +49,12 @@ class FakeHub:
         self.root = root
         self.blobs = root / "blobs"
         self.cache = root / "cache"
-        self.blobs.mkdir(parents=True)
-        self.repos: dict[tuple[str, str], Repo] = {}
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.state = root / "state.json"  # the repositories, so that another process (a
+        # command run as a subprocess, killed, run again) sees the same Hub
+        self.repos: dict[tuple[str, str], Repo] = {
+            (kind, name): Repo(**repo) for kind, name, repo in json.loads(
+                self.state.read_text())} if self.state.exists() else {}
         self.downloads: list[tuple[str, str, str]] = []  # (repo, file, commit) served
         self.commit_messages: list[str] = []
 
@@ -190,7 +194,15 @@ class FakeHub:
         repo.commits[sha] = dict(tree)
         repo.refs[branch] = sha
         self.commit_messages.append(message)
+        self._save()
         return CommitInfo(sha)
+
+    def _save(self) -> None:
+        """The repositories written whole, then renamed: a commit is atomic, as on the Hub."""
+        tmp = self.state.with_name("state.json.tmp")
+        tmp.write_text(json.dumps([[kind, name, vars(repo)] for (kind, name), repo
+                                   in self.repos.items()]))
+        tmp.replace(self.state)
 
     def _snapshot(self, repo_type: str | None, repo_id: str, commit: str) -> Path:
         folder = f"{repo_type or 'model'}s--{repo_id.replace('/', '--')}"

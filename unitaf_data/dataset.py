@@ -70,6 +70,8 @@ MAIN_FIELDS = ("face.npy", "flac", "json")  # in this order in every main sample
 REFUSED_FIELD = "rejected.txt"  # a sidecar sample the backend refused holds only this
 _SHARD_ID = re.compile(r"(train|val|test)/(train|val|test)-(\d{6})")
 _SET_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SET_RECORD = re.compile(
+    r"features/([a-z][a-z0-9_]{0,63})/(feature\.json|fit\.json|centroids\.npy)")
 
 
 @dataclass(frozen=True, order=True)
@@ -193,6 +195,14 @@ class DatasetLayout:
     @staticmethod
     def sidecar_relative(feature_set: str, shard: ShardRef) -> str:
         return f"features/{check_set_name(feature_set)}/{shard.split}/{shard.name}.tar"
+
+    @staticmethod
+    def is_set_record(relative: str) -> bool:
+        """Whether `relative` is a feature set's record: `features/{set}/feature.json`, or
+        the fitted units' `centroids.npy` / `fit.json` beside it (the files of a set that
+        are not shards)."""
+        match = _SET_RECORD.fullmatch(relative)
+        return bool(match) and match[1] != "units_fit"
 
     def feature_set_names(self) -> list[str]:
         """Feature sets whose feature.json exists (written once all their shards are)."""

@@ -15,11 +15,13 @@ nothing here reads it beyond asking whether there is one, and nothing prints or 
 from __future__ import annotations
 
 import fnmatch
+import glob
 import math
 import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,15 +37,18 @@ from unitaf_data.verify import VerifyReport, verify
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-# The records and small files of a dataset (feature.json, fit.json, centroids.npy of every
-# set): what opening a Hub dataset downloads; shards come one at a time.
+# The small files at the top of a feature set's folder (feature.json; for `units`, the
+# centroids and their fit) that a push uploads.
 SET_FILE_SUFFIXES = (".json", ".npy")
+# What opening a Hub dataset downloads: these records by their exact names, and the files of
+# the repository's list that are a feature set's records (`DatasetLayout.is_set_record`);
+# shards come one at a time, as the records declare them. Nothing else is ever fetched.
+RECORD_FILES = ("README.md", LICENCE_FILE, "unitaf.json", "manifest.parquet",
+                "rejected.parquet")
 # What a push may delete in the repository (stale shards of an earlier push): only files
 # named as the toolkit names shards, never anything else someone keeps there.
 _SHARD_NAME = "*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"
 SHARD_PATTERNS = (f"data/{_SHARD_NAME}", f"features/{_SHARD_NAME}")
-METADATA_PATTERNS = ("README.md", LICENCE_FILE, "unitaf.json", "manifest.parquet",
-                     "rejected.parquet", "features/*/*.json", "features/*/*.npy")
 
 
 def is_hub_id(reference: str) -> bool:
@@ -338,6 +343,33 @@ def _stage_publishable(storage: Storage, staging: Path) -> None:
 # --- reading from the Hub -----------------------------------------------------------------
 
 
+def fetch_declared(repo_id: str, repo_type: str, revision: str | None, names: tuple[str, ...],
+                   accept: Callable[[str], bool]) -> Path:
+    """The snapshot folder (named by its commit) of `repo_id` at `revision`, holding the
+    files `names` (exact paths, no patterns: huggingface_hub's `*` crosses folders) and the
+    files of the repository's list at that commit that `accept` takes; nothing else is
+    downloaded. Offline, the list is the cached snapshot's."""
+    from huggingface_hub import HfApi, errors, snapshot_download
+
+    snapshot = Path(hub_call(f"download the records of {repo_id}", snapshot_download, repo_id,
+                             repo_type=repo_type, revision=revision, allow_patterns=[
+                                 glob.escape(name) for name in names]))
+    commit = snapshot.name  # the cache keeps a snapshot per commit: snapshots/<sha>/
+    if not _COMMIT.fullmatch(commit):
+        raise HubError(f"{repo_id}: the download is not at a commit ({snapshot})")
+    try:
+        listed = HfApi().list_repo_files(repo_id, repo_type=repo_type, revision=commit)
+    except errors.OfflineModeIsEnabled:
+        listed = [p.relative_to(snapshot).as_posix() for p in snapshot.glob("**/*")]
+    except _hub_errors() as error:
+        raise HubError(f"could not list the files of {repo_id} on the Hugging Face Hub "
+                       f"({type(error).__name__}: {error})") from None
+    fetch = HubFiles(repo_id, commit, repo_type)
+    for relative in sorted(path for path in listed if accept(path)):
+        fetch(relative)
+    return snapshot
+
+
 @dataclass(frozen=True)
 class HubFiles:
     """`fetch` of a Hub dataset: one file of the repository at one commit, from the cache or
@@ -345,13 +377,14 @@ class HubFiles:
 
     repo_id: str
     commit: str
+    repo_type: str = "dataset"
 
     def __call__(self, relative: str) -> Path:
         from huggingface_hub import hf_hub_download
 
         return Path(hub_call(f"fetch {relative} of {self.repo_id}@{self.commit[:10]}",
-                             hf_hub_download, self.repo_id, relative, repo_type="dataset",
-                             revision=self.commit))
+                             hf_hub_download, self.repo_id, relative,
+                             repo_type=self.repo_type, revision=self.commit))
 
 
 def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
@@ -376,14 +409,9 @@ def open_hub_dataset(repo_id: str, revision: str | None = None) -> Dataset:
     if not is_hub_id(repo_id):
         raise FileNotFoundError(f"{repo_id} is neither a dataset folder nor a Hub dataset id "
                                 "(owner/name)")
-    from huggingface_hub import snapshot_download
-
-    snapshot = Path(hub_call(f"download the records of {repo_id}", snapshot_download, repo_id,
-                             repo_type="dataset", revision=revision,
-                             allow_patterns=list(METADATA_PATTERNS)))
-    commit = snapshot.name  # the cache keeps a snapshot per commit: snapshots/<sha>/
-    if not _COMMIT.fullmatch(commit):
-        raise HubError(f"{repo_id}: the download is not at a commit ({snapshot})")
+    snapshot = fetch_declared(repo_id, "dataset", revision, RECORD_FILES,
+                              DatasetLayout.is_set_record)
+    commit = snapshot.name
     if not (snapshot / "unitaf.json").is_file():
         raise FileNotFoundError(f"{repo_id}@{commit[:10]} is not a unitaf dataset (no "
                                 "unitaf.json)")

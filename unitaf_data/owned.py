@@ -154,12 +154,11 @@ def claim(folder: Path, kind: str, advice: str = "") -> Path:
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    from unitaf_data.records import tool_version
+    from unitaf_data.records import tool_version, written_whole
 
-    tmp = folder / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"kind": kind, "marker_version": MARKER_VERSION,
-                               "tool_version": tool_version()}, sort_keys=True))
-    tmp.replace(folder / MARKER)
+    with written_whole(folder / MARKER) as tmp:  # a full disk: an OSError naming the marker
+        tmp.write_text(json.dumps({"kind": kind, "marker_version": MARKER_VERSION,
+                                   "tool_version": tool_version()}, sort_keys=True))
     return folder
 
 

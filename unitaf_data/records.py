@@ -1,10 +1,15 @@
 """The kit every record reader uses to check what it parsed from a file: exactly the keys
 expected, values of the expected type (a bool is never a number), times in seconds and
 positive numbers; `RecordError` names the key that failed. `unitaf_data.schema` (the
-dataset's records) and `unitaf_model.run` (a run's records) build on it."""
+dataset's records) and `unitaf_model.run` (a run's records) build on it. Writing a file
+whole (`written_whole`: a temporary name, renamed once complete, removed on failure) is
+here too, below every writer."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +23,21 @@ def tool_version() -> str:
         return version("unitaf")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+@contextlib.contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """The temporary path to write `path` under, renamed into place once the block ends; a
+    failed write (a full disk) removes the temporary file and is an OSError naming `path`
+    (the error of a bare `write` names no file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    tmp.replace(path)
 
 
 class RecordError(ValueError):

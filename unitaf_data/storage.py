@@ -200,17 +200,17 @@ class Storage:
     def write_object(self, key: str, fill: Callable[[IO[bytes]], Any]) -> ObjectRecord:
         """Write `key` whole from what `fill(handle)` writes; returns its size and sha256.
         Nothing appears at `key` unless `fill` returns."""
-        if self.is_local:
+        if self.is_local:  # a temporary name renamed into place; a full disk names `key`
+            from unitaf_data.records import written_whole
+
             target = self.local_path(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(target.name + ".tmp")
             try:
-                with open(staged, "wb") as handle:
-                    fill(handle)
-                record = _record_of(staged)
-                os.replace(staged, target)
+                with written_whole(target) as staged:
+                    with open(staged, "wb") as handle:
+                        fill(handle)
+                    record = _record_of(staged)
             finally:
-                staged.unlink(missing_ok=True)
+                target.with_name(target.name + ".tmp").unlink(missing_ok=True)
             return record
         with tempfile.TemporaryDirectory(prefix="unitaf-") as folder:
             staged = Path(folder) / "object"

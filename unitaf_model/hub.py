@@ -7,12 +7,13 @@ Nothing pickled is pushed or read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from unitaf_data.dataset import Dataset, is_url, read_json_file
-from unitaf_data.hub import hub_call, is_hub_id, open_dataset
+from unitaf_data.hub import fetch_declared, hub_call, is_hub_id, open_dataset
 from unitaf_data.licences import (
     Terms,
     feature_terms,
@@ -42,15 +43,18 @@ MEDIA_FILES = ("eval/*/videos/*.mp4",)
 MEDIA_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".wav", ".flac", ".mp3", ".ogg",
                   ".m4a", ".opus")
 UNITALKER_TERMS = Terms("UniTalker decoder checkpoint", "Apache-2.0", "apache-2.0")
+# What `download_run` fetches of a pushed run: the records by name, and of the repository's
+# file list only the files `load_run` reads (exact paths, no patterns).
+RUN_RECORDS = ("model.json", "config.json")
+_RUN_READ = re.compile(r"rig\.npz|front_end\.safetensors|best/(model\.safetensors|best\.json)"
+                       r"|step_\d{6}/model\.safetensors")
 
 
 def download_run(repo_id: str, revision: str | None = None) -> Path:
-    """The files of a run pushed with `unitaf push-run`, from the Hub or the local cache, at
-    one commit (the snapshot folder is named by it)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(hub_call(f"download the run {repo_id}", snapshot_download, repo_id,
-                         repo_type="model", revision=revision, allow_patterns=list(RUN_FILES)))
+    """The files of a run pushed with `unitaf push-run` that `load_run` reads, from the Hub
+    or the local cache, at one commit (the snapshot folder is named by it)."""
+    return fetch_declared(repo_id, "model", revision, RUN_RECORDS,
+                          lambda path: bool(_RUN_READ.fullmatch(path)))
 
 
 def open_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:

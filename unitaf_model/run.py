@@ -269,15 +269,13 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor],
                     history: list[dict[str, float]]) -> None:
     """`folder` written whole into a temporary folder beside it (its record, state.json,
     last) and swapped in (`swap_in`)."""
-    from safetensors.torch import save_file
-
     tmp = _fresh_temporary(folder)
     save_weights(model_state, tmp / "model.safetensors")
     optimiser = optimizer.state_dict()
     tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
                for index, state in optimiser["state"].items() for name, value in state.items()}
     tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, tmp / "state.safetensors")
+    save_weights(tensors, tmp / "state.safetensors")
     write_json(tmp / "state.json", {"step": step, "history": history,
                                     "param_groups": optimiser["param_groups"],
                                     "scheduler": scheduler.state_dict()})
@@ -344,9 +342,14 @@ def recover_run(run: Path) -> None:
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Tensors as safetensors; a failed write (a full disk) is an OSError naming `path`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, path)
+    except SafetensorError as error:  # safetensors reports I/O errors as its own type
+        raise OSError(f"could not write {path}: {error}") from None
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

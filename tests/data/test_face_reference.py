@@ -2,11 +2,11 @@
 
 import pytest
 
-from reference import SHARED_REFERENCE
+from reference import SHARED_REASON, SHARED_REFERENCE
 from unitaf_data.face import ARKIT51_UNITALKER, channel_index
 
 
-@pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason="../shared/reference not present")
+@pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason=SHARED_REASON.format(name=""))
 def test_arkit_channels_follow_unitalker_order():
     names = (SHARED_REFERENCE / "unitalker_arkit_names.txt").read_text().split()
     assert tuple(names) == ARKIT51_UNITALKER

@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from reference import CHECKPOINT_KEYS, all_samples, reference_checkpoint_shapes
+from reference import (
+    CHECKPOINT_KEYS,
+    SHARED_REASON,
+    all_samples,
+    needs_shared,
+    reference_checkpoint_shapes,
+)
 from unitaf_data.features.unitalker import encoder_config, encoder_state, load_encoder
 from unitaf_pipelines.extract import ExtractConfig, run_extract
 
-needs_reference = pytest.mark.skipif(not CHECKPOINT_KEYS.exists(), reason="../shared not present")
+needs_reference = needs_shared(CHECKPOINT_KEYS)
 
 
 def random_checkpoint(shapes: dict[str, tuple[int, ...]], path) -> None:
@@ -86,7 +92,7 @@ def test_a_small_checkpoint_round_trips_through_the_loader(tmp_path):
 def unitalker_checkpoint(tmp_path_factory):
     """UniTalker-B's full key layout with random weights when ../shared is present."""
     if not CHECKPOINT_KEYS.exists():
-        pytest.skip("../shared not present")
+        pytest.skip(SHARED_REASON.format(name=CHECKPOINT_KEYS.name))
     path = tmp_path_factory.mktemp("ckpt") / "UniTalker-B-random.pt"
     random_checkpoint(reference_checkpoint_shapes("UniTalker-B-D0-D7.pt"), path)
     return path

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 
-from reference import SHARED_REFERENCE
+from reference import SHARED_REFERENCE, needs_shared
 from unitaf_data.face_io import read_face
 from unitaf_model.model.rig import demo_rig, load_rig, match_channels
 from unitaf_model.outputs.exports import (
@@ -176,8 +176,7 @@ def accessor_data(document: dict, blob: bytes, index: int) -> np.ndarray:
 def rigs():
     yield pytest.param(demo_rig(), id="demo")
     yield pytest.param(load_rig(RIG_FILE) if RIG_FILE.exists() else None, id="unitalker",
-                       marks=pytest.mark.skipif(not RIG_FILE.exists(),
-                                                reason="../shared/reference not present"))
+                       marks=needs_shared(RIG_FILE))
 
 
 @pytest.mark.parametrize("rig", rigs())

@@ -163,6 +163,10 @@ def test_each_segments_face_lines_up_with_its_wav_and_decays_to_rest_in_the_sile
 
 def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
         synth, face_model, voice, whole):
+    """`synthesize` concatenates `stream`, so their equality alone would hold by
+    construction; what can fail is checked too: each streamed segment equals that sentence
+    synthesised alone with the seed of its position, so a chunk depends on nothing that
+    came before it (not on earlier segments, nor on the caller's use of the generator)."""
     from unitaf_model.synthesis.indextts2 import Generation, stream
 
     chunks = []
@@ -171,6 +175,13 @@ def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
         torch.rand(1000)  # the caller's own use of the random generator changes nothing
     np.testing.assert_array_equal(np.concatenate([c.wav for c in chunks]), whole.wav)
     np.testing.assert_array_equal(np.concatenate([c.face for c in chunks]), whole.face)
+    sentences = ["Hello there.", "The quick brown fox jumps.", "It is a sunny day."]
+    for index, (chunk, sentence) in enumerate(zip(chunks, sentences, strict=True)):
+        (alone,) = stream(synth, face_model, sentence, voice, generation=Generation(
+            **{**GENERATION, "seed": index}))
+        np.testing.assert_array_equal(chunk.speech.codes, alone.speech.codes)
+        np.testing.assert_array_equal(chunk.speech.wav, alone.speech.wav)
+        np.testing.assert_array_equal(chunk.wav[: chunk.speech_samples], alone.wav)
     ready = [c.ready_s for c in chunks]
     assert ready == sorted(ready) and 0 < chunks[0].ready_s < ready[-1]
     assert all(c.speech_s > 0 and c.face_s >= 0 for c in chunks)
@@ -178,9 +189,11 @@ def test_streaming_equals_the_whole_synthesis_and_the_first_chunk_comes_first(
 
 def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
         synth, models, voice, whole):
-    """The extraction backend's own GPT and `gpt_layer` (loaded by the feature backend from
-    the same files) on the generated codes, and upstream's own calls (`infer_generator`'s
-    GPT pass, s2mel's `gpt_layer`), give the features the face was computed from."""
+    """The features the face was computed from equal, within float16 rounding, upstream's
+    calls as `infer_generator` makes them (the GPT forward pass with the emotion reference's
+    conditioning, s2mel's `gpt_layer`) on the generated codes; and the `tts_latent`
+    extraction (the feature backend's GPT and `gpt_layer`, loaded separately from the same
+    files) gives the same values on those codes."""
     from unitaf_data.features import ExtractSettings, make_backend
     from unitaf_data.features.indextts2 import teacher_forced_latents
     from unitaf_model.synthesis.indextts2 import Emotion
@@ -203,11 +216,13 @@ def test_the_face_features_are_the_tts_latent_extraction_of_the_generated_codes(
                                  cond_mel_lengths=frames, emo_cond_mel_lengths=frames,
                                  emo_vec=cond.emovec, use_speed=torch.zeros(1, dtype=torch.long))
             upstream_projected = synth.s2mel.models["gpt_layer"](upstream)
-        np.testing.assert_array_equal(chunk.speech.latent, latent[0].numpy().astype(np.float16))
-        np.testing.assert_array_equal(chunk.speech.projected,
-                                      projected[0].numpy().astype(np.float16))
-        np.testing.assert_allclose(chunk.speech.projected.astype(np.float32),
-                                   upstream_projected[0].numpy(), atol=2e-3, rtol=2e-3)
+        assert chunk.speech.latent.dtype == chunk.speech.projected.dtype == np.float16
+        for ours, theirs in ((chunk.speech.latent, upstream), (chunk.speech.projected,
+                                                               upstream_projected),
+                             (latent[0].numpy(), upstream), (projected[0].numpy(),
+                                                             upstream_projected)):
+            np.testing.assert_allclose(ours.astype(np.float32), theirs[0].numpy(), atol=2e-3,
+                                       rtol=2e-3)
 
 
 def test_an_emotion_vector_mixes_the_nearest_emotion_speakers_vectors(synth, models, voice):
@@ -405,3 +420,122 @@ def test_unitaf_infer_refuses_a_run_of_audio_features_naming_the_espeak_path(tmp
                                       str(tmp_path / "out"), "--voice", "v.wav",
                                       "--indextts2-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--tts espeak" in result.output
+
+
+def _torchaudio_stand_in():
+    """The three torchaudio calls of upstream's synthesis path, as the loop makes them:
+    `transforms.Resample` by librosa's resampler (soxr), `compliance.kaldi.fbank` by
+    `kaldi_fbank`; `save` is never reached (no output path)."""
+    import types
+
+    import librosa
+
+    from unitaf_model.synthesis.indextts2 import kaldi_fbank
+
+    class Resample:
+        def __init__(self, orig_freq: int, new_freq: int) -> None:
+            self.rates = (orig_freq, new_freq)
+
+        def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(librosa.resample(audio.numpy(), orig_sr=self.rates[0],
+                                                     target_sr=self.rates[1]))
+
+    def fbank(wav, num_mel_bins, dither, sample_frequency):
+        assert (num_mel_bins, dither, sample_frequency) == (80, 0, 16000)
+        return torch.from_numpy(kaldi_fbank(wav[0].numpy()))
+
+    def save(*args, **kwargs):
+        raise AssertionError("upstream saved a file: the comparison passes no output path")
+
+    kaldi = types.ModuleType("torchaudio.compliance.kaldi")
+    kaldi.fbank = fbank
+    compliance = types.ModuleType("torchaudio.compliance")
+    compliance.kaldi = kaldi
+    transforms = types.ModuleType("torchaudio.transforms")
+    transforms.Resample = Resample
+    module = types.ModuleType("torchaudio")
+    module.transforms, module.compliance, module.save = transforms, compliance, save
+    return {"torchaudio": module, "torchaudio.transforms": transforms,
+            "torchaudio.compliance": compliance, "torchaudio.compliance.kaldi": kaldi}
+
+
+def _upstream_tts(synth, infer_v2):
+    """Upstream's IndexTTS2 object holding the models the loop loaded (the same objects),
+    with the attributes its `__init__` would set (which downloads from the Hub and
+    unpickles checkpoints, so it is not run)."""
+    from indextts.s2mel.modules.audio import mel_spectrogram
+
+    tts = object.__new__(infer_v2.IndexTTS2)
+    vars(tts).update(
+        device="cpu", dtype=None, use_fp16=False, use_accel=False, use_torch_compile=False,
+        use_cuda_kernel=False, cfg=synth.files.config, stop_mel_token=synth.stop_code,
+        gpt=synth.gpt, extract_features=synth.extractor, semantic_model=synth.w2v_bert,
+        semantic_mean=synth.mean, semantic_std=synth.std, semantic_codec=synth.codec,
+        s2mel=synth.s2mel, campplus_model=synth.campplus, bigvgan=synth.bigvgan,
+        tokenizer=synth.tokenizer, emo_matrix=synth.emo_matrix, spk_matrix=synth.spk_matrix,
+        emo_num=synth.emo_num, qwen_emo=None,
+        mel_fn=lambda x: mel_spectrogram(x, **synth.mel_args))
+    tts._init_cache()
+    return tts
+
+
+def test_the_synthesis_loop_equals_upstreams_generator_on_the_same_weights_and_seed(
+        synth, face_model, tmp_path, monkeypatch):
+    """Upstream's own generator, `IndexTTS2.infer_generator` of indextts2-inference 2.1.1
+    (its code, run as written), against this project's loop (`stream`), on the same
+    random-weight models and seed, for a one-segment sentence and a 22.05 kHz voice: the
+    generated codes, the GPT latents behind the face and the waveform are equal.
+
+    What is not upstream's in this comparison: (1) its module imports torchaudio, which
+    does not load next to this torch, so three torchaudio calls are stand-ins during the
+    import and the call (`transforms.Resample` by librosa's soxr resampler, an identity
+    at 22.05 kHz and 22.05 → 16 kHz as the loop resamples; `compliance.kaldi.fbank` by the
+    loop's `kaldi_fbank`, checked against Kaldi's formulas above; `save` not reached); (2)
+    the IndexTTS2 object is not built by its `__init__`: it holds the models the loop
+    loaded (the same objects: w2v-BERT cut after layer 17, whose `hidden_states[17]`
+    upstream reads; the KV-cache shim the loop installs on the GPT's generation wrapper).
+    Not compared: texts of several segments (the loop seeds each segment with seed +
+    index, upstream draws all segments from one generator), voices at other rates
+    (upstream resamples 22.05 kHz audio to 16 kHz, the loop the decoded audio), emotion
+    from text (Qwen)."""
+    import soundfile as sf
+
+    from unitaf_model.synthesis.indextts2 import Generation, stream
+
+    t = np.arange(2 * 22_050) / 22_050
+    voice = tmp_path / "voice22k.wav"
+    sf.write(voice, (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+                     ).astype(np.float32), 22_050)
+    sentence = "The quick brown fox jumps."
+    settings = {**GENERATION, "diffusion_steps": 25}  # upstream's, fixed in its code
+    (ours,) = stream(synth, face_model, sentence, voice, generation=Generation(**settings))
+    before = set(sys.modules)
+    for name, module in _torchaudio_stand_in().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    try:
+        import indextts.infer_v2 as infer_v2
+
+        tts = _upstream_tts(synth, infer_v2)
+        captured = {}
+        forward = synth.gpt.forward
+
+        def keep_latent(*args, **kwargs):  # upstream's teacher-forced pass, recorded
+            captured["latent"] = forward(*args, **kwargs)
+            return captured["latent"]
+
+        monkeypatch.setattr(synth.gpt, "forward", keep_latent)
+        torch.manual_seed(Generation().seed)
+        with torch.inference_mode():
+            wavs = list(tts.infer_generator(
+                str(voice), sentence, None, stream_return=True,
+                max_text_tokens_per_segment=settings["max_text_tokens_per_segment"],
+                max_mel_tokens=settings["max_mel_tokens"]))
+    finally:
+        for name in set(sys.modules) - before:
+            sys.modules.pop(name, None)
+    upstream_wav = wavs[0][0].numpy()
+    assert len(captured["latent"][0]) == len(ours.speech.codes)
+    np.testing.assert_allclose(ours.speech.latent.astype(np.float32),
+                               captured["latent"][0].numpy(), atol=2e-3, rtol=2e-3)
+    assert len(upstream_wav) == len(ours.speech.wav)
+    np.testing.assert_allclose(ours.speech.wav, upstream_wav, atol=1e-5)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference import SHARED_REFERENCE
+from reference import SHARED_REFERENCE, needs_shared
 from unitaf_data.face import (
     ARKIT51_UNITALKER,
     FLAME103_CHANNELS,
@@ -372,7 +372,7 @@ def test_upper_and_lip_sets_avoid_the_mouth_and_articulation_barely_moves_the_up
     assert largest_by_articulation < 0.2 * displacement[expression].max(0).mean()
 
 
-@pytest.mark.skipif(not RIG_FILE.exists(), reason="../shared not present")
+@needs_shared(RIG_FILE)
 def test_the_unitalker_upper_face_is_every_vertex_outside_its_lower_face():
     rig = load_rig(RIG_FILE)
     with np.load(RIG_FILE) as data:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import SHARED_REFERENCE
+from reference import SHARED_REFERENCE, needs_shared
 from unitaf_model.model.rig import demo_rig, load_rig
 from unitaf_model.outputs.preview import (
     LABEL_HEIGHT,
@@ -58,8 +58,7 @@ def backends():
 
 def rigs():
     yield pytest.param("demo", id="demo")
-    yield pytest.param("unitalker", id="unitalker", marks=pytest.mark.skipif(
-        not RIG_FILE.exists(), reason="../shared/reference not present"))
+    yield pytest.param("unitalker", id="unitalker", marks=needs_shared(RIG_FILE))
 
 
 def get_rig(name: str):

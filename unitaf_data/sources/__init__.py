@@ -26,7 +26,7 @@ from types import ModuleType
 
 import numpy as np
 
-from unitaf_data.audio import AUDIO_ERRORS, load_audio
+from unitaf_data.audio import AUDIO_ERRORS, AudioError, load_audio
 from unitaf_data.dataset import Location, Storage, is_url
 from unitaf_data.schema import SAMPLE_RATE
 
@@ -70,11 +70,15 @@ def get_source(name: str) -> ModuleType:
 
 
 def read_audio(path: str | Path) -> np.ndarray:
-    """16 kHz mono audio, or InputError(missing_audio | unreadable_audio)."""
+    """16 kHz mono audio, or InputError(missing_audio, or an AudioError's reason:
+    unreadable_audio, bad_sample_rate, too_many_channels, audio_too_long, empty_audio,
+    nonfinite_audio)."""
     if not Path(path).exists():
         raise InputError("missing_audio", f"{path} does not exist")
     try:
         return load_audio(path, SAMPLE_RATE)
+    except AudioError as error:  # unreadable, out of bounds, empty or non-finite
+        raise InputError(error.reason, str(error)) from None
     except AUDIO_ERRORS as error:
         raise InputError("unreadable_audio", f"{path}: {type(error).__name__}: {error}"
                          ) from error

@@ -95,9 +95,14 @@ def face_on_grid(run: LoadedRun, features: dict[str, dict[str, np.ndarray]],
 def animate(run: LoadedRun, front_end: AudioFrontEnd, audio: np.ndarray,
             speaker: str | None = None, fps: float | None = None) -> np.ndarray:
     """Face (round(duration × fps), C) for 16 kHz mono audio; `fps` defaults to the run's
-    dataset face rate."""
+    dataset face rate. AudioError (audio_too_short) for audio shorter than one frame."""
+    from unitaf_data.audio import AudioError
+
     fps = fps or run.info.face_fps
     frames = round(len(audio) / SAMPLE_RATE * fps)
+    if frames < 1:
+        raise AudioError("audio_too_short", f"{len(audio)} samples at {SAMPLE_RATE} Hz: "
+                         f"shorter than one face frame at {fps} fps")
     return face_on_grid(run, front_end.features(audio), speaker, fps, frames)
 
 

@@ -1,8 +1,11 @@
-"""Text → speech and face in one pass: IndexTTS2's own synthesis, with the face a UniTAF run
-computes from the synthesiser's GPT latents, streamed one text segment at a time.
+"""Text → speech and face in one pass: a re-implementation of IndexTTS2's synthesis loop, with
+the face a UniTAF run computes from the synthesiser's GPT latents, streamed one text segment
+at a time.
 
-The computation is IndexTTS2's (`indextts2-inference` 2.1.1, `IndexTTS2.infer_generator`),
-on its classes, loaded from the user's files (`locate_files(..., synthesis=True)`): text
+The loop re-implements upstream's generator (`indextts2-inference` 2.1.1,
+`IndexTTS2.infer_generator`, whose module imports torchaudio and is never imported here) on
+upstream's model classes, built and filled by this project's own loaders (for
+`weights_only=True`) from the user's files (`locate_files(..., synthesis=True)`): text
 normalisation and BPE, segmentation at sentence ends (`max_text_tokens_per_segment`), the
 voice prompt's w2v-BERT features, semantic codes, 22.05 kHz mel, CAMPPlus style and s2mel
 prompt condition; the emotion vector from the voice, an emotion reference audio (mixed by
@@ -461,12 +464,13 @@ def chunk_face(model_face: np.ndarray, codes: int, speech_samples: int, silence_
 
 def read_prompt(path: Path) -> dict[int, np.ndarray]:
     """A voice or emotion prompt decoded once (mono) and resampled by librosa (soxr) to
-    22.05 kHz and 16 kHz, each cut to its first 15 s, by sample rate."""
+    22.05 kHz and 16 kHz, each cut to its first 15 s, by sample rate (AudioError for a file
+    `read_mono` refuses)."""
     import librosa
 
-    audio, rate = librosa.load(path, sr=None, mono=True)
-    if audio.size == 0:
-        raise ValueError(f"{path}: no audio")
+    from unitaf_data.audio import read_mono
+
+    audio, rate = read_mono(path)
     return {target: librosa.resample(audio, orig_sr=rate, target_sr=target)[
         : int(PROMPT_S * target)].astype(np.float32) for target in (SAMPLE_RATE, SEMANTIC_RATE)}
 

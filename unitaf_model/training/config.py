@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from unitaf_data.dataset import write_json
 
 if TYPE_CHECKING:
     from unitaf_model.training.data import DataSpec
@@ -158,7 +159,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    """The resolved config as JSON, written whole (temporary name, then renamed)."""
+    write_json(path, config.to_dict())
 
 
 def _unknown_key(key: str, names: list[str]) -> str:
