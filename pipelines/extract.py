@@ -7,6 +7,9 @@ is written. A set's settings (backend, model files and hashes, batch policy, dev
 saved beside its markers when it is begun and compared on every rerun: the same settings
 resume, other settings are refused (or, with `overwrite`, the set is redone). A set's
 `feature.json` and dataset-card config are written only once every shard has its sidecar.
+The dataset may be a folder or a storage URL (`s3://`, `gs://`): each actor reads its main
+shard and writes its sidecars there itself; markers, settings and records live in the
+dataset's storage, so a rerun from any machine resumes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from typing import Any
 from unitaf_data import card, extract
 from unitaf_data.dataset import (
     Dataset,
+    DatasetLayout,
     ShardRef,
     check_feature_folder,
+    read_json_file,
     remove_feature_set,
     write_json,
 )
@@ -29,12 +34,15 @@ from unitaf_data.features import ExtractSettings, group_by_backend, make_backend
 from unitaf_data.features.augment import AUGMENTED_SET, AugmentSettings
 from unitaf_data.schema import FeatureSetInfo
 from unitaf_pipelines.runtime import (
+    DEFAULT_STALL_TIMEOUT_S,
+    actor_nodes,
     actor_options,
     actor_pool,
     init_ray,
-    read_json,
+    node_label,
     run_on_actors,
     stage_progress,
+    wait_one,
 )
 
 log = logging.getLogger(__name__)
@@ -42,7 +50,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    dataset_dir: Path
+    dataset_dir: Path | str  # a folder or a storage URL
     feature_sets: tuple[str, ...] = ("whisper", "units", "utterance")  # the offline sets
     workers: int | None = None  # per backend; default one per CPU (or GPU)
     gpus_per_worker: float = 0.0
@@ -52,6 +60,7 @@ class ExtractConfig:
     w2v_bert: str | None = None
     semantic_codec: str | None = None
     ray_address: str | None = None
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     overwrite: bool = False  # redo the requested sets from scratch
     augment: int = 0  # augmented copies per train clip (adds the whisper_aug set)
     augment_seed: int = 0
@@ -97,7 +106,10 @@ def _extractor_class():
         def describe(self) -> dict:
             return self.backend.describe()
 
-        def shard(self, dataset_dir: Path, shard: ShardRef, batch_seconds: float,
+        def where(self) -> str:
+            return node_label()
+
+        def shard(self, dataset_dir: Path | str, shard: ShardRef, batch_seconds: float,
                   skip_bad: bool) -> dict:
             reports = extract.extract_shard(self.backend, self.feature_sets,
                                             Dataset.open_folder(dataset_dir), shard,
@@ -125,7 +137,7 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
         for backend, sets in groups.items():
             summary.feature_sets |= _run_backend(config, dataset, shards, backend, sets,
                                                  plans[backend], progress)
-    card.refresh_card(dataset.root)
+    card.refresh_card(config.dataset_dir)
     summary.seconds = time.perf_counter() - clock
     return summary
 
@@ -133,8 +145,8 @@ def run_extract(config: ExtractConfig) -> ExtractSummary:
 def _run_backend(config: ExtractConfig, dataset: Dataset, shards: list[ShardRef],
                  backend: str, sets: list[str], plan, progress) -> dict[str, FeatureSetInfo]:
     layout = dataset.layout
-    todo = [s for s in shards
-            if not all(_marker(layout, name, s).exists() for name in sets)]
+    marked = {key for name in sets for key in layout.store.list(layout.feature_work_key(name))}
+    todo = [s for s in shards if not all(_marker(name, s) in marked for name in sets)]
     task = progress.add_task(f"extract {','.join(sets)}", total=len(shards),
                              completed=len(shards) - len(todo), hours=0.0)
     count, options = actor_options(config.device, config.workers, cpu_share=0.0,
@@ -144,30 +156,35 @@ def _run_backend(config: ExtractConfig, dataset: Dataset, shards: list[ShardRef]
     import ray
 
     with actor_pool(_extractor_class(), count, options, backend, sets, plan.settings) as actors:
-        declared = ray.get(actors[0].describe.remote())
+        declared = ray.get(wait_one([actors[0].describe.remote()], config.stall_timeout_s,
+                                    f"start {backend} actors",
+                                    lambda refs: "the first actor's model description"))
         settings = {name: _settings(config, declared[name]) for name in sets}
         for name in sets:
             _begin(layout, name, settings[name], dataset.root)
+        where = actor_nodes(actors, config.stall_timeout_s)
         hours = 0.0
 
         def submit(actor, shard: ShardRef):
-            return actor.shard.remote(dataset.root, shard, config.batch_seconds,
+            return actor.shard.remote(config.dataset_dir, shard, config.batch_seconds,
                                       config.skip_bad)
 
         def done(shard: ShardRef, reports: dict) -> None:
             nonlocal hours
             for name in sets:
-                write_json(_marker(layout, name, shard), reports[name])
+                write_json(layout.store / _marker(name, shard), reports[name])
             hours += reports[sets[0]]["audio_seconds"] / 3600
             progress.update(task, advance=1, hours=hours)
 
-        run_on_actors(actors, todo, submit, done)
+        run_on_actors(actors, todo, submit, done, timeout=config.stall_timeout_s,
+                      stage=f"extract {','.join(sets)}", name=lambda s: f"shard {s.id}",
+                      where=where)
     finished = {}
     for name in sets:
-        reports = {s.id: extract.SetReport.from_dict(read_json(_marker(layout, name, s)))
-                   for s in shards}
+        reports = {s.id: extract.SetReport.from_dict(
+            read_json_file(layout.store / _marker(name, s))) for s in shards}
         info = extract.feature_info(name, declared[name], settings[name], reports)
-        write_json(layout.feature_info(name), info.to_dict())
+        write_json(layout.store / layout.feature_info_key(name), info.to_dict())
         finished[name] = info
     return finished
 
@@ -179,22 +196,23 @@ def _settings(config: ExtractConfig, declared: dict[str, Any]) -> dict[str, Any]
             "device": config.device, "tool_version": card.tool_version()}
 
 
-def _begin(layout, name: str, settings: dict[str, Any], root: Path) -> None:
-    """Claim the set's folder (`unitaf_data.owned`), then record the set's settings, or check
-    them against the run that began it."""
+def _begin(layout: DatasetLayout, name: str, settings: dict[str, Any], root: Path | str
+           ) -> None:
+    """Claim the set's folder when it is local (`unitaf_data.owned`), then record the set's
+    settings, or check them against the run that began it."""
     check_feature_folder(layout, name, claim=True)
-    path = layout.feature_work(name) / "settings.json"
+    path = layout.store / f"{layout.feature_work_key(name)}/settings.json"
     if path.exists():
-        if read_json(path) != settings:
+        if read_json_file(path) != settings:
             raise ValueError(
                 f"features/{name} in {root} was extracted with other settings (other model "
                 f"files, batch policy or device; see {path}): pass --overwrite to redo it")
         return
-    if layout.feature_info(name).exists():
+    if layout.store.exists(layout.feature_info_key(name)):
         raise ValueError(f"features/{name} in {root} has no record of its settings: pass "
                          "--overwrite to redo it")
     write_json(path, settings)
 
 
-def _marker(layout, name: str, shard: ShardRef) -> Path:
-    return layout.feature_work(name) / f"{shard.name}.json"
+def _marker(name: str, shard: ShardRef) -> str:
+    return f"{DatasetLayout.feature_work_key(name)}/{shard.name}.json"

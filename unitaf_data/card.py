@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unitaf_data.conditions import CONDITION_FIELDS
-from unitaf_data.dataset import Dataset, DatasetLayout, split_order, write_json
+from unitaf_data.dataset import Dataset, DatasetLayout, Location, split_order, write_json
 from unitaf_data.licences import (
     dataset_terms,
     licence_metadata,
@@ -88,11 +88,15 @@ def sidecar_features(feature_info: FeatureSetInfo) -> Any:
     return Features(declared)
 
 
-def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:
-    """Rows as a parquet table (an empty table keeps `columns` when there are no rows)."""
+def write_table(path: Path | Location, rows: list[dict[str, Any]],
+                columns: tuple[str, ...] = ()) -> None:
+    """Rows as a parquet table (an empty table keeps `columns` when there are no rows),
+    written whole to a local file or the dataset's storage."""
     table = (pa.Table.from_pylist(rows) if rows
              else pa.table({c: pa.array([], pa.string()) for c in columns}))
-    pq.write_table(table, path)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    Location.of(path).write_bytes(buffer.getvalue().to_pybytes())
 
 
 def dataset_info(source: str, face: tuple[str, tuple[str, ...], float],
@@ -132,7 +136,7 @@ def dataset_info(source: str, face: tuple[str, tuple[str, ...], float],
 
 
 def write_info(layout: DatasetLayout, info: DatasetInfo) -> None:
-    write_json(layout.info, info.to_dict())
+    write_json(layout.store / layout.INFO_KEY, info.to_dict())
 
 
 def card_text(dataset: Dataset, feature_sets: list[str] | None = None,
@@ -229,7 +233,7 @@ unitaf-data pull {repo} --out dataset   # or a local copy (`--features` picks th
 
 def write_card(dataset: Dataset) -> None:
     """README.md for the dataset with every complete feature set."""
-    dataset.layout.card.write_text(card_text(dataset))
+    dataset.store.write_text(dataset.layout.CARD_KEY, card_text(dataset))
 
 
 def _phones_prose(counts: dict[str, Any]) -> str:

@@ -12,10 +12,16 @@
                                                   (markers, settings): never published
 
 `DatasetLayout` knows these paths (nothing else in the project spells them out);
-`Dataset.open_folder` opens a folder once and reads it: the typed records, the shards of a
-split, a shard's sidecar, the manifest, and samples joined with their sidecars through the
-safe reader (`unitaf_data.reader`). Nothing here downloads: `unitaf_data.hub.open_dataset`
-resolves a folder or a Hub id and then calls `open_folder`.
+`Dataset.open_folder` opens a dataset once, a folder or an object-store URL (`s3://`,
+`gs://`), and reads it: the typed records, the shards of a split, a shard's sidecar, the
+manifest, and samples joined with their sidecars through the safe reader
+(`unitaf_data.reader`). Nothing here downloads: `unitaf_data.hub.open_dataset` resolves a
+folder, a URL or a Hub id and then calls `open_folder`.
+
+Where the files live is this module's storage layer (`unitaf_data.storage`, re-exported
+here): a dataset's root is a `Storage` made from the user's path or URL, and every file is
+a checked key below it, read as a stream. Nothing else in the project opens a dataset file
+by a string.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +47,9 @@ from unitaf_data.reader import (
     decode_record,
     decode_text,
     sha256_of,
-    tar_samples,
+    stream_samples,
+    verified_stream,
 )
-from unitaf_data.records import written_whole
 from unitaf_data.schema import (
     ClipMeta,
     DatasetInfo,
@@ -51,6 +58,12 @@ from unitaf_data.schema import (
     RecordError,
     ShardInfo,
 )
+from unitaf_data.storage import Location as Location  # re-exported: the storage layer
+from unitaf_data.storage import ObjectRecord as ObjectRecord  # belongs to this module
+from unitaf_data.storage import Storage as Storage
+from unitaf_data.storage import StorageError as StorageError
+from unitaf_data.storage import check_key as check_key
+from unitaf_data.storage import is_url as is_url
 
 # in this order everywhere; test_speaker: a speaker (and sentences) no other split has
 SPLITS = ("train", "val", "test", "test_speaker")
@@ -102,42 +115,51 @@ def check_set_name(name: str) -> str:
 
 
 class DatasetLayout:
-    """Every path of a dataset folder."""
+    """Every file of a dataset: `*_KEY` and `*_relative` are keys below the root (`store`);
+    the Path properties are those files on a local disk (local datasets only)."""
 
     WORK = ".build"
+    INFO_KEY, MANIFEST_KEY, REJECTED_KEY, CARD_KEY = (
+        "unitaf.json", "manifest.parquet", "rejected.parquet", "README.md")
     PUBLISH_IGNORE = (".build/*", "features/.build/*", "*.tmp", "*/.build/*", MARKER,
                       f"*/{MARKER}")
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Storage) -> None:
+        self.store = root if isinstance(root, Storage) else Storage.of(root)
+        self.root: Path | str = (Path(root) if isinstance(root, str | Path) and not is_url(root)
+                                 else self.store.local_path() if self.store.is_local
+                                 else self.store.root)
 
     def __repr__(self) -> str:
         return f"DatasetLayout({self.root})"
 
+    def _local(self, key: str) -> Path:
+        return Path(self.root) / key if self.store.is_local else self.store.local_path(key)
+
     @property
     def info(self) -> Path:
-        return self.root / "unitaf.json"
+        return self._local(self.INFO_KEY)
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifest.parquet"
+        return self._local(self.MANIFEST_KEY)
 
     @property
     def rejected(self) -> Path:
-        return self.root / "rejected.parquet"
+        return self._local(self.REJECTED_KEY)
 
     @property
     def card(self) -> Path:
-        return self.root / "README.md"
+        return self._local(self.CARD_KEY)
 
     @property
     def work(self) -> Path:
         """The build's markers and settings (and the demo corpus it synthesised)."""
-        return self.root / self.WORK
+        return self._local(self.WORK)
 
     @property
     def features(self) -> Path:
-        return self.root / "features"
+        return self._local("features")
 
     @property
     def units(self) -> Path:
@@ -145,7 +167,7 @@ class DatasetLayout:
         return self.features / "units"
 
     def shard(self, shard: ShardRef) -> Path:
-        return self.root / self.shard_relative(shard)
+        return self._local(self.shard_relative(shard))
 
     @staticmethod
     def shard_relative(shard: ShardRef) -> str:
@@ -157,12 +179,20 @@ class DatasetLayout:
     def feature_info(self, feature_set: str) -> Path:
         return self.feature_dir(feature_set) / "feature.json"
 
+    @staticmethod
+    def feature_info_key(feature_set: str) -> str:
+        return f"features/{check_set_name(feature_set)}/feature.json"
+
     def feature_work(self, feature_set: str) -> Path:
         """Extraction markers and the settings of the run writing `feature_set`."""
         return self.features / self.WORK / check_set_name(feature_set)
 
+    @staticmethod
+    def feature_work_key(feature_set: str) -> str:
+        return f"features/{DatasetLayout.WORK}/{check_set_name(feature_set)}"
+
     def sidecar(self, feature_set: str, shard: ShardRef) -> Path:
-        return self.root / self.sidecar_relative(feature_set, shard)
+        return self._local(self.sidecar_relative(feature_set, shard))
 
     @staticmethod
     def sidecar_relative(feature_set: str, shard: ShardRef) -> str:
@@ -178,15 +208,23 @@ class DatasetLayout:
 
     def feature_set_names(self) -> list[str]:
         """Feature sets whose feature.json exists (written once all their shards are)."""
-        if not self.features.is_dir():
-            return []
-        return sorted(p.parent.name for p in self.features.glob("*/feature.json")
-                      if _SET_NAME.fullmatch(p.parent.name))
+        if self.store.is_local:
+            found = ([p.parent.name for p in self.features.glob("*/feature.json")]
+                     if self.features.is_dir() else [])
+        else:
+            found = [key.split("/")[1] for key in self.store.list("features")
+                     if key.count("/") == 2 and key.endswith("/feature.json")]
+        return sorted(name for name in found if _SET_NAME.fullmatch(name))
 
 
-def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) -> Path:
+def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False
+                         ) -> Path | None:
     """`features/{name}`, refused (ForeignFolder) unless it is absent, empty or a feature set
-    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new."""
+    the toolkit made (`unitaf_data.owned`); with `claim`, created and marked when new. The
+    marks are for local folders: a dataset at a storage URL is the prefix the user named
+    (None)."""
+    if not layout.store.is_local:
+        return None
     folder, advice = layout.feature_dir(name), f"move it out of {layout.features} first"
     if claim:
         return owned.claim(folder, "feature_set", advice)
@@ -196,22 +234,23 @@ def check_feature_folder(layout: DatasetLayout, name: str, claim: bool = False) 
 
 def remove_feature_set(layout: DatasetLayout, name: str) -> None:
     """Delete a feature set's sidecars, feature.json and extraction markers (other files in
-    its folder, such as fitted unit centroids, stay): only when its folder is the toolkit's
-    feature set (`unitaf_data.owned`); anything else is refused and left as it is."""
-    import shutil
-
-    folder = check_feature_folder(layout, name)
+    its folder, such as fitted unit centroids, stay): in a local folder only when it is the
+    toolkit's feature set (`unitaf_data.owned`); anything else is refused and left as it
+    is."""
+    check_feature_folder(layout, name)
+    folder = f"features/{check_set_name(name)}"
     for split in SPLITS:
-        shutil.rmtree(folder / split, ignore_errors=True)
-    layout.feature_info(name).unlink(missing_ok=True)
-    shutil.rmtree(layout.feature_work(name), ignore_errors=True)
+        layout.store.remove(f"{folder}/{split}")
+    layout.store.remove(layout.feature_info_key(name))
+    layout.store.remove(layout.feature_work_key(name))
 
 
-def read_json_file(path: Path) -> Any:
+def read_json_file(path: Path | Location) -> Any:
+    location = Location.of(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(location.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise RecordError(f"{path}: not valid JSON ({str(error)[:200]})") from None
+        raise RecordError(f"{location}: not valid JSON ({str(error)[:200]})") from None
 
 
 @dataclass
@@ -245,14 +284,17 @@ class Sample:
 
 class Dataset:
     """A dataset opened once: its records, shards and samples. Files are reached through
-    `local(relative_path)`: the folder itself, or a download for a Hub dataset."""
+    the layout's storage (a local folder or an object-store prefix), or for a Hub dataset
+    through `fetch(relative_path)`, which downloads them."""
 
     def __init__(self, layout: DatasetLayout, info: DatasetInfo,
                  fetch: Callable[[str], Path] | None = None,
                  origin: dict[str, Any] | None = None) -> None:
         self.layout, self.info = layout, info
         self._fetch = fetch
-        self.origin = origin or {"path": str(layout.root.resolve())}
+        self.origin = origin or (
+            {"path": str(Path(layout.root).resolve())} if layout.store.is_local
+            else {"url": layout.store.root})
         self._feature_sets: dict[str, FeatureSetInfo] = {}
 
     @staticmethod
@@ -261,20 +303,34 @@ class Dataset:
         """A dataset folder (`fetch`: how its files are reached when they are not in it yet;
         a Hub dataset is opened by `unitaf_data.hub.open_dataset`)."""
         layout = DatasetLayout(root)
-        if not layout.info.exists():
+        where = layout.store / layout.INFO_KEY
+        if not where.exists():
             raise FileNotFoundError(f"{layout.root} is not a unitaf dataset (no unitaf.json)")
-        info = DatasetInfo.from_dict(read_json_file(layout.info), str(layout.info))
+        info = DatasetInfo.from_dict(read_json_file(where), str(where))
         return Dataset(layout, info, fetch, origin)
 
     @property
-    def root(self) -> Path:
+    def root(self) -> Path | str:
         return self.layout.root
+
+    @property
+    def store(self) -> Storage:
+        return self.layout.store
 
     def __repr__(self) -> str:
         return f"Dataset({self.origin})"
 
     def local(self, relative: str) -> Path:
-        return self._fetch(relative) if self._fetch else self.root / relative
+        """A file of a local or Hub dataset on this machine's disk."""
+        return self._fetch(relative) if self._fetch else self.layout._local(relative)
+
+    def location(self, relative: str) -> Location:
+        """A file of the dataset wherever it is (downloaded first for a Hub dataset)."""
+        return Location.of(self._fetch(relative)) if self._fetch else self.store / relative
+
+    def file_sha256(self, relative: str) -> str:
+        """sha256 of one of the dataset's (small) record files, wherever it is."""
+        return hashlib.sha256(self.location(relative).read_bytes()).hexdigest()
 
     # --- records ---------------------------------------------------------------------------
 
@@ -294,7 +350,7 @@ class Dataset:
     def feature_set(self, name: str) -> FeatureSetInfo:
         """A complete feature set's record (a clear error naming the command otherwise)."""
         if name not in self._feature_sets:
-            path = self.layout.feature_info(name)
+            path = self.store / self.layout.feature_info_key(name)
             if not path.exists():
                 raise FileNotFoundError(
                     f"no '{name}' features in {self.root}: run `unitaf-data extract-features "
@@ -310,12 +366,12 @@ class Dataset:
 
     def manifest(self) -> list[dict[str, Any]]:
         """One row per clip (key, split, shard, speaker, duration, text, ...), checked."""
-        return _table_rows(self.local("manifest.parquet"),
+        return _table_rows(self.location(self.layout.MANIFEST_KEY),
                            {"key": str, "split": str, "shard": str, "speaker": str,
                             "duration": float, "text": str, "emotion": str})
 
     def rejected(self) -> list[dict[str, Any]]:
-        return _table_rows(self.local("rejected.parquet"),
+        return _table_rows(self.location(self.layout.REJECTED_KEY),
                            {"what": str, "where": str, "reason": str, "detail": str})
 
     def check_sidecars(self, feature_sets: Iterable[str], splits: Iterable[str]) -> None:
@@ -366,25 +422,33 @@ class Dataset:
 
     def _shard_samples(self, shard: ShardRef, wanted: dict[str, list[str]],
                        skips: Skips | None) -> Iterator[Sample]:
-        main = tar_samples(self.local(self.layout.shard_relative(shard)), shard.id,
-                           set(MAIN_FIELDS), self.info.shards[shard.id])
-        streams = [self._sidecar_stream(name, shard) for name in wanted]
-        for joined in _lockstep(main, streams, shard.id):
-            try:
-                yield self._decode(shard.id, joined, wanted)
-            except ShardError as error:
-                if skips is None:
-                    raise
-                skips.add(error)
+        with ExitStack() as files:
+            main = self._tar(files, self.layout.shard_relative(shard), shard.id,
+                             set(MAIN_FIELDS), self.info.shards[shard.id])
+            streams = [self._sidecar_stream(files, name, shard) for name in wanted]
+            for joined in _lockstep(main, streams, shard.id):
+                try:
+                    yield self._decode(shard.id, joined, wanted)
+                except ShardError as error:
+                    if skips is None:
+                        raise
+                    skips.add(error)
 
-    def _sidecar_stream(self, name: str, shard: ShardRef):
+    def _tar(self, files: ExitStack, relative: str, shard_id: str, fields: set[str],
+             record: ShardInfo) -> Iterator[tuple[str, dict[str, bytes]]]:
+        """The samples of one tar, after its size and sha256 were checked."""
+        handle = files.enter_context(verified_stream(self.location(relative), record,
+                                                     shard_id))
+        return stream_samples(handle, shard_id, fields, record)
+
+    def _sidecar_stream(self, files: ExitStack, name: str, shard: ShardRef):
         info = self.feature_set(name)
         record = info.shards.get(shard.id)
         if record is None:
             raise ShardError(shard.id, f"no '{name}' sidecar for this shard")
-        sidecar_id = f"features/{name}/{shard.id}"
-        return tar_samples(self.local(self.layout.sidecar_relative(name, shard)), sidecar_id,
-                           set(info.fields) | {REFUSED_FIELD}, record)
+        return self._tar(files, self.layout.sidecar_relative(name, shard),
+                         f"features/{name}/{shard.id}", set(info.fields) | {REFUSED_FIELD},
+                         record)
 
     def _decode(self, shard: str, joined: list[tuple[str, dict[str, bytes]]],
                 wanted: dict[str, list[str]]) -> Sample:
@@ -469,19 +533,20 @@ def _sidecar_problems(dataset: Dataset, name: str, info: FeatureSetInfo, shard: 
         return [f"{name} has no sidecar for {shard.id}"]
     if side.samples != main.samples or side.keys_sha256 != main.keys_sha256:
         return [f"{name}/{shard.id} holds other keys than its main shard"]
-    path = dataset.layout.sidecar(name, shard)
-    if dataset._fetch is None and (not path.exists() or path.stat().st_size != side.bytes):
+    key = dataset.layout.sidecar_relative(name, shard)
+    if dataset._fetch is None and (not dataset.store.exists(key)
+                                   or dataset.store.size(key) != side.bytes):
         return [f"{name}/{shard.id}: file missing or of another size than recorded"]
     return []
 
 
-def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
+def _table_rows(path: Location, columns: dict[str, type]) -> list[dict[str, Any]]:
     """A parquet table's rows, with the `columns` it must have checked by type."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        rows = pq.read_table(path).to_pylist()
+        rows = pq.read_table(pa.BufferReader(path.read_bytes())).to_pylist()
     except (pa.ArrowException, OSError, ValueError) as error:  # a damaged file
         raise RecordError(f"{path}: unreadable table ({type(error).__name__}: {error})"
                           ) from None
@@ -494,12 +559,17 @@ def _table_rows(path: Path, columns: dict[str, type]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_json(path: Path, data: Any) -> None:
-    """A record written under a temporary name and renamed into place (`written_whole`)."""
-    with written_whole(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def shard_record(path: Path, keys: list[str]) -> ShardInfo:
+def write_json(path: Path | Location, data: Any) -> None:
+    """A record written whole (locally: under a temporary name, renamed into place)."""
+    Location.of(path).write_bytes(json_text(data).encode("utf-8"))
+
+
+def shard_record(path: Path | ObjectRecord, keys: list[str]) -> ShardInfo:
     """The record of a shard just written: sample count, size, sha256, key digest."""
+    if isinstance(path, ObjectRecord):
+        return ShardInfo(len(keys), path.bytes, path.sha256, keys_digest(keys))
     return ShardInfo(len(keys), path.stat().st_size, sha256_of(path), keys_digest(keys))

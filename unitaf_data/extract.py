@@ -13,7 +13,6 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from unitaf_data.card import tool_version
 from unitaf_data.dataset import (
     Dataset,
     DatasetLayout,
+    Location,
     ShardRef,
     check_feature_folder,
     keys_digest,
@@ -29,7 +29,7 @@ from unitaf_data.dataset import (
     remove_feature_set,
 )
 from unitaf_data.features import FRAME_RATE, ClipInput, frames_for
-from unitaf_data.reader import ShardError, Skips, sha256_of
+from unitaf_data.reader import ShardError, Skips
 from unitaf_data.schema import (
     SAMPLE_RATE,
     FeatureChecks,
@@ -195,7 +195,8 @@ def extract_shard(backend, feature_sets: list[str], dataset: Dataset, shard: Sha
                 problems += check_features(key, duration, value, declared[name])
                 sample |= {field_name: npy_bytes(array) for field_name, array in value.items()}
             samples.append(sample)
-        record = write_tar(dataset.layout.sidecar(name, shard), samples)
+        record = write_tar(dataset.store / dataset.layout.sidecar_relative(name, shard),
+                           samples)
         reports[name] = SetReport(record, len(clips), seconds, refused,
                                   Counter(kind for kind, _ in problems),
                                   [message for _, message in problems[:_EXAMPLES]])
@@ -234,21 +235,22 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
     extracted with other centroids would no longer match new ones: an extracted `units` set
     is refused unless `overwrite` deletes it."""
     from unitaf_data.features.offline import WhisperEncoder
-    from unitaf_data.features.units import centroids_path, fit_centroids, save_centroids
+    from unitaf_data.features.units import centroids_location, fit_centroids, save_centroids
 
     dataset = Dataset.open_folder(dataset_dir)
     layout = dataset.layout
     wanted = {"k": k, "seed": seed, "split": split, "max_clips": max_clips}
-    fitted = _fitted_units(layout, centroids_path(layout.root), wanted)
+    fitted = _fitted_units(layout, centroids_location(dataset_dir), wanted)
     if fitted is not None and not overwrite:
         log.info("units of %s are already fitted with k=%d, seed=%d: nothing to do",
                  layout.root, k, seed)
         return fitted
     check_feature_folder(layout, "units")
-    if layout.feature_info("units").exists() or layout.feature_work("units").exists():
+    if layout.store.exists(layout.feature_info_key("units")) or layout.store.list(
+            layout.feature_work_key("units")):
         if not overwrite:
-            raise FileExistsError(f"{layout.feature_dir('units')} holds codes of the current "
-                                  "units: pass --overwrite to delete them and refit")
+            raise FileExistsError(f"{layout.store.url('features/units')} holds codes of the "
+                                  "current units: pass --overwrite to delete them and refit")
         remove_feature_set(layout, "units")
     keys = sorted(row["key"] for row in dataset.manifest() if row["split"] == split)
     if not keys:
@@ -264,20 +266,22 @@ def fit_units(dataset_dir, k: int = 512, seed: int = 0, max_clips: int = 2000,
     return info
 
 
-def _fitted_units(layout: DatasetLayout, centroids: Path, wanted: dict[str, Any]
+def _fitted_units(layout: DatasetLayout, centroids: Location, wanted: dict[str, Any]
                   ) -> dict[str, Any] | None:
     """The saved fit's record when it was made with `wanted` and any extracted (or begun)
     `units` set holds codes of those very centroids; None otherwise."""
-    record = centroids.with_name("fit.json")
-    if not (record.exists() and centroids.exists()):
+    from unitaf_data.features.units import FIT_KEY, load_centroids_with_hash
+
+    store = layout.store
+    if not (store.exists(FIT_KEY) and centroids.exists()):
         return None
-    saved = read_json_file(record)
+    saved = read_json_file(store / FIT_KEY)
     if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in wanted.items()):
         return None
-    settings = layout.feature_work("units") / "settings.json"
+    settings = store / f"{layout.feature_work_key('units')}/settings.json"
     if settings.exists():
         begun = read_json_file(settings)
         described = begun.get("described") if isinstance(begun, dict) else None
         recorded = described.get("centroids_sha256") if isinstance(described, dict) else None
-        return saved if recorded == sha256_of(centroids) else None
-    return None if layout.feature_info("units").exists() else saved
+        return saved if recorded == load_centroids_with_hash(layout.root)[1] else None
+    return None if store.exists(layout.feature_info_key("units")) else saved

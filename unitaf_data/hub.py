@@ -14,10 +14,12 @@ nothing here reads it beyond asking whether there is one, and nothing prints or 
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import math
 import re
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from unitaf_data import owned
-from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef
+from unitaf_data.dataset import Dataset, DatasetLayout, ShardRef, Storage, is_url
 from unitaf_data.licences import LICENCE_FILE, feature_terms, source_terms
 from unitaf_data.owned import MARKER
 from unitaf_data.reader import verify_file
@@ -286,6 +288,12 @@ def push_dataset(folder: str | Path, repo_id: str, *, public: bool = False,
 
     if not is_hub_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repository id like owner/name")
+    if is_url(folder):  # upload_folder reads local files: stage the publishable ones
+        with tempfile.TemporaryDirectory(prefix="unitaf-push-") as staging:
+            _stage_publishable(Storage.of(str(folder)), Path(staging))
+            return push_dataset(staging, repo_id, public=public, revision=revision,
+                                include_features=include_features, dry_run=dry_run,
+                                limits=limits)
     dataset = Dataset.open_folder(folder)
     sets = select_feature_sets(dataset, list(include_features))
     plan = upload_plan(dataset, sets, limits)
@@ -317,6 +325,19 @@ def push_dataset(folder: str | Path, repo_id: str, *, public: bool = False,
                       repo_type="dataset", revision=revision)
     result.commit = commit.oid
     return result
+
+
+def _stage_publishable(storage: Storage, staging: Path) -> None:
+    """Every object of a dataset at a URL except its work folders, copied under `staging`
+    (then verified there like any folder before anything is uploaded)."""
+    ignore = DatasetLayout.PUBLISH_IGNORE
+    for key in storage.list():
+        if any(fnmatch.fnmatch(key, pattern) for pattern in ignore):
+            continue
+        target = staging / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(key) as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
 
 
 # --- reading from the Hub -----------------------------------------------------------------
@@ -367,7 +388,12 @@ class HubFiles:
 
 
 def open_dataset(reference: str | Path, revision: str | None = None) -> Dataset:
-    """A dataset folder, or a Hugging Face Hub dataset id (at `revision`)."""
+    """A dataset folder, its storage URL (`s3://`, `gs://`), or a Hugging Face Hub dataset
+    id (at `revision`)."""
+    if is_url(reference):
+        if revision:
+            raise ValueError(f"--revision applies to Hub datasets, not {reference}")
+        return Dataset.open_folder(str(reference))
     path = Path(reference)
     if path.exists():
         if revision:

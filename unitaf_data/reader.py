@@ -1,8 +1,10 @@
 """The one safe reader of shards: every member of every tar is checked before it is used.
 
 A shard may come from anywhere (a Hub download, a folder someone sent), so nothing in it is
-trusted. The file is opened here, by path, never handed to a library that reads a string as
-a URL (webdataset expands `::`, braces and `pipe:` into shell commands); its sha256, size and
+trusted. The file is opened here, by path (or, for a dataset in object storage, as a file
+object of the storage layer, streamed once into a spooled temporary file while hashed),
+never handed to a library that reads a string as a URL (webdataset expands `::`, braces and
+`pipe:` into shell commands); its sha256, size and
 sample count must match what the dataset recorded when it was written, so a truncated or
 altered tar is refused before any sample is used. Then, member by member: only regular
 files, named `{key}.{field}` with a key of letters, digits, `_` and `-` and a field from an
@@ -24,12 +26,14 @@ import json
 import math
 import re
 import tarfile
+import tempfile
 import tokenize
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -104,11 +108,56 @@ def verify_file(path: Path, expected: ShardInfo, shard: str) -> None:
 
 def tar_samples(path: Path, shard: str, fields: set[str], expected: ShardInfo
                 ) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {field: bytes}) of each sample of one tar, in order, after the file checks;
-    `fields`: the member fields allowed (a sample holds a subset of them)."""
+    """(key, {field: bytes}) of each sample of one local tar, in order, after the file
+    checks; `fields`: the member fields allowed (a sample holds a subset of them)."""
     verify_file(path, expected, shard)
+    with open(path, "rb") as handle:
+        yield from stream_samples(handle, shard, fields, expected)
+
+
+@contextmanager
+def verified_stream(location, expected: ShardInfo, shard: str) -> Iterator[IO[bytes]]:
+    """A readable file object of a shard whose size and sha256 equal the record, from a
+    storage `Location` (`unitaf_data.storage`): a local file is hashed in place (once per
+    process while unchanged); a remote object is streamed once into a spooled temporary
+    file (memory up to 64 MiB, then local disk) while it is hashed, so nothing unchecked
+    is parsed and no dataset is downloaded whole."""
+    storage = location.storage
+    if storage.is_local:
+        path = storage.local_path(location.key)
+        verify_file(path, expected, shard)
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    digest, size = hashlib.sha256(), 0
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        try:
+            source = location.open()
+        except FileNotFoundError:
+            raise ShardError(shard, "missing shard file", detail=str(location)) from None
+        with source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                size += len(block)
+                if size > expected.bytes:
+                    raise ShardError(shard, "size differs from the record",
+                                     detail=f"more than the {expected.bytes} bytes recorded")
+                digest.update(block)
+                spool.write(block)
+        if size != expected.bytes:
+            raise ShardError(shard, "size differs from the record",
+                             detail=f"{size} bytes, recorded {expected.bytes}")
+        if digest.hexdigest() != expected.sha256:
+            raise ShardError(shard, "checksum mismatch", detail="sha256 differs from the record")
+        spool.seek(0)
+        yield spool
+
+
+def stream_samples(handle: IO[bytes], shard: str, fields: set[str], expected: ShardInfo
+                   ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The samples of a tar read from a seekable file object whose size and sha256 were
+    checked (`verify_file`, `verified_stream`)."""
     count = 0
-    with open(path, "rb") as handle, _open_tar(handle, shard) as archive:
+    with _open_tar(handle, shard) as archive:
         for key, members in _grouped(archive, shard, fields):
             count += 1
             yield key, members

@@ -1,8 +1,9 @@
 """WebDataset shard writing: planning clips into shards, and deterministic tar writing.
 
 Tars are byte-identical for identical samples: fixed mtime, owner and mode, samples in
-plan order, members in a fixed field order. A shard is written under a temporary name and
-renamed into place only when complete; its record (sample count, size, sha256, key digest)
+plan order, members in a fixed field order. A shard is written whole (locally under a
+temporary name, renamed into place when complete; in an object store uploaded whole); its
+record (sample count, size, sha256, key digest)
 is returned for the dataset's shard table. Reading is `unitaf_data.reader`'s job.
 """
 
@@ -16,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from unitaf_data.dataset import ShardRef, shard_record
-from unitaf_data.records import written_whole
+from unitaf_data.dataset import Location, ShardRef, shard_record
 from unitaf_data.schema import SAMPLE_RATE, ShardInfo
 
 _FLAC_BYTES_PER_SECOND = SAMPLE_RATE * 2 * 0.6  # 16-bit, typical FLAC ratio for speech
@@ -71,13 +71,16 @@ def json_bytes(meta: dict[str, Any]) -> bytes:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()
 
 
-def write_tar(path: Path, samples: list[dict[str, bytes | str]]) -> ShardInfo:
-    """Write samples (`__key__` plus byte fields) to `path` atomically; returns its record."""
+def write_tar(path: Path | Location, samples: list[dict[str, bytes | str]]) -> ShardInfo:
+    """Write samples (`__key__` plus byte fields) to `path` (a local file, or an object in
+    the dataset's storage) whole; returns its record."""
     import webdataset as wds
 
-    with written_whole(path) as tmp, open(tmp, "wb") as stream, wds.TarWriter(
-        stream, user="unitaf", group="unitaf", mode=0o644, encoder=False, mtime=0.0
-    ) as writer:
-        for sample in samples:
-            writer.write(sample)
-    return shard_record(path, [sample["__key__"] for sample in samples])
+    def fill(stream) -> None:
+        with wds.TarWriter(stream, user="unitaf", group="unitaf", mode=0o644, encoder=False,
+                           mtime=0.0) as writer:
+            for sample in samples:
+                writer.write(sample)
+
+    written = Location.of(path).write_object(fill)
+    return shard_record(written, [sample["__key__"] for sample in samples])

@@ -18,7 +18,7 @@ import numpy as np
 from unitaf_data import shards
 from unitaf_data.audio import AUDIO_ERRORS, flac_bytes, rms_db
 from unitaf_data.conditions import Conditions
-from unitaf_data.dataset import ShardRef
+from unitaf_data.dataset import Location, ShardRef
 from unitaf_data.face import resample_face
 from unitaf_data.phones import clip_phones
 from unitaf_data.quality import QualityRules, asr_stats, check_clip
@@ -228,11 +228,12 @@ def clip_conditions(meta: ClipMeta) -> dict[str, Any]:
 
 
 def write_shard(
-    shard: ShardRef, clips: list[tuple[RecordingRef, ClipMeta]], path: Path,
+    shard: ShardRef, clips: list[tuple[RecordingRef, ClipMeta]], path: Path | Location,
     face_fps_out: float | None = None,
 ) -> tuple[list[dict[str, Any]], ShardInfo]:
-    """Load each recording once, encode its clips in the given order, write the tar
-    atomically; returns the manifest rows and the shard's record."""
+    """Load each recording once, encode its clips in the given order, write the tar whole
+    (a local file, or an object in the dataset's storage, written from wherever this
+    runs); returns the manifest rows and the shard's record."""
     samples, rows = [], []
     refs = {ref.id: ref for ref, _ in clips}
     for ref in refs.values():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from unitaf_data.dataset import Dataset, read_json_file
+from unitaf_data.dataset import Dataset, is_url, read_json_file
 from unitaf_data.hub import fetch_declared, hub_call, is_hub_id, open_dataset
 from unitaf_data.licences import (
     Terms,
@@ -22,8 +22,15 @@ from unitaf_data.licences import (
     restriction_prose,
     source_terms,
 )
-from unitaf_data.reader import sha256_of
-from unitaf_model.run import BEST, LoadedRun, RunInfo, latest_checkpoint, load_run, read_run_info
+from unitaf_model.run import (
+    BEST,
+    LoadedRun,
+    RunInfo,
+    latest_checkpoint,
+    load_run,
+    pull_run,
+    read_run_info,
+)
 
 # What a published run holds: records, the rig or front end it needs, the best weights and
 # the last checkpoint's weights (no optimiser state), validation history and eval reports
@@ -51,9 +58,9 @@ def download_run(repo_id: str, revision: str | None = None) -> Path:
 
 
 def open_run(reference: str | Path, checkpoint: str = BEST) -> LoadedRun:
-    """A run folder, or a Hub model repo id (downloaded first), with the weights of
-    `checkpoint`, read-only."""
-    run = Path(reference)
+    """A run folder, a run at a storage URL (pulled into its staging folder first), or a
+    Hub model repo id (downloaded first), with the weights of `checkpoint`, read-only."""
+    run = pull_run(str(reference)) if is_url(reference) else Path(reference)
     if not run.exists():
         if not is_hub_id(str(reference)):
             raise FileNotFoundError(f"no run at {reference}: pass a folder written by "
@@ -68,6 +75,8 @@ def trained_on(loaded: LoadedRun) -> Dataset:
     origin = loaded.info.dataset
     if origin.get("path") and Path(origin["path"]).exists():
         return open_dataset(origin["path"])
+    if origin.get("url"):
+        return open_dataset(origin["url"])
     if origin.get("hub"):
         return open_dataset(origin["hub"], origin.get("revision"))
     raise FileNotFoundError(f"the dataset {loaded.path} was trained on is gone "
@@ -159,7 +168,7 @@ def _trained_on(info: RunInfo, data: str | None) -> Dataset:
     except (FileNotFoundError, KeyError) as error:
         raise FileNotFoundError(f"cannot open the dataset the run was trained on "
                                 f"({recorded}): pass --data FOLDER_OR_HUB_ID ({error})") from None
-    if sha256_of(dataset.layout.info) != recorded.get("info_sha256"):
+    if dataset.file_sha256(dataset.layout.INFO_KEY) != recorded.get("info_sha256"):
         raise ValueError(f"{dataset.origin} is not the dataset the run was trained on (its "
                          "unitaf.json differs): pass --data with that dataset")
     return dataset

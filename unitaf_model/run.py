@@ -14,11 +14,17 @@
 Nothing here is pickled: weights and optimiser tensors are safetensors, the rest JSON, so
 a run from elsewhere (the Hub) can be loaded without running its code. Loading a run reads
 it and writes nothing into it.
+
+A run may live at a storage URL (`--out s3://bucket/runs/stage1`): training then works in a
+local staging folder (`$UNITAF_RUN_CACHE`, default `~/.cache/unitaf/runs/PROTOCOL/BUCKET/
+PREFIX`), pulled from the URL first (so an interrupted run resumes) and pushed back to it
+when training ends, however it ends; `load_run` pulls a URL run the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import zipfile
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from unitaf_data.dataset import read_json_file, write_json
+from unitaf_data.dataset import Storage, read_json_file, write_json
 from unitaf_data.records import RecordError, positive, record_keys, typed
 from unitaf_model.model.expression import LABEL, ExpressionArgs
 
@@ -199,15 +205,21 @@ def _front_end_record(data: Any, what: str) -> dict[str, Any]:
 
 
 def _dataset_record(data: Any, what: str) -> dict[str, Any]:
-    """The dataset's identity: its folder and/or Hub repo at a commit, and the hashes of its
-    records (unitaf.json, each feature set's feature.json)."""
+    """The dataset's identity: its folder, storage URL and/or Hub repo at a commit, and the
+    hashes of its records (unitaf.json, each feature set's feature.json)."""
     item = record_keys(data, what, set(),
-                       {"path", "hub", "revision", "info_sha256", "feature_sets"})
-    if "path" not in item and "hub" not in item:
-        raise RecordError(f"{what}: names neither a path nor a hub repository")
+                       {"path", "url", "hub", "revision", "info_sha256", "feature_sets"})
+    if not {"path", "url", "hub"} & set(item):
+        raise RecordError(f"{what}: names neither a path, a storage URL nor a hub repository")
     found: dict[str, Any] = {}
     if "path" in item:
         found["path"] = typed(item["path"], str, f"{what}.path")
+    if "url" in item:  # a string the user typed: checked as a storage URL, opened as one
+        found["url"] = typed(item["url"], str, f"{what}.url")
+        try:
+            Storage.of(found["url"])
+        except OSError as error:
+            raise RecordError(f"{what}.url: {error}") from None
     if "hub" in item:
         from unitaf_data.hub import is_hub_id
 
@@ -580,11 +592,9 @@ class RunFiles:
 
 def dataset_identity(dataset: Dataset, feature_sets: Iterable[str]) -> dict[str, Any]:
     """Where the dataset is and the sha256 of its records: what a run was trained on."""
-    from unitaf_data.reader import sha256_of
-
     layout = dataset.layout
-    return {**dataset.origin, "info_sha256": sha256_of(layout.info),
-            "feature_sets": {name: sha256_of(layout.feature_info(name))
+    return {**dataset.origin, "info_sha256": dataset.file_sha256(layout.INFO_KEY),
+            "feature_sets": {name: dataset.file_sha256(layout.feature_info_key(name))
                              for name in sorted(feature_sets)}}
 
 
@@ -651,3 +661,54 @@ def stage3_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: R
     return dataclasses.replace(stage2, stage=3, rig=files.store_rig(),
                                expression=expression,
                                dataset=dataset_identity(dataset, spec.sidecars))
+
+
+# --- runs at a storage URL: a local staging folder, pulled and pushed ----------------------
+
+RUN_CACHE_ENV = "UNITAF_RUN_CACHE"
+_IMMUTABLE = re.compile(r"step_\d{6}/")  # a checkpoint folder never changes once written
+
+
+def run_staging(url: str) -> Path:
+    """The local staging folder of a run at `url` (its checked bucket and prefix as path)."""
+    storage = Storage.of(url)
+    base = Path(os.environ.get(RUN_CACHE_ENV) or Path.home() / ".cache" / "unitaf" / "runs")
+    return base / storage.protocol / storage.root.split("://", 1)[1]
+
+
+def pull_run(url: str) -> Path:
+    """Mirror the run at `url` into its staging folder (files there that the URL lacks are
+    removed; checkpoints already staged are not fetched again); returns the folder."""
+    storage, staging = Storage.of(url), run_staging(url)
+    keys = storage.list()
+    for key in keys:
+        target = staging / key
+        if _IMMUTABLE.match(key) and target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(storage.read_bytes(key))
+        partial.replace(target)
+    wanted = set(keys)
+    if staging.exists():
+        for path in sorted(staging.rglob("*"), reverse=True):
+            if path.is_file() and path.relative_to(staging).as_posix() not in wanted:
+                path.unlink()
+    return staging
+
+
+def push_run(staging: Path, url: str, prefix: str = "") -> None:
+    """Make the run at `url` (or its `prefix` folder) equal the staging folder: checkpoints
+    first, then the records; objects the folder no longer holds (pruned checkpoints) are
+    deleted last."""
+    storage = Storage.of(url)
+    remote = set(storage.list(prefix))
+    folder = staging / prefix if prefix else staging
+    local = sorted((p.relative_to(staging).as_posix(), p) for p in folder.rglob("*")
+                   if p.is_file() and not p.name.endswith((".tmp", ".part")))
+    local.sort(key=lambda item: not _IMMUTABLE.match(item[0]))  # checkpoints first
+    for key, path in local:
+        if not (_IMMUTABLE.match(key) and key in remote):
+            storage.upload(key, path)
+    for key in sorted(remote - {key for key, _ in local}):
+        storage.remove(key)

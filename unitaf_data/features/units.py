@@ -3,11 +3,13 @@ the spirit of arXiv 2606.13630), learned from a seeded sample of the train split
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
 
-from unitaf_data.dataset import DatasetLayout, check_feature_folder, write_json
+from unitaf_data.dataset import DatasetLayout, Location, check_feature_folder, write_json
 
 
 def fit_centroids(states: list[np.ndarray], k: int, seed: int) -> np.ndarray:
@@ -30,26 +32,47 @@ def nearest(states: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return distances.argmin(1)
 
 
-def centroids_path(dataset_dir: Path) -> Path:
-    return DatasetLayout(dataset_dir).units / "centroids.npy"
+CENTROIDS_KEY = "features/units/centroids.npy"
+FIT_KEY = "features/units/fit.json"
 
 
-def save_centroids(dataset_dir: Path, centroids: np.ndarray, info: dict) -> Path:
-    path = centroids_path(dataset_dir)
-    check_feature_folder(DatasetLayout(dataset_dir), "units", claim=True)
-    np.save(path, centroids, allow_pickle=False)
-    write_json(path.with_name("fit.json"), info)
-    return path
+def centroids_location(dataset_dir: Path | str) -> Location:
+    """The fitted centroids of a dataset, in its storage (a folder or a URL)."""
+    return DatasetLayout(dataset_dir).store / CENTROIDS_KEY
 
 
-def load_centroids(dataset_dir: Path) -> np.ndarray:
+def save_centroids(dataset_dir: Path | str, centroids: np.ndarray, info: dict) -> Location:
+    layout = DatasetLayout(dataset_dir)
+    check_feature_folder(layout, "units", claim=True)  # a local folder is claimed
+    where = layout.store / CENTROIDS_KEY
+    where.write_bytes(npy_bytes(centroids))
+    write_json(where.storage / FIT_KEY, info)
+    return where
+
+
+def load_centroids(dataset_dir: Path | str) -> np.ndarray:
     """The fitted (k, D) float32 centroids (checked: a file from elsewhere may be anything)."""
-    path = centroids_path(dataset_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `unitaf-data fit-units "
+    return load_centroids_with_hash(dataset_dir)[0]
+
+
+def load_centroids_with_hash(dataset_dir: Path | str) -> tuple[np.ndarray, str]:
+    """The centroids and the sha256 of the very bytes they were read from."""
+    where = centroids_location(dataset_dir)
+    if not where.exists():
+        raise FileNotFoundError(f"{where} not found: run `unitaf-data fit-units "
                                 f"{dataset_dir}` first")
-    centroids = np.load(path, allow_pickle=False)
+    data = where.read_bytes()
+    try:
+        centroids = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{where}: not a .npy array ({error})") from None
     if centroids.dtype != np.float32 or centroids.ndim != 2 or not len(centroids) \
             or not np.isfinite(centroids).all():
-        raise ValueError(f"{path}: not a (k, D) float32 array of finite centroids")
-    return centroids
+        raise ValueError(f"{where}: not a (k, D) float32 array of finite centroids")
+    return centroids, hashlib.sha256(data).hexdigest()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

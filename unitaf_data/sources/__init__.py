@@ -6,13 +6,22 @@ face track with its channel names and fps; `Recording.custom`, a JSON dict, is c
 every clip's json as `custom`, e.g. which synthesiser spoke the recording and how). `load`
 raises `InputError` with a countable reason for bad input; the build records it in
 `rejected.parquet` and goes on.
+
+A corpus may live in object storage (`--input s3://bucket/corpus`): `discover` then reads its
+index files through the storage layer and puts keys relative to the corpus root into the
+refs' paths, with the root (the user's URL) in `ref.extra["corpus"]`; `load`, on whichever
+machine it runs, fetches each file of its recording with `input_files` into a temporary
+folder of its own. Local corpora keep plain paths.
 """
 
 from __future__ import annotations
 
 import importlib
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +29,7 @@ from types import ModuleType
 import numpy as np
 
 from unitaf_data.audio import AUDIO_ERRORS, AudioError, load_audio
+from unitaf_data.dataset import Location, Storage, is_url
 from unitaf_data.schema import SAMPLE_RATE
 
 SOURCE_NAMES = ("demo", "beat2", "folder", "unitalker")
@@ -93,3 +103,50 @@ def split_for(recording_id: str, val_fraction: float = 0.05, test_fraction: floa
 
 def read_names(path: str | Path) -> list[str]:
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def corpus_storage(input_dir: str | Path) -> Storage | None:
+    """The corpus's storage when `--input` is an object-store URL (None for a local folder)."""
+    return Storage.of(str(input_dir)) if is_url(input_dir) else None
+
+
+def corpus_extra(storage: Storage | None) -> dict[str, str]:
+    """What a ref of a corpus in storage carries: its root (read back by `input_files`)."""
+    return {"corpus": storage.root} if storage is not None else {}
+
+
+def corpus_path(root: Path | Storage, key: str) -> str:
+    """A ref's path: the file under a local folder, or the key under a storage root."""
+    return str(root / key) if isinstance(root, Path) else Location(root, key).key
+
+
+@contextmanager
+def input_files(corpus: str | None, *paths: str | None) -> Iterator[list[Path | None]]:
+    """A ref's files as local paths (`corpus`: its `extra["corpus"]`): as they are for a
+    local corpus; for a corpus in storage, each key fetched into a temporary folder (a
+    missing object gives a path that does not exist, so the source's own checks name what
+    is missing). Option files given
+    as URLs (`--flame-to-arkit s3://...`) are fetched the same way."""
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unitaf-in-")))
+        found: list[Path | None] = []
+        for index, value in enumerate(paths):
+            if value is None:
+                found.append(None)
+            elif corpus is None and not is_url(value):
+                found.append(Path(value))
+            else:
+                found.append(_fetch(Storage.of(corpus) if corpus and not is_url(value)
+                                    else None, value, folder / str(index)))
+        yield found
+
+
+def _fetch(storage: Storage | None, value: str, folder: Path) -> Path:
+    if storage is None:  # a URL the user gave as an option
+        parent, _, name = value.rpartition("/")
+        storage, value = Storage.of(parent), name
+    folder.mkdir()
+    target = folder / value.rsplit("/", 1)[-1]
+    if storage.exists(value):
+        target.write_bytes(storage.read_bytes(value))
+    return target

@@ -23,11 +23,13 @@ conversation (2-7 other languages). The face is FLAME-103: 100 expressions + jaw
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 
+from unitaf_data.dataset import Location
 from unitaf_data.face import ARKIT51, ARKIT51_UNITALKER, FLAME103, flame_to_arkit
 from unitaf_data.hub import local_or_hub
 from unitaf_data.phones import read_textgrid_phones
@@ -37,6 +39,10 @@ from unitaf_data.sources import (
     FACE_FILE_ERRORS,
     InputError,
     SourceOptions,
+    corpus_extra,
+    corpus_path,
+    corpus_storage,
+    input_files,
     read_audio,
     read_names,
     require_face_file,
@@ -72,13 +78,16 @@ def discover(
     input_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
 ) -> list[RecordingRef]:
     """Recordings listed in `train_test_split.csv` (`additional` only when asked), sorted."""
-    root = resolve_input(str(input_dir), options)
-    split_file = root / "train_test_split.csv"
+    storage = corpus_storage(input_dir)
+    root = storage or resolve_input(str(input_dir), options)
+    split_file = Location(storage, "train_test_split.csv") if storage else \
+        Location.of(root / "train_test_split.csv")
     if not split_file.exists():
         raise FileNotFoundError(f"{split_file} not found: --input must be a BEAT2 language "
                                 "folder such as beat_english_v2.0.0/")
-    with split_file.open() as handle:
-        splits = {row["id"].strip(): row["type"].strip() for row in csv.DictReader(handle)}
+    text = split_file.read_bytes().decode("utf-8")
+    splits = {row["id"].strip(): row["type"].strip()
+              for row in csv.DictReader(io.StringIO(text))}
     refs = []
     for stem, split in sorted(splits.items()):
         match = _STEM.match(stem)
@@ -88,12 +97,12 @@ def discover(
         refs.append(RecordingRef(
             source=NAME, speaker=f"{match['speaker_id']}_{match['name']}", recording=stem,
             split="train" if split == "additional" else split,
-            audio_path=str(root / "wave16k" / f"{stem}.wav"),
-            face_path=str(root / "smplxflame_30" / f"{stem}.npz"),
+            audio_path=corpus_path(root, f"wave16k/{stem}.wav"),
+            face_path=corpus_path(root, f"smplxflame_30/{stem}.npz"),
             emotion=emotion_for(kind, index),
-            extra={"textgrid_path": str(root / "textgrid" / f"{stem}.TextGrid"),
+            extra={"textgrid_path": corpus_path(root, f"textgrid/{stem}.TextGrid"),
                    "flame_to_arkit": options.flame_to_arkit,
-                   "arkit_names": options.arkit_names},
+                   "arkit_names": options.arkit_names, **corpus_extra(storage)},
         ))
     return refs
 
@@ -132,16 +141,23 @@ def read_textgrid_words(path: Path) -> list[Word] | None:
 
 
 def load(ref: RecordingRef) -> Recording:
-    audio = read_audio(ref.audio_path)
-    face, fps = load_flame103(require_face_file(ref.face_path))
+    options = ref.extra.get("flame_to_arkit"), ref.extra.get("arkit_names")
+    with input_files(ref.extra.get("corpus"), ref.audio_path, ref.face_path,
+                     ref.extra["textgrid_path"]) as files, \
+            input_files(None, *options) as option_files:
+        return _load(ref, *files, *option_files)
+
+
+def _load(ref: RecordingRef, audio_path: Path, face_path: Path, textgrid: Path,
+          matrix_path: Path | None, names_path: Path | None) -> Recording:
+    audio = read_audio(audio_path)
+    face, fps = load_flame103(require_face_file(face_path))
     face_type, channels = FLAME103.name, FLAME103.channels
-    if ref.extra.get("flame_to_arkit"):
-        matrix = np.load(ref.extra["flame_to_arkit"])
-        names = (read_names(ref.extra["arkit_names"]) if ref.extra.get("arkit_names")
-                 else DEFAULT_ARKIT_NAMES)
+    if matrix_path is not None:
+        matrix = np.load(matrix_path, allow_pickle=False)
+        names = read_names(names_path) if names_path is not None else DEFAULT_ARKIT_NAMES
         face, face_type, channels = flame_to_arkit(face, matrix, names), ARKIT51.name, \
             ARKIT51.channels
-    textgrid = Path(ref.extra["textgrid_path"])
     return Recording(ref=ref, audio=audio, sample_rate=SAMPLE_RATE, face=face, face_type=face_type,
                      channels=channels, fps=fps, reference_words=read_textgrid_words(textgrid),
                      reference_phones=read_textgrid_phones(textgrid))

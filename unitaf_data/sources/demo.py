@@ -33,10 +33,18 @@ import soundfile as sf
 
 from unitaf_data.audio import load_audio
 from unitaf_data.conditions import Conditions, apply_conditions, draw_conditions
+from unitaf_data.dataset import Location, Storage, check_key, is_url
 from unitaf_data.face import ARKIT51
 from unitaf_data.phones import phones_from_events
 from unitaf_data.schema import SAMPLE_RATE, Recording, RecordingRef, Word
-from unitaf_data.sources import DEFAULT_OPTIONS, SourceOptions
+from unitaf_data.sources import (
+    DEFAULT_OPTIONS,
+    SourceOptions,
+    corpus_extra,
+    corpus_path,
+    corpus_storage,
+    input_files,
+)
 from unitaf_data.sources.demo_piper import VOICE_NAME as PIPER_VOICE
 from unitaf_data.sources.demo_piper import speak as speak_piper
 from unitaf_data.sources.demo_sentences import held_out_sentences as held_out_sentences
@@ -177,12 +185,22 @@ def _assign_splits(count: int, rng: np.random.Generator) -> list[str]:
     return splits
 
 
-def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path, seed: int) -> dict:
+def synthesize_recording(plan: DemoRecordingPlan, corpus_dir: Path | str, seed: int) -> dict:
     """Speak one planned recording (eSpeak NG, or Piper for `engine` piper), build its face
     from the phoneme timeline, put the speech through the planned conditions, write its
-    three files; returns its entry (a Piper recording's carries its `piper` script).
+    three files (into a folder, or a storage URL); returns its entry (a Piper recording's
+    carries its `piper` script).
 
     Reproducible only when called in a fresh process (see `unitaf_data.espeak`)."""
+    if is_url(corpus_dir):
+        import tempfile
+
+        storage = Storage.of(str(corpus_dir))
+        with tempfile.TemporaryDirectory(prefix="unitaf-demo-") as folder:
+            entry = synthesize_recording(plan, Path(folder), seed)
+            for name in _files(plan.recording):
+                storage.upload(name, Path(folder) / name)
+        return entry
     if plan.engine == "piper":
         spoken = speak_piper(plan.sentences, plan.pauses, _piper_seed(seed, plan))
         audio, sr, phonemes = spoken.audio, spoken.sample_rate, spoken.phonemes
@@ -377,23 +395,34 @@ def _add_blinks(face: np.ndarray, times: np.ndarray, rng: np.random.Generator) -
 # --- the source interface ------------------------------------------------------------------
 
 
+def _files(recording: str) -> tuple[str, str, str]:
+    """A recording's audio, face and timeline file names."""
+    check_key(recording)
+    return f"{recording}.wav", f"{recording}.face.npy", f"{recording}.timeline.json"
+
+
+def _index(corpus_dir: str | Path) -> Location:
+    storage = corpus_storage(corpus_dir)
+    return Location(storage, "corpus.json") if storage else \
+        Location.of(Path(corpus_dir) / "corpus.json")
+
+
 def discover(
     corpus_dir: str | Path, options: SourceOptions = DEFAULT_OPTIONS
 ) -> list[RecordingRef]:
     """Every recording listed in `corpus.json`, sorted by recording id."""
-    corpus_dir = Path(corpus_dir)
-    index = json.loads((corpus_dir / "corpus.json").read_text())
-    return sorted(
-        (RecordingRef(
+    storage = corpus_storage(corpus_dir)
+    root = storage or Path(corpus_dir)
+    index = json.loads(_index(corpus_dir).read_bytes())
+    refs = []
+    for entry in index["recordings"]:
+        audio, face, timeline = (corpus_path(root, name) for name in _files(entry["recording"]))
+        refs.append(RecordingRef(
             source=NAME, speaker=entry["speaker"], recording=entry["recording"],
-            split=entry["split"], emotion=entry["emotion"],
-            audio_path=str(corpus_dir / f"{entry['recording']}.wav"),
-            face_path=str(corpus_dir / f"{entry['recording']}.face.npy"),
-            extra={"timeline_path": str(corpus_dir / f"{entry['recording']}.timeline.json"),
-                   "custom": clip_custom(entry)},
-        ) for entry in index["recordings"]),
-        key=lambda ref: ref.id,
-    )
+            split=entry["split"], emotion=entry["emotion"], audio_path=audio, face_path=face,
+            extra={"timeline_path": timeline, "custom": clip_custom(entry),
+                   **corpus_extra(storage)}))
+    return sorted(refs, key=lambda ref: ref.id)
 
 
 def clip_custom(entry: dict) -> dict:
@@ -408,37 +437,38 @@ def clip_custom(entry: dict) -> dict:
 def load(ref: RecordingRef) -> Recording:
     """Audio at 16 kHz mono, the ARKit-51 face, and the synthesised words and phonemes as
     reference words and phones."""
-    timeline = json.loads(Path(ref.extra["timeline_path"]).read_text())
-    return Recording(
-        ref=ref, audio=load_audio(ref.audio_path), sample_rate=SAMPLE_RATE,
-        face=np.load(ref.face_path).astype(np.float32), face_type=ARKIT51.name,
-        channels=ARKIT51.channels, fps=FPS,
-        reference_words=[Word(w, s, e) for w, s, e in timeline["words"]],
-        reference_phones=phones_from_events(timeline["phonemes"],
-                                            f"{ref.extra['timeline_path']}: phonemes"),
-        custom=ref.extra["custom"],
-    )
+    with input_files(ref.extra.get("corpus"), ref.audio_path, ref.face_path,
+                     ref.extra["timeline_path"]) as (audio, face, timeline_path):
+        timeline = json.loads(timeline_path.read_text())
+        return Recording(
+            ref=ref, audio=load_audio(audio), sample_rate=SAMPLE_RATE,
+            face=np.load(face, allow_pickle=False).astype(np.float32), face_type=ARKIT51.name,
+            channels=ARKIT51.channels, fps=FPS,
+            reference_words=[Word(w, s, e) for w, s, e in timeline["words"]],
+            reference_phones=phones_from_events(timeline["phonemes"],
+                                                f"{ref.extra['timeline_path']}: phonemes"),
+            custom=ref.extra["custom"],
+        )
 
 
 def corpus_settings(minutes: float, seed: int) -> dict:
     return {"corpus_version": CORPUS_VERSION, "minutes": minutes, "seed": seed, "fps": FPS}
 
 
-def corpus_is_complete(corpus_dir: Path, minutes: float, seed: int) -> bool:
+def corpus_is_complete(corpus_dir: Path | str, minutes: float, seed: int) -> bool:
     """True when `corpus.json` (written last) exists for exactly these settings."""
-    index = corpus_dir / "corpus.json"
+    index = _index(corpus_dir)
     if not index.exists():
         return False
-    return json.loads(index.read_text()).get("settings") == corpus_settings(minutes, seed)
+    return json.loads(index.read_bytes()).get("settings") == corpus_settings(minutes, seed)
 
 
-def write_index(corpus_dir: Path, minutes: float, seed: int, entries: list[dict]) -> None:
-    """Write `corpus.json` last: its presence marks the corpus complete."""
+def write_index(corpus_dir: Path | str, minutes: float, seed: int, entries: list[dict]
+                ) -> None:
+    """Write `corpus.json` last (whole): its presence marks the corpus complete."""
     index = {"settings": corpus_settings(minutes, seed), "face_type": ARKIT51.name,
              "channels": list(ARKIT51.channels), "recordings": entries}
-    tmp = corpus_dir / "corpus.json.tmp"
-    tmp.write_text(json.dumps(index, indent=1))
-    tmp.replace(corpus_dir / "corpus.json")
+    _index(corpus_dir).write_bytes(json.dumps(index, indent=1).encode())
 
 
 def prepare(corpus_dir: str | Path, minutes: float = 4.0, seed: int = 0) -> Path:
