@@ -23,7 +23,7 @@ from unitaf_cli.common import (
 )
 from unitaf_data import extract
 from unitaf_data.asr import AsrSettings
-from unitaf_data.dataset import is_url
+from unitaf_data.dataset import Storage, is_url
 from unitaf_data.features.indextts2 import DEFAULT_SEMANTIC_CODEC, DEFAULT_W2V_BERT
 from unitaf_data.quality import QualityRules
 from unitaf_data.schema import Rejection
@@ -296,7 +296,7 @@ def fit_units(
     info = extract.fit_units(_location(dataset), k=k, seed=seed, max_clips=max_clips,
                              overwrite=overwrite)
     say(f"{info['k']} units from {info['frames']} frames of {info['clips']} clips in "
-        f"{dataset / 'features' / 'units'}")
+        f"{Storage.of(dataset).url('features/units')}")
 
 
 @app.command("extract-features")
