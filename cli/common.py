@@ -18,6 +18,8 @@ from rich.logging import RichHandler
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
+from unitaf_pipelines.runtime import lost_cluster_process
+
 # Markup and emoji codes off: what is printed includes names and texts from datasets that
 # someone else made, which must appear as written, never as rich markup.
 console = Console(markup=False, emoji=False)
@@ -94,7 +96,14 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
             errors.print_exception()
         errors.print(Text.assemble(("error: ", "bold red"), error_line(error)), soft_wrap=True)
         raise typer.Exit(2) from error
-    except Exception as error:  # a programming error: surfaced as one, never as bad input
+    except Exception as error:
+        if lost_cluster_process(error):
+            errors.print(Text.assemble(
+                ("error: ", "bold red"), f"the cluster lost a node or worker mid-run "
+                f"({type(error).__name__}: {error_line(error)}); finished work is kept: rerun "
+                "the same command to resume"), soft_wrap=True)
+            raise typer.Exit(2) from error
+        # a programming error: surfaced as one, never as bad input
         if verbose:
             errors.print_exception()
         errors.print(Text.assemble(("internal error: ", "bold red"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,6 +57,19 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 DEFAULT_STALL_TIMEOUT_S = 1800.0  # no result at all for this long: the stage is stuck
+# Ray's errors for a node, worker or actor that went away mid-run (`ray.exceptions`)
+_LOST_PROCESS_ERRORS = ("RayActorError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
+                        "WorkerCrashedError", "LocalRayletDiedError")
+
+
+def lost_cluster_process(error: BaseException) -> bool:
+    """Whether `error` is Ray reporting a node, worker or actor lost mid-run (directly or as
+    the cause of a task's error): neither bad input nor a bug, and a rerun resumes."""
+    ray_exceptions = sys.modules.get("ray.exceptions")  # not loaded: Ray never ran
+    if ray_exceptions is None:
+        return False
+    lost = tuple(getattr(ray_exceptions, name) for name in _LOST_PROCESS_ERRORS)
+    return isinstance(error, lost) or isinstance(getattr(error, "cause", None), lost)
 
 
 class StageStalled(RuntimeError):

@@ -71,3 +71,27 @@ def test_a_bug_in_decoding_fails_the_command_instead_of_reporting_unreadable_aud
     verbose = runner.invoke(app, ["verify", str(dataset), "-v"], env={"COLUMNS": "250"})
     assert verbose.exit_code == 3 and "Traceback" in verbose.output
     assert "in decode_flac" in verbose.output
+
+
+LOST_PROCESS = {"NodeDiedError": ("the node at 10.0.0.7 died",),
+                "ActorUnavailableError": ("its node died", None),
+                "ActorDiedError": (), "WorkerCrashedError": ()}
+
+
+@pytest.mark.parametrize("lost", sorted(LOST_PROCESS))
+def test_a_node_lost_mid_command_is_a_rerun_message_not_a_bug(lost, tmp_path, monkeypatch):
+    import ray.exceptions
+
+    import unitaf_data.audio
+
+    dataset = write_dummy_dataset(tmp_path / "dataset")
+
+    def decode_flac(data):
+        raise getattr(ray.exceptions, lost)(*LOST_PROCESS[lost])
+
+    monkeypatch.setattr(unitaf_data.audio, "decode_flac", decode_flac)
+    result = runner.invoke(app, ["verify", str(dataset)], env={"COLUMNS": "250"})
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: the cluster lost a node or worker mid-run ({lost}")
+    assert last.endswith("rerun the same command to resume") and "bug" not in last
