@@ -4,11 +4,15 @@ caches in a temporary folder."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
+import psutil
 import pytest
 
 # Before any Hugging Face import: tests never write into the user's ~/.cache/huggingface.
@@ -16,6 +20,7 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="unitaf-tests-hf-")
 
 from reference import DEMO_SETS
 
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 RAY_FIXTURES = {"demo_build", "demo_features", "demo_copy"}
 
 
@@ -68,10 +73,40 @@ def hub_offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
+def _adopt_orphans() -> None:
+    """Make this process the Linux child subreaper of everything the tests start: a process
+    left behind by a killed run (a Ray worker whose driver got SIGKILL) stays our descendant
+    instead of moving to init, so the end of the session can still stop it by its pid."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_adopt_orphans()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _shutdown_ray():
+def _stop_what_the_tests_started():
+    """At the end of the session: Ray shut down, then every process the tests started and
+    left running killed by its pid and named in a warning, so nothing outlives the run
+    holding its output open."""
     yield
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    leftovers = psutil.Process().children(recursive=True)
+    names = sorted({_name(process) for process in leftovers})
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(leftovers, timeout=30)
+    if leftovers:
+        warnings.warn(f"killed {len(leftovers)} process(es) the tests left running: {names}",
+                      stacklevel=1)
+
+
+def _name(process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:  # it already ended: its pid is all that is left
+        return str(process.pid)
