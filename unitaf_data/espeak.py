@@ -3,10 +3,12 @@
 eSpeak NG is GPL-3.0. The toolkit does not ship it: the library and its data come from the
 optional `espeakng-loader` wheel (`pip install "unitaf[demo]"`) and are loaded at run time,
 only to synthesise the demo corpus. eSpeak keeps global state, so one process holds one
-engine (`Synthesizer.shared()`). Its wave generator also keeps static state (pitch flutter)
-that `espeak_Terminate` does not reset, so output is reproducible only for the same sequence
-of calls from a fresh process: callers that need determinism synthesise each unit of work
-in a new process.
+engine (`Synthesizer.shared()`). Voices with breath (the `+f` variants among them) draw noise
+from a random generator seeded from the clock: every synthesis reseeds it
+(`espeak_ng_SetRandSeed`). The wave generator also keeps static state (pitch flutter) that
+`espeak_Terminate` does not reset, so output is reproducible only for the same sequence of
+calls from a fresh process: callers that need determinism synthesise each unit of work in a
+new process.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _CHARS_UTF8 = 1
 _PHONEMES_IPA = 2
 _CLAUSE_PUNCTUATION = ".,?!;:"
 _SENTENCE_END = ".?!"
+_RANDOM_SEED = 1  # any fixed value: a rebuild must reproduce the audio byte for byte
 
 
 class _EventId(ctypes.Union):
@@ -139,6 +142,7 @@ class Synthesizer:
         for name, code in _PARAMETERS.items():
             self._lib.espeak_SetParameter(code, getattr(prosody, name), 0)
         self._chunks, self._events = [], []
+        self._lib.espeak_ng_SetRandSeed(_RANDOM_SEED)
         encoded = text.encode()
         self._lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
         audio = (np.concatenate(self._chunks).astype(np.float32) / 32768.0
