@@ -84,6 +84,31 @@ def test_corpus_is_reproducible_by_seed(corpus, tmp_path):
         assert path.read_bytes() == (again / path.name).read_bytes(), path.name
 
 
+SPEAK_IN_A_NEW_PROCESS = """
+import hashlib, sys
+from unitaf_data.espeak import Prosody, Synthesizer
+audio = Synthesizer.shared().speak("Bob carried the pale drum.", Prosody(sys.argv[1])).audio
+print(hashlib.sha256(audio.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("voice", sorted({voice for _, voice, *_ in demo.SPEAKERS}))
+def test_every_demo_voice_speaks_the_same_samples_in_every_new_process(voice):
+    """Breathy variants (en-us+f3) draw noise from eSpeak's generator, clock-seeded unless
+    reseeded: a rebuild must still reproduce their audio byte for byte."""
+    import subprocess
+    import sys
+    import time
+
+    def speak() -> str:
+        return subprocess.run([sys.executable, "-c", SPEAK_IN_A_NEW_PROCESS, voice],
+                              capture_output=True, text=True, check=True).stdout
+
+    first = speak()
+    time.sleep(1.1)  # the two processes start in different seconds of the clock
+    assert speak() == first
+
+
 def test_discover_and_load_give_16k_audio_and_reference_words(corpus):
     refs = demo.discover(corpus)
     assert [r.id for r in refs] == sorted(r.id for r in refs)
