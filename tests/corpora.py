@@ -28,6 +28,21 @@ def demo_recordings(root: Path, minutes: float = 1.4, seed: int = 11) -> list[di
     return recordings
 
 
+def joined(first: dict, second: dict) -> dict:
+    """One recording of `first` then `second` (long enough to be cut into several clips);
+    `first`'s audio is cut or padded to its face's length so `second` stays aligned."""
+    rate, fps = 16000, 30
+    cut = round(len(first["face"]) * rate / fps)
+    audio = np.pad(first["audio"][:cut], (0, max(0, cut - len(first["audio"]))))
+    shift = cut / rate
+    return {"audio": np.concatenate([audio, second["audio"]]),
+            "face": np.concatenate([first["face"], second["face"]]),
+            "words": first["words"] + [[w, s + shift, e + shift] for w, s, e in second["words"]],
+            "phonemes": first["phonemes"] + [[p, s + shift, e + shift]
+                                             for p, s, e in second["phonemes"]],
+            "text": f"{first['text']} {second['text']}"}
+
+
 def flame_matrix(seed: int = 0) -> np.ndarray:
     """A 51×103 ARKit→FLAME matrix of full row rank, like BEAT2's mat_final.npy."""
     return np.random.default_rng(seed).normal(scale=0.5, size=(51, 103))
@@ -76,7 +91,7 @@ def make_beat2(root: Path, recordings: list[dict]) -> dict[str, str]:
     for stem, (split, rec) in good.items():
         write_beat2_recording(root, stem, rec, matrix)
         expected[stem] = split
-    bad = recordings[4]
+    bad = joined(recordings[3], recordings[4])  # ~28 s: the NaN span spoils one clip of it
     for stem in ("6_carla_0_11_11", "6_carla_0_12_12", "6_carla_0_13_13", "6_carla_0_14_14",
                  "6_carla_0_15_15", "6_carla_0_16_16", "6_carla_0_17_17"):
         write_beat2_recording(root, stem, bad, matrix)
