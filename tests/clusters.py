@@ -1,7 +1,8 @@
 """A Ray cluster of two nodes on this machine whose second node shares no disk with the
 driver: it runs in its own mount namespace with private tmpfs mounts over its Ray folder and
 over the tests' work folder (`unshare --mount`, as root). Every process is started in its own
-session (`setsid`) and stopped by killing its process group: never `ray stop`, which would
+session (`setsid`) and stopped by killing its process group and its descendants
+by pid: never `ray stop`, which would
 stop every Ray process on the machine. Token authentication is off for this test cluster
 (`RAY_AUTH_MODE=disabled` in every process of it)."""
 
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from object_store import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +49,18 @@ class Cluster:
     groups: dict[str, int] = field(default_factory=dict)  # node → process group id
 
     def kill_node(self, name: str) -> None:
+        """SIGKILL the node's group and, by pid, what it started in sessions of its own
+        (Ray's gcs_server and raylet)."""
+        leader = self.groups.pop(name)
+        try:
+            family = psutil.Process(leader).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.groups.pop(name), signal.SIGKILL)
+            os.killpg(leader, signal.SIGKILL)
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGKILL)
 
 
 def _ports() -> list[str]:

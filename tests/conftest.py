@@ -82,6 +82,7 @@ def _adopt_orphans() -> None:
 
 
 _adopt_orphans()
+SHUTDOWN_GRACE_S = 10
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,7 +95,9 @@ def _stop_what_the_tests_started():
 
     if ray.is_initialized():
         ray.shutdown()
-    leftovers = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(psutil.Process().children(recursive=True),
+                                 timeout=SHUTDOWN_GRACE_S)  # Ray's own exit, unhurried
+    leftovers = [process for process in alive if not _ends_with_us(process)]
     names = sorted({_name(process) for process in leftovers})
     for process in leftovers:
         with contextlib.suppress(psutil.Error):
@@ -105,8 +108,16 @@ def _stop_what_the_tests_started():
                       stacklevel=1)
 
 
+def _ends_with_us(process) -> bool:
+    """multiprocessing's resource tracker of this very process: it exits when we do."""
+    try:
+        return "multiprocessing.resource_tracker" in " ".join(process.cmdline())
+    except psutil.Error:
+        return True
+
+
 def _name(process) -> str:
     try:
-        return process.name()
+        return " ".join(process.cmdline())[:120] or process.name()
     except psutil.Error:  # it already ended: its pid is all that is left
         return str(process.pid)
