@@ -24,6 +24,7 @@ from unitaf_model.training.losses import (
     openness_weight,
     rig_terms,
     side_contributions,
+    velocity_loss,
     vertex_loss,
 )
 
@@ -133,6 +134,19 @@ def test_padding_does_not_count_in_the_losses():
     mask = torch.tensor([[True, True, True, False]])
     assert masked_mse(predicted, target, mask) == 0
     assert vertex_loss(predicted, target, mask, rig_terms(rig), OpennessInterval(0.03, 0.05)) == 0
+
+
+def test_the_velocity_loss_counts_changes_between_valid_frames_not_offsets():
+    target = torch.linspace(0, 1, 12).reshape(1, 6, 2)
+    mask = torch.tensor([[True, True, True, True, False, False]])
+    assert float(velocity_loss(target + 0.25, target, mask)) == pytest.approx(0, abs=1e-12)
+    jitter = torch.zeros_like(target)
+    jitter[0, 1] = 0.1  # one frame off: two changes of ±0.1 on both channels
+    assert float(velocity_loss(target + jitter, target, mask)) == pytest.approx(
+        2 * 2 * 0.01 / (3 * 2))
+    jitter[0, 5] = 9.0  # padding only
+    jitter[0, 1] = 0
+    assert float(velocity_loss(target + jitter, target, mask)) == pytest.approx(0, abs=1e-12)
 
 
 def test_the_mouth_aware_loss_weights_closed_and_open_frames_above_half_open_ones():

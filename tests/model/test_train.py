@@ -105,7 +105,7 @@ def test_shipped_configs_validate_and_bad_keys_are_refused(tmp_path):
         load_config(None, ["stage=2"], data="d", out="o")
 
 
-SHORT = ["steps=150", "val_every=150", "checkpoint_every=150"]
+SHORT = ["steps=150", "val_every=150", "checkpoint_every=150", "warmup_steps=30"]
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,9 @@ class TrainConfig:
     mouth_coverage: float = _stage_ii(0.95,
         "share of train frames the mouth-openness interval spans")
     mouth_aware: bool = _stage_ii(True, "mouth-state-aware vertex loss (False: plain vertex MSE)")
+    velocity_weight: float = _stage_ii(0.0,
+        "weight of VOCA's velocity loss: frame-to-frame coefficient changes against ground "
+        "truth's (lowers jitter; in stage III it shapes the residual only)")
 
     emotion_set: str = _stage_iii("utterance",
         "the residual's emotion: label (the corpus label, a learned embedding; --emotion at "

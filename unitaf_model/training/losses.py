@@ -5,7 +5,8 @@ mouth-state-aware vertex loss of UniTAF (arXiv 2602.15651): plain squared vertex
 everywhere, plus `w(n) · ||M − M̂||²` on the mouth vertices, with `w = α |n − 0.5|^γ` and `n`
 the ground-truth mouth openness normalised to [0, 1] over an interval fitted on the training
 set. Plain MSE pulls the mouth toward an average half-open shape; the weight grows toward
-fully closed and fully open frames.
+fully closed and fully open frames. Optionally (stages II and III) VOCA's velocity loss on the
+coefficients' frame-to-frame changes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     squared = (prediction - target).square() * mask
     per_frame = prediction[0, 0].numel()
     return squared.sum() / (mask.sum() * per_frame).clamp_min(1.0)
+
+
+def velocity_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                  ) -> torch.Tensor:
+    """VOCA's velocity term (Cudeiro et al., CVPR 2019): the MSE between frame-to-frame
+    differences of prediction and target, over pairs of valid frames."""
+    both = mask[:, 1:] & mask[:, :-1]
+    return masked_mse(prediction.diff(dim=1), target.diff(dim=1), both)
 
 
 def openness_weight(normalised: torch.Tensor | np.ndarray, alpha: float = 3.0,

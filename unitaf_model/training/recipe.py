@@ -62,6 +62,7 @@ from unitaf_model.training.losses import (
     fit_openness_interval,
     masked_mse,
     rig_terms,
+    velocity_loss,
     vertex_loss,
 )
 
@@ -262,6 +263,9 @@ class Recipe:
             parts["vertex"] = vertex_loss(face, target, mask, self.rig_terms, self.interval,
                                           cfg.mouth_alpha, cfg.mouth_gamma, cfg.vertex_scale)
             loss = loss + cfg.vertex_weight * parts["vertex"]
+        if cfg.velocity_weight:
+            parts["velocity"] = velocity_loss(face, target, mask)
+            loss = loss + cfg.velocity_weight * parts["velocity"]
         return {"loss": loss, **parts}
 
     def train(self, progress=None) -> list[dict[str, float]]:
