@@ -28,6 +28,7 @@ from pathlib import Path
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 UNITS = ["backbone=units", "backbone_set=units", "backbone_field=units.npy"]
+LONG = ["steps=1200", "warmup_steps=60"]
 
 # name: (stage-I overrides, stage-II overrides) on top of the shipped demo configs
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
@@ -39,7 +40,6 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     # loss
     "plain_mse": ([], ["mouth_aware=false"]),
     "alpha_1": ([], ["mouth_alpha=1"]),
-    "alpha_5": ([], ["mouth_alpha=5"]),
     "alpha_10": ([], ["mouth_alpha=10"]),
     "gamma_1": ([], ["mouth_gamma=1"]),
     "gamma_4": ([], ["mouth_gamma=4"]),
@@ -53,9 +53,10 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "stage1_100": (["steps=100"], []),
     "stage2_150": ([], ["steps=150"]),
     "stage2_600": ([], ["steps=600"]),
-    "stage2_300": ([], ["steps=300", "warmup_steps=30", "val_every=100",
-                        "checkpoint_every=300"]),  # the shipped stage II before 2026-12-05
-    "velocity_1": ([], ["velocity_weight=1"]),
+    "stage2_1200": ([], LONG),
+    "alpha_5_1200": ([], [*LONG, "mouth_alpha=5"]),
+    "alpha_10_1200": ([], [*LONG, "mouth_alpha=10"]),
+    "velocity_1_1200": ([], [*LONG, "velocity_weight=1"]),
     "lr_5e-4": ([], ["lr=5e-4"]),
     "lr_2e-3": ([], ["lr=2e-3"]),
     "batch_4": ([], ["batch_size=4"]),
