@@ -436,8 +436,11 @@ def _run_asr_pool(config: BuildConfig, todo: list[RecordingRef], store: Storage,
     import ray
 
     workers, options = actor_options(config.asr.device, config.asr_workers)
-    load = ray.remote(num_cpus=0.5)(stages.load_recording)
-    plan = ray.remote(num_cpus=0.5)(_plan)
+    # The feeding tasks reserve no CPU (at most two per actor are in flight): an actor
+    # restarted onto a surviving node after a node loss may take the share they would
+    # need, and then the pool would wait on loads that never start.
+    load = ray.remote(num_cpus=0)(stages.load_recording)
+    plan = ray.remote(num_cpus=0)(_plan)
     hours = 0.0
 
     def submit(actor, ref: RecordingRef):

@@ -128,7 +128,8 @@ def actor_options(device: str, workers: int | None, cpu_share: float = 0.5,
     of the cluster by default, spread over its nodes, and no more than the cluster's
     memory holds when each needs `memory_per_worker` bytes (then reserved per actor,
     unless even one does not fit); leaving `cpu_share` of a CPU free on every node for the
-    tasks that feed them (a one-CPU node too); restarted and retried when a worker process
+    tasks that feed them (a one-CPU node too; those tasks reserve none, so an actor restarted
+    onto another node cannot starve them); restarted and retried when a worker process
     dies. An explicit `workers` count is taken as it is. `resources`: one node's (default:
     the running Ray cluster's nodes)."""
     per_node = _node_cpus(resources)

@@ -3,7 +3,9 @@ by `unitaf-data build --input s3://... --out s3://... --ray-address` on a two-no
 cluster whose second node sees neither the driver's work folder nor its Ray folder. The
 shards equal a local single-node build's byte for byte, both nodes do work, the secret
 appears nowhere, and SIGKILL of the driver or of the second node mid-build followed by the
-same command loses nothing. A stage that hangs fails with what is missing on which node."""
+same command loses nothing; ASR actors that hold every CPU of a node (as when Ray restarts a
+lost node's actors on the one left) are still fed. A stage that hangs fails with what is
+missing on which node."""
 
 from __future__ import annotations
 
@@ -191,6 +193,49 @@ def test_killing_the_driver_mid_build_then_rerunning_loses_nothing(s3, cluster, 
     assert not finished(s3, "killed-driver")  # the marked recordings may all be in by now
     run_build_command(cluster, "killed-driver")
     assert_same_shards(s3, "killed-driver", local_build)
+
+
+FULL_NODE_BUILD = """
+import sys
+from pathlib import Path
+
+import ray
+
+from unitaf_data.sources import SourceOptions
+from unitaf_pipelines.build import BuildConfig, run_build
+from unitaf_pipelines.runtime import init_ray
+
+init_ray(num_cpus=1)
+
+
+@ray.remote(num_cpus=0.5)
+class RestartedHere:  # an actor Ray moved here from a lost node, holding half the CPU
+    def ready(self) -> bool:
+        return True
+
+
+holder = RestartedHere.remote()
+ray.get(holder.ready.remote())
+corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
+run_build(BuildConfig(source="beat2", input_dir=corpus, out_dir=out, progress=False,
+                      asr_workers=1, stall_timeout_s=60, source_options=SourceOptions(
+                          flame_to_arkit=str(corpus.parents[1] / "beat2" / "mat_final.npy"))))
+"""
+
+
+def test_asr_actors_holding_every_cpu_of_the_node_are_still_fed(corpus, local_build, tmp_path):
+    """After a node loss Ray restarts the lost node's ASR actors on the nodes left, where
+    they can hold every CPU: the tasks that load and plan recordings reserve none, so the
+    build still ends (it waited on loads that never started, until the stall timeout)."""
+    out = tmp_path / "dataset"
+    done = subprocess.run([sys.executable, "-c", FULL_NODE_BUILD, str(corpus), str(out)],
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tars = sorted(local_build.glob("data/*/*.tar"))
+    assert [t.relative_to(local_build) for t in tars] == sorted(
+        t.relative_to(out) for t in out.glob("data/*/*.tar"))
+    for tar in tars:
+        assert (out / tar.relative_to(local_build)).read_bytes() == tar.read_bytes(), tar
 
 
 def test_losing_the_second_node_mid_build_then_rerunning_loses_nothing(
