@@ -654,7 +654,7 @@ def stage3_run_info(cfg: TrainConfig, dataset: Dataset, spec: DataSpec, files: R
     expression = ExpressionArgs.for_channels(
         stage2.model.channels, cfg.emotion_set, cfg.emotion_field,
         len(labels) or _emotion_width(cfg, dataset), cfg.expression_width,
-        cfg.expression_layers, labels)
+        cfg.expression_layers, labels, cfg.expression_smoothing)
     centroids = Path(cfg.init) / "front_end.safetensors"
     if centroids.exists() and files.write:
         shutil.copyfile(centroids, files.out / centroids.name)

@@ -13,7 +13,7 @@ from reference import CHECKPOINT_KEYS, SHARED_REFERENCE, needs_shared, reference
 from unitaf_data.face import ARKIT51, expression_channels
 from unitaf_data.schema import RecordError
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
-from unitaf_model.model.expression import ExpressionArgs
+from unitaf_model.model.expression import ExpressionArgs, ExpressionResidual, moving_average
 from unitaf_model.model.projector import Projector, parameter_count
 from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
 from unitaf_model.model.unitaf import UniTAF
@@ -241,6 +241,34 @@ def test_a_residual_record_naming_channels_the_face_lacks_is_refused():
                 {**args.to_dict(), "anchor_channels": ["JawOpen", "BrowInnerUp"]}):
         with pytest.raises(RecordError):
             ExpressionArgs.from_dict(bad, ARKIT51.channels)
+
+
+def test_the_residuals_output_is_a_centred_moving_average_without_frame_to_frame_flicker():
+    args = ExpressionArgs.for_channels(ARKIT51.channels, "utterance", "utterance.npy", 6, 16, 2,
+                                       smoothing=3)
+    assert ExpressionArgs.from_dict(args.to_dict(), ARKIT51.channels) == args
+    old = {k: v for k, v in args.to_dict().items() if k != "smoothing"}  # an earlier run
+    assert ExpressionArgs.from_dict(old, ARKIT51.channels).smoothing == 1
+    for bad in (2, 0, 33, 3.0, True):
+        with pytest.raises(RecordError, match="smoothing"):
+            ExpressionArgs.from_dict({**args.to_dict(), "smoothing": bad}, ARKIT51.channels)
+    with pytest.raises(ValueError, match="expression_smoothing"):
+        ExpressionArgs.for_channels(ARKIT51.channels, "utterance", "utterance.npy", 6, 16, 2,
+                                    smoothing=4)
+    torch.manual_seed(1)
+    smooth = ExpressionResidual(4, 16, 6, 5, width=16, layers=2, smoothing=3).eval()
+    raw = ExpressionResidual(4, 16, 6, 5, width=16, layers=2).eval()
+    torch.nn.init.normal_(smooth.head.weight)
+    torch.nn.init.normal_(smooth.head.bias)
+    raw.load_state_dict(smooth.state_dict())
+    with torch.no_grad():
+        inputs = torch.randn(1, 12, 4), torch.randn(1, 12, 16), torch.randn(1, 6)
+        before, after = raw(*inputs)[0], smooth(*inputs)[0]
+    torch.testing.assert_close(after[1:-1], (before[:-2] + before[1:-1] + before[2:]) / 3)
+    torch.testing.assert_close(after[0], before[:2].mean(0))  # the ends: the frames there are
+    torch.testing.assert_close(after[-1], before[-2:].mean(0))
+    flicker = torch.tensor([1.0, -1.0] * 6)[None, :, None]  # frame-to-frame alternation
+    assert moving_average(flicker, 3)[0, 1:-1].abs().max() == pytest.approx(1 / 3)
 
 
 def test_a_residual_on_the_emotion_label_embeds_the_requested_emotion():

@@ -12,7 +12,8 @@ learns an embedding of the emotion label (a bias-free linear map of its one-hot 
 embedding table); it can instead read an emotion embedding of the clip's audio (IndexTTS2's
 `emovec`, or the offline `utterance` embedding: mean and std of the Whisper encoder states).
 A few dilated 1-D convs mix them over time; the output head starts at zero, so an untrained
-residual leaves the stage-II face unchanged.
+residual leaves the stage-II face unchanged. A centred moving average over a few frames
+(`smoothing`; 1 in runs that predate it) takes the frame-to-frame flicker out of its output.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unitaf_data.face import articulation_channels, expression_channels
 from unitaf_data.records import RecordError, positive, record_keys, typed
 
 MAX_WIDTH = 4096  # the widest residual or emotion embedding a run may declare
+MAX_SMOOTHING = 31  # the longest moving average over the residual's output, in frames
 LABEL = "label"  # emotion_set of a residual conditioned on the clip's emotion label
 
 
@@ -44,16 +47,19 @@ class ExpressionArgs:
     width: int = 128
     layers: int = 3
     emotion_labels: tuple[str, ...] = ()  # with emotion_set `label`: the known emotions
+    smoothing: int = 1  # frames of the moving average over its output (odd)
 
     @staticmethod
     def for_channels(channels: tuple[str, ...], emotion_set: str, emotion_field: str,
                      emotion_dim: int, width: int, layers: int,
-                     emotion_labels: tuple[str, ...] = ()) -> ExpressionArgs:
+                     emotion_labels: tuple[str, ...] = (), smoothing: int = 1
+                     ) -> ExpressionArgs:
         expression = expression_channels(channels)
         if not expression:
             raise ValueError("the face has no expression channels for a residual to add to")
         return ExpressionArgs(expression, articulation_channels(channels), emotion_set,
-                              emotion_field, emotion_dim, width, layers, emotion_labels)
+                              emotion_field, emotion_dim, width, layers, emotion_labels,
+                              checked_smoothing(smoothing, "expression_smoothing"))
 
     @property
     def on_label(self) -> bool:
@@ -73,8 +79,9 @@ class ExpressionArgs:
                   ) -> ExpressionArgs:
         """Checked against the model's own channels: a model.json from elsewhere must not
         name channels the face lacks or build a residual of any size."""
+        optional = {"emotion_labels", "smoothing"}
         item = record_keys(data, what, {f.name for f in dataclasses.fields(ExpressionArgs)}
-                     - {"emotion_labels"}, {"emotion_labels"})
+                           - optional, optional)
 
         def names(key: str) -> tuple[str, ...]:
             found = tuple(typed(c, str, f"{what}.{key}[]")
@@ -100,7 +107,17 @@ class ExpressionArgs:
                               "distinct emotion_labels, any other lists none")
         return ExpressionArgs(found, anchors, emotion_set,
                               typed(item["emotion_field"], str, f"{what}.emotion_field"),
-                              sizes["emotion_dim"], sizes["width"], sizes["layers"], labels)
+                              sizes["emotion_dim"], sizes["width"], sizes["layers"], labels,
+                              checked_smoothing(item.get("smoothing", 1), f"{what}.smoothing"))
+
+
+def checked_smoothing(frames: Any, what: str) -> int:
+    """`frames` when it is an odd number of frames up to MAX_SMOOTHING; RecordError naming
+    `what` otherwise."""
+    if positive(frames, what, int) > MAX_SMOOTHING or not frames % 2:
+        raise RecordError(f"{what}: an odd number of frames, at most {MAX_SMOOTHING} (got "
+                          f"{frames})")
+    return frames
 
 
 def emotion_one_hot(labels: tuple[str, ...], label: str | None,
@@ -118,8 +135,9 @@ class ExpressionResidual(nn.Module):
 
     def __init__(self, anchor_dim: int, feature_dim: int, emotion_dim: int, channels: int,
                  width: int = 128, layers: int = 3, dropout: float = 0.1,
-                 labels: bool = False) -> None:
+                 labels: bool = False, smoothing: int = 1) -> None:
         super().__init__()
+        self.smoothing = smoothing
         self.anchor = nn.Linear(anchor_dim, width)
         self.features = nn.Linear(feature_dim, width)
         self.emotion = nn.Linear(emotion_dim, width, bias=False) if labels else \
@@ -141,4 +159,13 @@ class ExpressionResidual(nn.Module):
         for conv, norm in zip(self.convs, self.norms, strict=True):
             mixed = norm(conv(hidden.transpose(1, 2)).transpose(1, 2))
             hidden = hidden + self.dropout(torch.relu(mixed))
-        return self.head(hidden)
+        return moving_average(self.head(hidden), self.smoothing)
+
+
+def moving_average(curves: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T, C) curves averaged over `frames` (odd) centred frames; at the clip's ends over
+    the frames there are."""
+    if frames == 1:
+        return curves
+    return F.avg_pool1d(curves.transpose(1, 2), frames, stride=1, padding=frames // 2,
+                        count_include_pad=False).transpose(1, 2)

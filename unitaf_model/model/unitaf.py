@@ -69,7 +69,8 @@ class UniTAF(nn.Module):
         self.expression = ExpressionResidual(len(args.anchor_channels),
                                              self.decoder.decoder.audio_feature_map.in_features,
                                              args.emotion_dim, len(args.channels), args.width,
-                                             args.layers, dropout, args.on_label)
+                                             args.layers, dropout, args.on_label,
+                                             args.smoothing)
 
     def project(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, T50) codes or (B, T50, D) latents → (B, ceil(T50/2), teacher_dim)."""
