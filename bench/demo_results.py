@@ -197,8 +197,8 @@ def git_commit() -> str:
                               check=False).stdout.strip()
 
     commit = git("rev-parse", "HEAD") or "unknown"
-    return commit + (" (with uncommitted changes)" if git("status", "--porcelain",
-                                                          "--untracked-files=no") else "")
+    changed = git("diff", "HEAD", "--name-only").split()
+    return commit + (f" (with uncommitted changes to {', '.join(changed)})" if changed else "")
 
 
 def corpus_version(data: Path) -> str:
