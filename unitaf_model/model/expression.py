@@ -13,7 +13,7 @@ embedding table); it can instead read an emotion embedding of the clip's audio (
 `emovec`, or the offline `utterance` embedding: mean and std of the Whisper encoder states).
 A few dilated 1-D convs mix them over time; the output head starts at zero, so an untrained
 residual leaves the stage-II face unchanged. A centred moving average over a few frames
-(`smoothing`; 1 in runs that predate it) takes the frame-to-frame flicker out of its output.
+(`smoothing`; 1 in runs that predate it) damps the frame-to-frame flicker of its output.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class TrainConfig:
     expression_layers: int = _stage_iii(3, "layers of the expression residual")
     expression_dropout: float = _stage_iii(0.1, "dropout in the expression residual")
     expression_smoothing: int = _stage_iii(3,
-        "frames of the moving average over the residual's output (odd; 1: none); 3 removes "
+        "frames of the moving average over the residual's output (odd; 1: none); 3 damps "
         "the frame-to-frame flicker the residual adds")
 
     log_every: int = _bookkeeping(20, "steps between train metrics in TensorBoard and the log")
