@@ -103,6 +103,54 @@ def test_shipped_configs_validate_and_bad_keys_are_refused(tmp_path):
         load_config(None, ["steps=many"], data="d", out="o")
     with pytest.raises(ValueError, match="--init"):
         load_config(None, ["stage=2"], data="d", out="o")
+    with pytest.raises(ValueError, match="expression_target must be clip or mean"):
+        load_config(None, ["expression_target=neutral"], data="d", out="o")
+
+
+def test_a_finished_run_is_reused_when_only_keys_it_never_read_or_predates_differ(
+        dummy, dummy_stage1, tmp_path):
+    from unitaf_model.training.config import config_differences
+    from unitaf_model.training.launcher import prepare_run
+
+    run = tmp_path / "stage1"
+    shutil.copytree(dummy_stage1[0], run)
+    saved = json.loads((run / "config.json").read_text())
+    for key in ("expression_target", "expression_smoothing", "velocity_weight"):
+        del saved[key]  # as a run saved before these keys existed
+    (run / "config.json").write_text(json.dumps(saved))
+    again = load_config(CONFIGS / "demo_stage1.yaml", [*FAST, "mouth_alpha=10"],
+                        data=str(dummy), out=str(run))
+    assert prepare_run(again) == "finished"  # stage I reads no stage-II or III key
+    with pytest.raises(ValueError, match=r"another config \(lr"):
+        prepare_run(dataclasses.replace(again, lr=0.5))
+    stage3 = dataclasses.replace(again, stage=3, init="r", mouth_alpha=3.0)
+    # smoothing came with a default of 3; runs saved before it had none (1)
+    assert config_differences(saved, stage3, ignored=("out",)) == [
+        "stage 1 → 3", "init '' → 'r'", "expression_smoothing '(unset)' → 3"]
+    assert config_differences(saved, dataclasses.replace(stage3, expression_smoothing=1),
+                              ignored=("out",)) == ["stage 1 → 3", "init '' → 'r'"]
+
+
+def test_stage2_on_the_mean_expression_is_scored_on_the_train_mean_face_there(
+        dummy, dummy_stage1, tmp_path):
+    from unitaf_data.face import articulation_channels, expression_channels
+    from unitaf_model.training.recipe import Recipe
+
+    config = load_config(CONFIGS / "demo_stage2.yaml", [*FAST, "expression_target=mean"],
+                         data=str(dummy), out=str(tmp_path / "stage2"),
+                         init=str(dummy_stage1[0]))
+    recipe = Recipe(config)
+    recipe.setup()
+    channels = list(recipe.run_info.model.channels)
+    expression = [channels.index(c) for c in expression_channels(channels)]
+    articulation = [channels.index(c) for c in articulation_channels(channels)]
+    face = torch.rand(2, 5, len(channels))
+    target = recipe._target(face)
+    recipe.cleanup()
+    assert torch.equal(target[..., articulation], face[..., articulation])
+    assert torch.equal(target[..., expression],
+                       recipe.core.template[expression].expand(2, 5, -1))
+    assert not torch.equal(recipe.core.template[expression], face[0, 0, expression])
 
 
 SHORT = ["steps=150", "val_every=150", "checkpoint_every=150", "warmup_steps=30"]

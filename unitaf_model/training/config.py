@@ -18,12 +18,19 @@ if TYPE_CHECKING:
     from unitaf_model.training.data import DataSpec
 
 
-def _key(section: str) -> Callable[[Any, str], Any]:
-    """A field maker for one section of TrainConfig: `maker(default, help)` is a dataclass
-    field whose metadata holds its one-line meaning and its section (`config_keys`)."""
+_UNCHANGED = object()
 
-    def make(default: Any, help_text: str) -> Any:
-        return field(default=default, metadata={"help": help_text, "section": section})
+
+def _key(section: str) -> Callable[..., Any]:
+    """A field maker for one section of TrainConfig: `maker(default, help, before=...)` is a
+    dataclass field whose metadata holds its one-line meaning, its section (`config_keys`)
+    and, for a key added with a default that changed what training does, the value runs
+    saved before the key existed behaved as (`before`; otherwise the default)."""
+
+    def make(default: Any, help_text: str, before: Any = _UNCHANGED) -> Any:
+        return field(default=default, metadata={
+            "help": help_text, "section": section,
+            "before": default if before is _UNCHANGED else before})
 
     return make
 
@@ -78,6 +85,9 @@ class TrainConfig:
     mouth_coverage: float = _stage_ii(0.95,
         "share of train frames the mouth-openness interval spans")
     mouth_aware: bool = _stage_ii(True, "mouth-state-aware vertex loss (False: plain vertex MSE)")
+    expression_target: str = _stage_ii("clip",
+        "what stage II learns on the expression channels: clip (the clip's own) | mean (the "
+        "train-mean face: the articulation alone, the expression left to stage III's residual)")
     velocity_weight: float = _stage_ii(0.0,
         "weight of VOCA's velocity loss: frame-to-frame coefficient changes against ground "
         "truth's (lowers jitter; in stage III it shapes the residual only)")
@@ -91,7 +101,7 @@ class TrainConfig:
     expression_dropout: float = _stage_iii(0.1, "dropout in the expression residual")
     expression_smoothing: int = _stage_iii(3,
         "frames of the moving average over the residual's output (odd; 1: none); 3 damps "
-        "the frame-to-frame flicker the residual adds")
+        "the frame-to-frame flicker the residual adds", before=1)
 
     log_every: int = _bookkeeping(20, "steps between train metrics in TensorBoard and the log")
     best_metric: str = _bookkeeping("loss", "validation metric whose lowest step is kept in best/")
@@ -116,6 +126,9 @@ class TrainConfig:
             raise ValueError(f"backbone must be units or precomputed, not {self.backbone}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError("steps and batch_size must be positive")
+        if self.expression_target not in ("clip", "mean"):
+            raise ValueError(f"expression_target must be clip or mean, not "
+                             f"{self.expression_target}")
         if self.fps < 0:
             raise ValueError(f"fps must be positive, or 0 for the dataset's, not {self.fps}")
         self._validate_augment()
@@ -152,6 +165,25 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The sections a stage does not read: keys only a later stage uses.
+_UNREAD_SECTIONS = {1: ("stage II", "stage III"), 2: ("stage III",), 3: ()}
+
+
+def config_differences(saved: Any, wanted: TrainConfig, ignored: tuple[str, ...] = ()
+                       ) -> list[str]:
+    """`key saved → wanted` for each key of `wanted`'s stage whose value differs from the
+    saved config's (a run's `config.json`); a key the saved config lacks (a run saved before
+    the key existed) reads as the value such runs behaved as. Keys in `ignored`, and keys only
+    later stages read, never count."""
+    saved = saved if isinstance(saved, dict) else {}
+    values = wanted.to_dict()
+    unread = _UNREAD_SECTIONS.get(wanted.stage, ())
+    return [f"{f.name} {saved.get(f.name, '(unset)')!r} → {values[f.name]!r}"
+            for f in dataclasses.fields(TrainConfig)
+            if f.name not in ignored and f.metadata["section"] not in unread
+            and saved.get(f.name, f.metadata["before"]) != values[f.name]]
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from unitaf_data import owned
 from unitaf_data.dataset import read_json_file
 from unitaf_model.run import latest_checkpoint, load_training_state, recover_run
-from unitaf_model.training.config import TrainConfig
+from unitaf_model.training.config import TrainConfig, config_differences
 from unitaf_model.training.recipe import resolved, run_recipe
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,14 @@ def prepare_run(config: TrainConfig, overwrite: bool = False) -> RunState:
         log.info("starting %s over: the run begun there wrote no checkpoint", out)
         owned.remove(out, "run", _ADVICE, keep_folder=True)
         return "new"
-    differences = _differences(read_json_file(out / "config.json"),
-                               resolved(config).to_dict())
+    differences = config_differences(read_json_file(out / "config.json"), resolved(config),
+                                     ignored=_WHERE)
     if differences:
-        raise ValueError(f"{out} holds a run of another config ({differences}): pass a new "
+        shown = ", ".join(differences[:3]) + (f" and {len(differences) - 3} more"
+                                              if len(differences) > 3 else "")
+        raise ValueError(f"{out} holds a run of another config ({shown}): pass a new "
                          "--out, or --overwrite to replace it")
     return "finished" if int(last.name.removeprefix("step_")) >= config.steps else "unfinished"
-
-
-def _differences(saved: Any, wanted: dict[str, Any], shown: int = 3) -> str:
-    saved = saved if isinstance(saved, dict) else {}
-    changed = [f"{key} {saved.get(key, '(unset)')!r} → {value!r}"
-               for key, value in wanted.items()
-               if key not in _WHERE and saved.get(key) != value]
-    return ", ".join(changed[:shown]) + (f" and {len(changed) - shown} more"
-                                         if len(changed) > shown else "")
 
 
 def _worker(config: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ import torch
 
 from unitaf_data import owned
 from unitaf_data.dataset import write_json
+from unitaf_data.face import expression_channels
 from unitaf_data.hub import open_dataset
 from unitaf_model.model.projector import parameter_count
 from unitaf_model.model.rig import Rig, demo_rig, load_rig
@@ -256,7 +257,7 @@ class Recipe:
             emotion = batch["emotion"].to(self.device) if "emotion" in batch else None
             face, _ = self.model(inputs, self.identities(batch["speakers"]), emotion,
                                  batch["teacher_mask"].sum(1))
-        face, target = face.float(), batch["face"].to(self.device)
+        face, target = face.float(), self._target(batch["face"].to(self.device))
         parts = {"coefficient": masked_mse(face, target, mask)}
         loss = cfg.coefficient_weight * parts["coefficient"]
         if self.rig is not None:
@@ -267,6 +268,18 @@ class Recipe:
             parts["velocity"] = velocity_loss(face, target, mask)
             loss = loss + cfg.velocity_weight * parts["velocity"]
         return {"loss": loss, **parts}
+
+    def _target(self, face: torch.Tensor) -> torch.Tensor:
+        """The face a stage-II/III step is scored against: the clip's, or with
+        `expression_target: mean` in stage II the train-mean face on the expression channels
+        (which stage III's residual then learns from the emotion)."""
+        if self.config.stage != 2 or self.config.expression_target == "clip":
+            return face
+        channels = self.run_info.model.channels
+        index = [channels.index(c) for c in expression_channels(channels)]
+        face = face.clone()
+        face[..., index] = self.core.template[index]
+        return face
 
     def train(self, progress=None) -> list[dict[str, float]]:
         """The loop; `progress(step, record)` is called after every step when given."""
