@@ -25,7 +25,9 @@ def train_demo_stages(dataset: Path, root: Path, overrides: list[str]) -> Path:
     configs = Path(__file__).resolve().parents[1] / "configs"
     train(load_config(configs / "demo_stage1.yaml", overrides, data=str(dataset),
                       out=str(root / "stage1")))
-    train(load_config(configs / "demo_stage2.yaml", overrides, data=str(dataset),
+    # the demo config trains on augmented copies; test datasets are extracted without them
+    train(load_config(configs / "demo_stage2.yaml", ["augment_share=0", *overrides],
+                      data=str(dataset),
                       out=str(root / "stage2"), init=str(root / "stage1")))
     return root / "stage2"
 

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STEPS = ["steps=3", "val_every=3", "checkpoint_every=3", "batch_size=2", "warmup_steps=1"]
+STEPS = ["augment_share=0",
+         "steps=3", "val_every=3", "checkpoint_every=3", "batch_size=2", "warmup_steps=1"]
 
 
 def _run(notebook: str, parameters: str, folder: Path):

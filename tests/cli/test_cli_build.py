@@ -22,7 +22,8 @@ from unitaf_data.dataset import Dataset
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FAST = ["steps=4", "val_every=2", "checkpoint_every=4", "warmup_steps=2", "batch_size=2",
+FAST = ["augment_share=0",
+         "steps=4", "val_every=2", "checkpoint_every=4", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4"]
 
 

@@ -17,7 +17,8 @@ from unitaf_cli.main_app import TrainingProgress, app
 from unitaf_data.testing import write_dummy_dataset
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
+FAST = ["augment_share=0",
+         "steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4", "log_every=2"]
 runner = CliRunner()
 

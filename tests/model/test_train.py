@@ -24,7 +24,8 @@ from unitaf_model.training.config import load_config
 from unitaf_model.training.launcher import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FAST = ["steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
+FAST = ["augment_share=0",
+         "steps=4", "val_every=2", "checkpoint_every=2", "warmup_steps=2", "batch_size=2",
         "shuffle_buffer=4", "log_every=1"]
 
 
@@ -153,7 +154,8 @@ def test_stage2_on_the_mean_expression_is_scored_on_the_train_mean_face_there(
     assert not torch.equal(recipe.core.template[expression], face[0, 0, expression])
 
 
-SHORT = ["steps=150", "val_every=150", "checkpoint_every=150", "warmup_steps=30"]
+SHORT = ["augment_share=0",
+         "steps=150", "val_every=150", "checkpoint_every=150", "warmup_steps=30"]
 
 
 @pytest.fixture(scope="module")
