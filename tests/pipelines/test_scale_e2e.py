@@ -168,11 +168,13 @@ def test_extract_train_and_eval_run_from_s3(s3, cluster, tmp_path):
     configs = Path(__file__).resolve().parents[2] / "configs"
     runner = CliRunner()
     with environment({"UNITAF_RUN_CACHE": str(tmp_path / "run-cache")}):
-        for stage, init in (("1", []), ("2", ["--init", "s3://datasets/runs/stage1"])):
+        # the features were extracted without augmented copies, so stage II draws none
+        for stage, extra in (("1", []),
+                             ("2", ["--init", "s3://datasets/runs/stage1", "augment_share=0"])):
             trained = runner.invoke(app, [
                 "train", "--data", "s3://datasets/beat2", "--out",
-                f"s3://datasets/runs/stage{stage}", *init, "--config",
-                str(configs / f"demo_stage{stage}.yaml"), *fast])
+                f"s3://datasets/runs/stage{stage}", "--config",
+                str(configs / f"demo_stage{stage}.yaml"), *fast, *extra])
             assert trained.exit_code == 0, trained.output
     with environment({"UNITAF_RUN_CACHE": str(tmp_path / "fresh-cache")}):  # from S3 only
         result = runner.invoke(app, ["eval", "s3://datasets/runs/stage2", "--split", "val"])
