@@ -8,10 +8,18 @@ from unitaf_data.conditions import Conditions, apply_conditions, make_noise
 from unitaf_data.dataset import Dataset, remove_feature_set, write_json
 from unitaf_data.extract import extract_shard, feature_info
 from unitaf_data.features import ExtractSettings
-from unitaf_data.features.augment import AugmentSettings, augment_clip, copy_fields
+from unitaf_data.features.augment import (
+    AugmentSettings,
+    augment_clip,
+    copy_fields,
+    copy_phones,
+    copy_timing,
+)
+from unitaf_data.phones import phone_frames
+from unitaf_data.schema import Phone
 from unitaf_data.testing import write_dummy_dataset
 from unitaf_model.training.config import load_config
-from unitaf_model.training.data import augmented_copies, joined_samples
+from unitaf_model.training.data import augment_settings, joined_samples
 
 SETS = ["whisper", "utterance", "whisper_aug"]
 FPS = 30.0
@@ -51,6 +59,36 @@ def test_a_faster_copy_resamples_the_face_by_the_same_factor():
     assert np.allclose(np.diff(fast.face[1:frames - 1, 0]).mean(),
                        np.diff(face[:, 0]).mean() * fast.speed, rtol=0.05)
     assert np.allclose(fast.face[frames + 1:, 0], face[0, 0])
+
+
+def test_a_copys_phones_land_where_its_face_plays_them():
+    audio, face = _clip()
+    face[24:27, 1] = 1.0  # the face marks an /m/ over 0.8-0.9 s
+    phone = Phone("m", 0.8, 0.9)
+    settings = AugmentSettings(copies=6, lead_share=0.7, speed_share=0.7, noise_share=0.0)
+    for c in range(settings.copies):
+        copy = augment_clip(audio, face, FPS, "k", c, settings)
+        timing = copy_timing(settings, "k", c, FPS)
+        assert (timing.speed, timing.lead_s) == (pytest.approx(copy.speed, abs=1e-4),
+                                                 copy.lead_s)
+        marked = np.flatnonzero(copy.face[:, 1] > 0.5)
+        moved = copy_phones([phone], timing, len(face), FPS)
+        if not len(marked):  # played past the end of the clip
+            assert moved == ()
+            continue
+        held = phone_frames(moved[0].start, moved[0].end, FPS, len(face))
+        assert abs(held.mean() - marked.mean()) <= 0.5
+
+
+def test_recorded_augment_settings_read_back_and_bad_ones_are_named():
+    settings = AugmentSettings(copies=3, seed=2, snr_db=(5.0, 20.0))
+    assert AugmentSettings.from_dict(settings.to_dict()) == settings
+    with pytest.raises(ValueError, match="'snr_db' is not a pair"):
+        AugmentSettings.from_dict({**settings.to_dict(), "snr_db": "5-20"})
+    with pytest.raises(ValueError, match="'copies' is not a whole number"):
+        AugmentSettings.from_dict({**settings.to_dict(), "copies": 2.5})
+    with pytest.raises(ValueError, match="no 'seed'"):
+        AugmentSettings.from_dict({k: v for k, v in settings.to_dict().items() if k != "seed"})
 
 
 def test_copies_are_seeded_by_seed_key_and_copy():
@@ -124,7 +162,7 @@ def test_train_clips_get_aligned_copies_and_other_splits_are_refused(augmented):
 def _spec(dataset: Dataset, share: float, **values):
     config = load_config(None, [f"augment_share={share}"], data=str(dataset.root), out="x",
                          **values).checked()
-    return config.data_spec(FPS, 50.0, augmented_copies(dataset, config))
+    return config.data_spec(FPS, 50.0, augment_settings(dataset, config))
 
 
 def test_the_loader_samples_copies_of_train_clips_at_the_configured_share(augmented):
@@ -136,6 +174,10 @@ def test_the_loader_samples_copies_of_train_clips_at_the_configured_share(augmen
     assert len(always) == len(never) == 3
     assert all(np.array_equal(s["face"], faces[s["key"]]) for s in never)
     assert not any(np.array_equal(s["face"], faces[s["key"]]) for s in always)
+    # each clip's /m/ is framed for the closure loss, in a copy where the copy plays it
+    assert all(len(s["bilabials"]) == 1 for s in never)
+    assert [s["bilabials"] for s in always] != [s["bilabials"] for s in never]
+    assert any(s["bilabials"] for s in always)
     val = list(joined_samples(augmented, _spec(augmented, 1.0), augmented.shards("val"), None,
                               "val", rng))
     assert len(val) == 2  # held-out clips are read as they are, never refused for lack of copies
@@ -148,4 +190,4 @@ def test_augmentation_needs_its_set_and_inputs_the_copies_hold(augmented, tmp_pa
     bare = Dataset.open_folder(write_dummy_dataset(tmp_path / "bare"))
     config = load_config(None, ["augment_share=0.5"], data=str(bare.root), out="o")
     with pytest.raises(FileNotFoundError, match="--augment N"):
-        augmented_copies(bare, config)
+        augment_settings(bare, config)

@@ -11,14 +11,16 @@ import torch
 
 from reference import CHECKPOINT_KEYS, SHARED_REFERENCE, needs_shared, reference_checkpoint_shapes
 from unitaf_data.face import ARKIT51, expression_channels
-from unitaf_data.schema import RecordError
+from unitaf_data.schema import Phone, RecordError
 from unitaf_model.model.decoder import PRETRAINED_IDENTITIES, UniTalkerFaceDecoder
 from unitaf_model.model.expression import ExpressionArgs, ExpressionResidual, moving_average
 from unitaf_model.model.projector import Projector, parameter_count
 from unitaf_model.model.rig import demo_rig, load_rig, mouth_openness
 from unitaf_model.model.unitaf import UniTAF
+from unitaf_model.training.data import bilabial_spans, collate
 from unitaf_model.training.losses import (
     OpennessInterval,
+    closure_loss,
     fit_openness_interval,
     masked_mse,
     openness_weight,
@@ -173,6 +175,39 @@ def test_the_mouth_aware_loss_weights_closed_and_open_frames_above_half_open_one
     assert mouth[0] > 100 * mouth[1] and mouth[2] > 100 * mouth[1]
     assert mouth[0] / mouth[2] == pytest.approx(expected[0] / expected[2], rel=1e-4)
     assert aware[0] > 1.5 * plain[0] and aware[1] == pytest.approx(plain[1], rel=0.01)
+
+
+def test_the_closure_loss_charges_a_bilabial_whose_most_closed_frame_is_too_open():
+    terms, scale = rig_terms(demo_rig()), 100.0
+    target = _jaw_faces([0.6, 0.0, 0.6, 0.6, 0.6])  # closed on frame 1 only
+    bilabial = torch.zeros(1, 1, 5, dtype=torch.bool)
+    bilabial[0, 0, :3] = True  # an /m/ over frames 0-2
+
+    def loss(openings: list[float]) -> float:
+        return float(closure_loss(_jaw_faces(openings), target, bilabial, terms, scale))
+
+    assert loss([0.6, 0.0, 0.6, 0.6, 0.6]) == 0
+    assert loss([0.0, 0.3, 0.6, 0.6, 0.6]) == 0  # closed a frame early, inside the phone
+    assert loss([0.6, 0.6, 0.6, 0.0, 0.6]) > 0  # closed only outside it
+    half, third = loss([0.6, 0.3, 0.6, 0.6, 0.6]), loss([0.6, 0.2, 0.6, 0.6, 0.6])
+    openness = mouth_openness(demo_rig().vertices(_jaw_faces([0.0, 0.2, 0.3])),
+                              demo_rig().mouth_idx)[0] * scale
+    assert half == pytest.approx(float(openness[2] - openness[0]) ** 2, rel=1e-4)
+    assert 0 < third < half
+    nothing = torch.zeros(1, 0, 5, dtype=torch.bool)  # a batch without bilabials
+    assert float(closure_loss(_jaw_faces([0.6] * 5), target, nothing, terms)) == 0
+
+
+def test_a_clips_bilabial_phones_become_frame_spans_padded_per_batch():
+    phones = [Phone("m", 0.10, 0.20), Phone("a", 0.20, 0.30), Phone("b", 0.31, 0.32),
+              Phone("p", 0.95, 1.2)]
+    assert bilabial_spans(phones, 30.0, 20) == [(3, 6), (9, 10)]  # /b/: its midpoint's frame
+    clip = {"key": "k", "speaker": "s", "inputs": np.zeros((4, 2), np.float32),
+            "teacher": np.zeros((2, 3), np.float32), "face": np.zeros((4, 51), np.float32),
+            "frames": 4, "teacher_frames": 2}
+    batch = collate([{**clip, "bilabials": [(1, 3)]}, {**clip, "bilabials": []}])
+    assert batch["bilabial"].tolist() == [[[False, True, True, False]],
+                                          [[False, False, False, False]]]
 
 
 def _model(fps: float, expression: bool = False) -> UniTAF:

@@ -48,8 +48,11 @@ def dummy_stage1(dummy, tmp_path_factory) -> tuple[Path, list[dict]]:
 
 def test_a_few_seeded_steps_give_pinned_losses(dummy, dummy_stage1, tmp_path):
     _, stage1 = dummy_stage1
-    stage2 = train(load_config(CONFIGS / "demo_stage2.yaml", FAST, data=str(dummy),
-                               out=str(tmp_path / "stage2"), init=str(dummy_stage1[0])))
+    # without the closure term: its hinge on each phone's most closed frame turns the float
+    # differences of other thread counts into percent-level changes within four steps
+    stage2 = train(load_config(CONFIGS / "demo_stage2.yaml", [*FAST, "closure_weight=0"],
+                               data=str(dummy), out=str(tmp_path / "stage2"),
+                               init=str(dummy_stage1[0])))
     print("stage I", [round(r["loss"], 5) for r in stage1],
           "stage II", [round(r["loss"], 5) for r in stage2])
     # the tolerance covers float reductions under other thread counts and CPUs

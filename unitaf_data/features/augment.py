@@ -25,6 +25,7 @@ copy c; docs/FORMAT.md). How copy c of a clip is made is drawn from
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,7 +39,8 @@ from unitaf_data.conditions import (
     apply_conditions,
 )
 from unitaf_data.face import resample_face
-from unitaf_data.schema import SAMPLE_RATE
+from unitaf_data.phones import phones_in_clip
+from unitaf_data.schema import SAMPLE_RATE, ClipSpan, Phone
 
 AUGMENTED_SET = "whisper_aug"  # the augmented copies of the `whisper` (and utterance) set
 
@@ -69,6 +71,41 @@ class AugmentSettings:
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @staticmethod
+    def from_dict(data: Any, what: str = "augment settings") -> AugmentSettings:
+        """The settings a set's feature.json records (`to_dict`); ValueError naming the key
+        for a missing key or a value of the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{what}: not a mapping")
+        values = {}
+        for name, default in asdict(AugmentSettings()).items():
+            if name not in data:
+                raise ValueError(f"{what}: no {name!r}")
+            value = data[name]
+            if isinstance(default, tuple):
+                if not (isinstance(value, list) and len(value) == 2 and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                    raise ValueError(f"{what}: {name!r} is not a pair of numbers")
+                value = (float(value[0]), float(value[1]))
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    isinstance(default, int) and not isinstance(value, int):
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise ValueError(f"{what}: {name!r} is not {kind}")
+            values[name] = value
+        return AugmentSettings(**values)
+
+
+@dataclass(frozen=True)
+class CopyTiming:
+    """How a copy moved its clip's speech: time t of the clip plays at `t / speed + lead_s`
+    in the copy (cut at the clip's length)."""
+
+    speed: float = 1.0
+    lead_s: float = 0.0
+
+    def moved(self, t: float) -> float:
+        return t / self.speed + self.lead_s
+
 
 @dataclass(frozen=True)
 class AugmentedCopy:
@@ -83,6 +120,29 @@ def copy_rng(settings: AugmentSettings, key: str, copy: int) -> np.random.Genera
     return np.random.default_rng([settings.seed, zlib.crc32(key.encode()), copy])
 
 
+def _draw_timing(rng: np.random.Generator, settings: AugmentSettings, fps: float
+                 ) -> CopyTiming:
+    """Steps 1 and 2: the first draws of a copy's generator."""
+    speed = float(rng.uniform(*settings.speed)) if rng.random() < settings.speed_share else 1.0
+    lead = round(float(rng.uniform(*settings.lead_s)) * fps) / fps \
+        if rng.random() < settings.lead_share else 0.0
+    return CopyTiming(speed, lead)
+
+
+def copy_timing(settings: AugmentSettings, key: str, copy: int, fps: float) -> CopyTiming:
+    """How copy `copy` of clip `key` (face at `fps`) moved its speech, as `augment_clip`
+    drew it."""
+    return _draw_timing(copy_rng(settings, key, copy), settings, fps)
+
+
+def copy_phones(phones: Sequence[Phone], timing: CopyTiming, frames: int, fps: float
+                ) -> tuple[Phone, ...]:
+    """A clip's (clip-relative) phones where its copy plays them, cut at the copy's (the
+    clip's) `frames` frames."""
+    moved = [Phone(p.phone, timing.moved(p.start), timing.moved(p.end)) for p in phones]
+    return phones_in_clip(moved, ClipSpan(0, 0.0, frames, fps))
+
+
 def augment_clip(audio: np.ndarray, face: np.ndarray, fps: float, key: str, copy: int,
                  settings: AugmentSettings, babble: np.ndarray | None = None
                  ) -> AugmentedCopy:
@@ -90,9 +150,8 @@ def augment_clip(audio: np.ndarray, face: np.ndarray, fps: float, key: str, copy
     length) lets a copy draw babble noise, which otherwise falls back to room noise."""
     rng = copy_rng(settings, key, copy)
     frames, samples = len(face), len(audio)
-    speed = float(rng.uniform(*settings.speed)) if rng.random() < settings.speed_share else 1.0
-    lead = round(float(rng.uniform(*settings.lead_s)) * fps) / fps \
-        if rng.random() < settings.lead_share else 0.0
+    timing = _draw_timing(rng, settings, fps)
+    speed, lead = timing.speed, timing.lead_s
     if speed != 1.0:
         from unitaf_data.audio import resample
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from unitaf_data.dataset import write_json
 
 if TYPE_CHECKING:
+    from unitaf_data.features.augment import AugmentSettings
     from unitaf_model.training.data import DataSpec
 
 
@@ -88,6 +89,10 @@ class TrainConfig:
     expression_target: str = _stage_ii("clip",
         "what stage II learns on the expression channels: clip (the clip's own) | mean (the "
         "train-mean face: the articulation alone, the expression left to stage III's residual)")
+    closure_weight: float = _stage_ii(0.0,
+        "weight of the bilabial-closure loss: per /p b m/ phone of a clip with phones, the "
+        "squared amount by which the predicted mouth's most closed frame is more open than "
+        "ground truth's (what BCS reads; augmented copies carry no phones); 0: off")
     velocity_weight: float = _stage_ii(0.0,
         "weight of VOCA's velocity loss: frame-to-frame coefficient changes against ground "
         "truth's (lowers jitter; in stage III it shapes the residual only)")
@@ -151,9 +156,9 @@ class TrainConfig:
                 f"no {', '.join(sorted(f'{s}/{f}' for s, f in reads - allowed))}")
 
     def data_spec(self, fps: float | None = None, input_rate: float = 50.0,
-                  augment_copies: int = 0) -> DataSpec:
+                  augment: AugmentSettings | None = None) -> DataSpec:
         """The loader's view of this config; `fps` resolves `fps=0` (the dataset's rate);
-        `augment_copies`: copies per clip in the augmented set (from its feature.json)."""
+        `augment`: how the augmented set made its copies (from its feature.json)."""
         from unitaf_model.training.data import DataSpec
 
         emotion = (self.emotion_set, self.emotion_field) if self.stage == 3 else ("", "")
@@ -161,7 +166,7 @@ class TrainConfig:
                         self.teacher_field, fps or self.fps, self.batch_size,
                         self.shuffle_buffer, self.seed, self.skip_bad, input_rate, *emotion,
                         augment_share=self.augment_share, augment_set=self.augment_set,
-                        augment_copies=augment_copies)
+                        augment=augment)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

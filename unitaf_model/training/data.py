@@ -29,7 +29,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unitaf_data.dataset import Dataset, Sample
 from unitaf_data.face import resample_face
-from unitaf_data.features.augment import AUGMENTED_SET, copy_fields
+from unitaf_data.features.augment import (
+    AUGMENTED_SET,
+    AugmentSettings,
+    copy_fields,
+    copy_phones,
+    copy_timing,
+)
+from unitaf_data.phones import is_bilabial, phone_frames
 from unitaf_data.reader import Skips
 from unitaf_model.model.expression import LABEL, emotion_one_hot
 from unitaf_model.model.unitaf import face_frames
@@ -57,7 +64,11 @@ class DataSpec:
     emotion_labels: tuple[str, ...] = ()  # emotion_set `label`: the clip's label, one-hot
     augment_share: float = 0.0  # share of train clips replaced by an augmented copy
     augment_set: str = AUGMENTED_SET
-    augment_copies: int = 0  # copies per clip in that set (from its feature.json)
+    augment: AugmentSettings | None = None  # how that set's copies were made (feature.json)
+
+    @property
+    def augment_copies(self) -> int:
+        return self.augment.copies if self.augment is not None else 0
 
     @property
     def sidecars(self) -> dict[str, list[str]]:
@@ -109,22 +120,28 @@ def augmented_copy(spec: DataSpec, sample: Sample, copy: int) -> Sample:
                              (spec.emotion_set, spec.emotion_field)):
         if name and name != LABEL:  # a label is the clip's, whatever its audio went through
             features[name][field_name] = found[fields[_COPY_FIELD[(name, field_name)]]]
-    return dataclasses.replace(sample, face=found[fields[2]], features=features)
+    # the copy's speech moved (speed, lead-in), and its phones with it
+    frames, fps = len(found[fields[2]]), sample.meta.fps
+    phones = None if sample.meta.phones is None else copy_phones(
+        sample.meta.phones, copy_timing(spec.augment, sample.key, copy, fps), frames, fps)
+    meta = dataclasses.replace(sample.meta, phones=phones)
+    return dataclasses.replace(sample, meta=meta, face=found[fields[2]], features=features)
 
 
-def augmented_copies(dataset: Dataset, config) -> int:
-    """Copies per clip of the config's augmented set (0 without augmentation); a missing
-    set, or one made from other features than the config reads, is an error that says
-    what to run."""
+def augment_settings(dataset: Dataset, config) -> AugmentSettings | None:
+    """How the config's augmented set made its copies (None without augmentation); a
+    missing set, or one made from other features than the config reads, is an error that
+    says what to run."""
     if not config.augment_share:
-        return 0
+        return None
     if config.augment_set not in dataset.feature_set_names():
         raise FileNotFoundError(
             f"augment_share={config.augment_share} needs the {config.augment_set} set: run "
             f"`unitaf-data extract-features {dataset.root} --features whisper,utterance "
             f"--augment N` (or set augment_share=0)")
     info = dataset.feature_set(config.augment_set)
-    return int(info.custom.get("copies", 0))
+    return AugmentSettings.from_dict(info.custom.get("augment"),
+                                     f"{dataset.origin}: {config.augment_set}/feature.json")
 
 
 # what stands for a clip's own (set, field) in its copy: index into `copy_fields(c)`
@@ -170,7 +187,8 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     teacher_frames = math.ceil(len(inputs) / 2)
     found = {"key": sample.key, "speaker": sample.meta.speaker, "inputs": inputs,
              "teacher": _fit(teacher, teacher_frames), "face": _fit(face, frames),
-             "frames": frames, "teacher_frames": teacher_frames}
+             "frames": frames, "teacher_frames": teacher_frames,
+             "bilabials": bilabial_spans(sample.meta.phones or (), spec.fps, frames)}
     if spec.emotion_set == LABEL:
         found["emotion"] = emotion_one_hot(spec.emotion_labels, sample.meta.emotion,
                                            f"{sample.key}: the residual")
@@ -178,6 +196,18 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
         found["emotion"] = sample.features[spec.emotion_set][spec.emotion_field].astype(
             np.float32)
     return found
+
+
+def bilabial_spans(phones, fps: float, frames: int) -> list[tuple[int, int]]:
+    """(first, stop) face frames of each /p b m/ phone of a clip (`phone_frames`: a phone
+    shorter than a frame holds the frame of its midpoint); phones outside the clip left out."""
+    spans = []
+    for phone in phones:
+        if is_bilabial(phone.phone):
+            held = phone_frames(phone.start, phone.end, fps, frames)
+            if len(held):
+                spans.append((int(held[0]), int(held[-1]) + 1))
+    return spans
 
 
 def _fit(array: np.ndarray, frames: int) -> np.ndarray:
@@ -200,7 +230,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     inputs = np.stack([pad(s["inputs"], inputs_longest) for s in samples])
     emotion = {"emotion": torch.from_numpy(np.stack([s["emotion"] for s in samples]))} \
         if "emotion" in samples[0] else {}
-    return {**emotion,
+    return {**emotion, "bilabial": _span_masks([s["bilabials"] for s in samples], longest),
         "keys": [s["key"] for s in samples], "speakers": [s["speaker"] for s in samples],
         "inputs": torch.from_numpy(inputs.astype(np.int64 if inputs.dtype.kind == "i"
                                                  else np.float32)),
@@ -212,6 +242,17 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "teacher_mask": torch.from_numpy(np.stack([np.arange(teacher_longest)
                                                    < s["teacher_frames"] for s in samples])),
     }
+
+
+def _span_masks(spans: list[list[tuple[int, int]]], frames: int) -> torch.Tensor:
+    """(B, K, T) bool: row k of clip b marks the frames of its k-th span (K: the most spans
+    of a clip; rows past a clip's own are all False)."""
+    masks = torch.zeros(len(spans), max((len(s) for s in spans), default=0), frames,
+                        dtype=torch.bool)
+    for b, clip in enumerate(spans):
+        for k, (first, stop) in enumerate(clip):
+            masks[b, k, first:stop] = True
+    return masks
 
 
 class ClipStream(IterableDataset):

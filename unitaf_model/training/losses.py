@@ -6,7 +6,9 @@ everywhere, plus `w(n) · ||M − M̂||²` on the mouth vertices, with `w = α |
 the ground-truth mouth openness normalised to [0, 1] over an interval fitted on the training
 set. Plain MSE pulls the mouth toward an average half-open shape; the weight grows toward
 fully closed and fully open frames. Optionally (stages II and III) VOCA's velocity loss on the
-coefficients' frame-to-frame changes.
+coefficients' frame-to-frame changes. Optionally (stage II) a bilabial-closure term: per
+/p b m/ phone, how much more open the predicted mouth's most closed frame is than ground
+truth's, which is what the bilabial closure score (BCS) reads.
 """
 
 from __future__ import annotations
@@ -135,3 +137,22 @@ def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     weight = openness_weight(interval.normalise(mouth_openness(mouth)), alpha, gamma)
     mouth_error = torch.einsum("btc,cmk->btmk", error, terms.mouth_basis).square().mean((-1, -2))
     return loss + (weight * mouth_error * valid).sum() / frames * scale**2
+
+
+def closure_loss(predicted: torch.Tensor, target: torch.Tensor, bilabial: torch.Tensor,
+                 terms: RigTerms, scale: float = 1.0) -> torch.Tensor:
+    """For (B, T, C) rig weights and (B, K, T) bilabial phone masks: the mean over the
+    phones of `relu(min open(predicted) − min open(target))²`, the minima over each phone's
+    frames of the rig's mouth openness (× `scale`). One-sided: closing deeper than ground
+    truth, or elsewhere, costs nothing here. 0 where the batch has no bilabial phone."""
+    held = bilabial.any(-1)
+    if not held.any():
+        return predicted.sum() * 0.0
+
+    def interval_minima(weights: torch.Tensor) -> torch.Tensor:
+        mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", weights, terms.mouth_basis)
+        openness = mouth_openness(mouth).unsqueeze(1).expand_as(bilabial)
+        return openness.masked_fill(~bilabial, torch.inf).amin(-1)[held]
+
+    excess = (interval_minima(predicted) - interval_minima(target).detach()).clamp_min(0)
+    return (excess * scale).square().mean()

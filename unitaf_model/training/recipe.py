@@ -57,9 +57,10 @@ from unitaf_model.run import (
     stage3_run_info,
 )
 from unitaf_model.training.config import TrainConfig, save_config
-from unitaf_model.training.data import augmented_copies, loader, train_statistics
+from unitaf_model.training.data import augment_settings, loader, train_statistics
 from unitaf_model.training.losses import (
     OpennessInterval,
+    closure_loss,
     fit_openness_interval,
     masked_mse,
     rig_terms,
@@ -100,7 +101,7 @@ class Recipe:
             raise ValueError(f"backbone_set {cfg.backbone_set} has no frame rate: it is not a "
                              "time series the projector can read")
         self.spec = cfg.data_spec(cfg.fps or self.dataset.info.fps, input_rate,
-                                  augmented_copies(self.dataset, cfg))
+                                  augment_settings(self.dataset, cfg))
         self.dataset.check_sidecars(self.spec.sidecars, ["train", "val"])
         self.dataset.check_sidecars(self.spec.sidecars_for("train"), ["train"])
         resuming = latest_checkpoint(self.out, required=False) is not None
@@ -264,6 +265,10 @@ class Recipe:
             parts["vertex"] = vertex_loss(face, target, mask, self.rig_terms, self.interval,
                                           cfg.mouth_alpha, cfg.mouth_gamma, cfg.vertex_scale)
             loss = loss + cfg.vertex_weight * parts["vertex"]
+        if cfg.closure_weight and self.rig is not None:
+            parts["closure"] = closure_loss(face, target, batch["bilabial"].to(self.device),
+                                            self.rig_terms, cfg.vertex_scale)
+            loss = loss + cfg.closure_weight * parts["closure"]
         if cfg.velocity_weight:
             parts["velocity"] = velocity_loss(face, target, mask)
             loss = loss + cfg.velocity_weight * parts["velocity"]
