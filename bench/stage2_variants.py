@@ -4,9 +4,9 @@ Each variant is a name and a list of `key=value` overrides of `configs/demo_stag
 Per variant and training seed: stage II from a finished stage-I run (by default the one
 `bench/demo_results.py` left in runs/results/seedS/stage1), stage III from
 `configs/demo_stage3.yaml` on it, then `unitaf eval STAGE3 --compare STAGE2` on the test
-split (with the clean and 10 dB noise conditions) and on val, all through the real CLI as
-timed subprocesses. A variant whose eval reports exist is scored again from them, not
-retrained. One markdown row per variant and seed:
+split (with the results block's listening conditions) and on val, all through the real CLI
+as timed subprocesses. A step whose output exists is not run again: a finished variant is
+scored from its reports. One markdown row per variant and seed:
 
     python bench/stage2_variants.py --variant shipped \\
         --variant cw1 closure_weight=1 best_metric=vertex
@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from demo_results import CONFIGS, ROOT, STAGE2, STAGE3, cli
+from demo_results import CONDITIONS, CONFIGS, ROOT, STAGE2, STAGE3, cli
 
 # (column, split, system, metric): what a row holds, in this order
 COLUMNS = (
@@ -37,9 +37,10 @@ COLUMNS = (
 
 def train_variant(data: Path, stage1: Path, out: Path, seed: int, overrides: list[str]
                   ) -> dict[str, float]:
-    """Stage II with `overrides`, stage III, and their eval reports in OUT; seconds."""
+    """Stage II with `overrides`, stage III, and their eval reports in OUT (each step only
+    where its output is missing); seconds of the steps run."""
     seconds = {}
-    if not (out / "eval" / "val" / "eval.json").exists():
+    if not (out / STAGE3 / "best").exists():
         seconds["stage2"] = cli("unitaf", "train", "--data", str(data), "--out",
                                 str(out / STAGE2), "--init", str(stage1), "--config",
                                 str(CONFIGS / "demo_stage2.yaml"), f"seed={seed}",
@@ -47,10 +48,13 @@ def train_variant(data: Path, stage1: Path, out: Path, seed: int, overrides: lis
         seconds["stage3"] = cli("unitaf", "train", "--data", str(data), "--out",
                                 str(out / STAGE3), "--init", str(out / STAGE2), "--config",
                                 str(CONFIGS / "demo_stage3.yaml"), f"seed={seed}")
-        for split in ("test", "val"):
+    for split in ("test", "val"):
+        if not (out / "eval" / split / "eval.json").exists():
+            # the conditions of the results block: a condition's noise is drawn by its place
+            # in the list, so the same list gives the same noise
             cli("unitaf", "eval", str(out / STAGE3), "--compare", str(out / STAGE2),
                 "--data", str(data), "--split", split, "--out", str(out / "eval" / split),
-                *(["--conditions", "clean,noise10", "--seed", str(seed)]
+                *(["--conditions", ",".join(CONDITIONS), "--seed", str(seed)]
                   if split == "test" else []))
     return seconds
 
