@@ -50,8 +50,7 @@ def train_variant(data: Path, stage1: Path, out: Path, seed: int, overrides: lis
                                 str(CONFIGS / "demo_stage3.yaml"), f"seed={seed}")
     for split in ("test", "val"):
         if not (out / "eval" / split / "eval.json").exists():
-            # the conditions of the results block: a condition's noise is drawn by its place
-            # in the list, so the same list gives the same noise
+            # the results block's conditions, so that a variant's row reads beside it
             cli("unitaf", "eval", str(out / STAGE3), "--compare", str(out / STAGE2),
                 "--data", str(data), "--split", split, "--out", str(out / "eval" / split),
                 *(["--conditions", ",".join(CONDITIONS), "--seed", str(seed)]

@@ -61,6 +61,18 @@ def test_degradations_are_seeded():
         assert not np.array_equal(a, c)
 
 
+def test_a_condition_draws_its_noise_by_name_not_by_its_place_in_the_list():
+    speech = _sine(300.0)
+    alone = conditions.degrade(speech, "noise10", conditions.condition_rng(0, "noise10", 4))
+    again = conditions.degrade(speech, "noise10", conditions.condition_rng(0, "noise10", 4))
+    np.testing.assert_array_equal(alone.audio, again.audio)
+    for other in (conditions.condition_rng(0, "noise20", 4),  # another condition,
+                  conditions.condition_rng(0, "noise10", 5),  # clip
+                  conditions.condition_rng(1, "noise10", 4)):  # or seed
+        assert not np.array_equal(alone.audio,
+                                  conditions.degrade(speech, "noise10", other).audio)
+
+
 def test_unknown_conditions_are_named():
     assert conditions.parse_conditions("clean, noise10,clean") == ["clean", "noise10"]
     with pytest.raises(ValueError, match="noise5.*known: clean"):

@@ -132,6 +132,12 @@ def test_eval_under_conditions_recomputes_the_clean_input_exactly_and_degrades_t
     assert lead["stage2"]["noise_only_jaw_open"]["value"] >= 0
     table = (out / "conditions.md").read_text()
     assert "| lve | " in table and "noise_only_openness_ratio" in table
+    # a condition's noise does not depend on the other conditions asked for
+    alone = runner.invoke(app, ["eval", str(run), "--out", str(tmp_path / "alone"),
+                                "--conditions", "noise10", "--seed", "3"])
+    assert alone.exit_code == 0, alone.output
+    by_itself = json.loads((tmp_path / "alone" / "conditions.json").read_text())
+    assert by_itself["conditions"]["noise10"]["stage2"]["lve"] == noisy["stage2"]["lve"]
     bad = runner.invoke(app, ["eval", str(run), "--conditions", "clean,underwater"])
     assert bad.exit_code == 2 and "underwater" in bad.output
 

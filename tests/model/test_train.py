@@ -312,8 +312,10 @@ def test_unitaf_infer_espeak_moves_the_mouth_with_its_own_speech(demo_stage2, tm
     channels = run.info.model.channels
     # The 1-minute demo trains on one ~15 s recording of spk01 (corpus v2 holds out a val,
     # a test and a test-speaker recording): r measured 0.67 here for this unseen sentence
-    # with spk01's voice (0.58 with spk02's, a voice it never heard), 0.72 on 1.5 minutes.
-    assert jaw_open_correlation([face], [truth], channels).value > 0.6
+    # with spk01's voice (0.58 with spk02's, a voice it never heard), 0.72 on 1.5 minutes;
+    # 0.57 since the demo config's closure term (652c2b0), which in the first ~150 steps
+    # pulls the mouth toward closing on /p b m/ before it follows the jaw
+    assert jaw_open_correlation([face], [truth], channels).value > 0.5
     lags = [av_offset(audio, rate, run.rig.mouth_openness(f), fps).lag_frames
             for f in (face, truth)]
     assert abs(lags[0] - lags[1]) <= 1, lags

@@ -20,6 +20,10 @@ copy c; docs/FORMAT.md). How copy c of a clip is made is drawn from
    over the speech (without noise the inserted stretch is digital silence); a telephone
    channel with `telephone_share`; reverb with `reverb_share`; always a level in -35 to
    -10 dBFS.
+
+`copy_timing` replays steps 1 and 2 from the same generator, so that a copy's phones
+(`copy_phones`) can follow it: the training loader moves each copy's /p b m/ phones for the
+closure loss.
 """
 
 from __future__ import annotations

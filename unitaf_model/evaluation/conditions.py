@@ -18,6 +18,7 @@ for that audio), predicts the face and scores it with the same functions as `uni
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,6 +82,12 @@ def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator) -> Degr
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
 
 
+def condition_rng(seed: int, condition: str, clip: int) -> np.random.Generator:
+    """The generator of clip `clip` (its place in the split) under `condition`: by name, so
+    a condition draws the same noise whichever other conditions are asked for."""
+    return np.random.default_rng([seed, zlib.crc32(condition.encode()), clip])
+
+
 def parse_conditions(text: str) -> list[str]:
     """`clean,noise10` → ["clean", "noise10"]; ValueError naming an unknown one."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -132,11 +139,10 @@ def evaluate_conditions(run: LoadedRun, dataset: Dataset, split: str,
     template = run.model.template.numpy()
     name = run.path.name
     results = {}
-    for index, condition in enumerate(conditions):
+    for condition in conditions:
         shifted, faces, lead = [], [], 0
         for clip, truth in enumerate(truths):
-            degraded = degrade(truth.audio, condition,
-                               np.random.default_rng([seed, index, clip]))
+            degraded = degrade(truth.audio, condition, condition_rng(seed, condition, clip))
             moved = _shifted(truth, degraded.lead_seconds, fps)
             lead = round(degraded.lead_seconds * fps)
             faces.append(face_on_grid(run, front_end.features(degraded.audio),

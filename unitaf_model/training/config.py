@@ -92,7 +92,7 @@ class TrainConfig:
     closure_weight: float = _stage_ii(0.0,
         "weight of the bilabial-closure loss: per /p b m/ phone of a clip with phones, the "
         "squared amount by which the predicted mouth's most closed frame is more open than "
-        "ground truth's (what BCS reads; augmented copies carry no phones); 0: off")
+        "ground truth's (what BCS reads; an augmented copy's phones move with it); 0: off")
     velocity_weight: float = _stage_ii(0.0,
         "weight of VOCA's velocity loss: frame-to-frame coefficient changes against ground "
         "truth's (lowers jitter; in stage III it shapes the residual only)")

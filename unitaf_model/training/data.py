@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from unitaf_data.features.augment import (
 )
 from unitaf_data.phones import is_bilabial, phone_frames
 from unitaf_data.reader import Skips
+from unitaf_data.schema import Phone
 from unitaf_model.model.expression import LABEL, emotion_one_hot
 from unitaf_model.model.unitaf import face_frames
 
@@ -198,7 +199,8 @@ def to_model_grid(spec: DataSpec, sample: Sample) -> dict[str, Any]:
     return found
 
 
-def bilabial_spans(phones, fps: float, frames: int) -> list[tuple[int, int]]:
+def bilabial_spans(phones: Iterable[Phone], fps: float, frames: int
+                   ) -> list[tuple[int, int]]:
     """(first, stop) face frames of each /p b m/ phone of a clip (`phone_frames`: a phone
     shorter than a frame holds the frame of its midpoint); phones outside the clip left out."""
     spans = []
