@@ -96,9 +96,10 @@ def main() -> None:
             out = args.out / name / f"seed{seed}"
             stage1 = Path(str(args.stage1).format(seed=seed))
             seconds = train_variant(args.data, stage1, out, seed, overrides)
-            rows.append(row(name, seed, scores(out)))
+            found = scores(out)
+            rows.append(row(name, seed, found))
             record = {"variant": name, "overrides": overrides, "seed": seed,
-                      "seconds": seconds, "scores": scores(out)}
+                      "seconds": seconds, "scores": found}
             with open(args.out / "results.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
     print("| variant | seed | " + " | ".join(c[0] for c in COLUMNS) + " |")

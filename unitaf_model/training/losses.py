@@ -119,6 +119,11 @@ def rig_terms(rig: Rig, device: torch.device | str = "cpu") -> RigTerms:
                     mouth_basis=basis[:, index].float().to(device))
 
 
+def mouth_vertices(weights: torch.Tensor, terms: RigTerms) -> torch.Tensor:
+    """(B, T, M, 3) mouth vertices of (B, T, C) rig weights."""
+    return terms.mouth_mean + torch.einsum("btc,cmk->btmk", weights, terms.mouth_basis)
+
+
 def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                 terms: RigTerms, interval: OpennessInterval | None, alpha: float = 3.0,
                 gamma: float = 2.0, scale: float = 1.0) -> torch.Tensor:
@@ -133,8 +138,8 @@ def vertex_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     loss = (per_frame * valid).sum() / frames * scale**2
     if interval is None:
         return loss
-    mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", target, terms.mouth_basis)
-    weight = openness_weight(interval.normalise(mouth_openness(mouth)), alpha, gamma)
+    weight = openness_weight(interval.normalise(mouth_openness(mouth_vertices(target, terms))),
+                             alpha, gamma)
     mouth_error = torch.einsum("btc,cmk->btmk", error, terms.mouth_basis).square().mean((-1, -2))
     return loss + (weight * mouth_error * valid).sum() / frames * scale**2
 
@@ -150,8 +155,8 @@ def closure_loss(predicted: torch.Tensor, target: torch.Tensor, bilabial: torch.
         return predicted.sum() * 0.0
 
     def interval_minima(weights: torch.Tensor) -> torch.Tensor:
-        mouth = terms.mouth_mean + torch.einsum("btc,cmk->btmk", weights, terms.mouth_basis)
-        openness = mouth_openness(mouth).unsqueeze(1).expand_as(bilabial)
+        openness = mouth_openness(mouth_vertices(weights, terms)).unsqueeze(1)
+        openness = openness.expand_as(bilabial)
         return openness.masked_fill(~bilabial, torch.inf).amin(-1)[held]
 
     excess = (interval_minima(predicted) - interval_minima(target).detach()).clamp_min(0)
